@@ -1,0 +1,29 @@
+"""Tasklane: a Flask API that takes slow work off the request path and runs it on Celery."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.api import register_blueprints
+from app.api.errors import register_error_handlers
+from app.commands import register_commands
+from app.extensions import init_extensions
+from config import Settings
+from config import load_settings
+
+
+def configure(app: Flask, settings: Settings) -> None:
+    app.config["SETTINGS"] = settings
+    app.config["SECRET_KEY"] = settings.SECRET_KEY or "dev-only-not-secret"
+    app.config["TESTING"] = settings.TASKLANE_ENV == "testing"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app: configuration, extensions, blueprints, error handlers, commands."""
+    app = Flask(__name__)
+    configure(app, settings or load_settings())
+    init_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app

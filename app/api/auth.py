@@ -1,0 +1,41 @@
+"""Bearer API key authentication for every endpoint except health."""
+
+from __future__ import annotations
+
+from flask import g
+from flask import request
+from werkzeug.exceptions import Unauthorized
+from werkzeug.exceptions import UnsupportedMediaType
+
+from app.services import api_keys
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def require_api_key() -> None:
+    """before_request hook: 401 unless the request carries a valid, unrevoked key."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("send an API key as 'Authorization: Bearer <key>'")
+    key = api_keys.authenticate(token.strip())
+    if key is None:
+        raise _unauthorized(
+            "the API key is unknown or revoked; create one with 'flask keys create'"
+        )
+    g.api_key_id = key.id
+
+
+def require_json_body() -> None:
+    """before_request hook: a request body must be JSON, else 415."""
+    has_body = request.content_length or request.headers.get("Transfer-Encoding")
+    if request.method in BODY_METHODS and has_body and not request.is_json:
+        raise UnsupportedMediaType(
+            f"send the body as application/json (got {request.mimetype or 'no content type'})"
+        )
+
+
+def _unauthorized(detail: str) -> Unauthorized:
+    exc = Unauthorized(detail)
+    exc.data = {"headers": {"WWW-Authenticate": 'Bearer realm="tasklane"'}}  # type: ignore[attr-defined]
+    return exc

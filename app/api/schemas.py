@@ -1,0 +1,106 @@
+"""Request and response schemas; they also make the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema
+from marshmallow import fields
+from marshmallow import validate
+
+from app import queues
+from app.models import Job
+from app.models import JobState
+
+STATES = [state.value for state in JobState]
+
+
+class JobSubmitSchema(Schema):
+    task = fields.String(required=True, validate=validate.Length(1, 200))
+    args = fields.Dict(keys=fields.String(), load_default=dict)
+    idempotency_key = fields.String(validate=validate.Length(1, 200))
+    countdown = fields.Integer(validate=validate.Range(min=0))
+    priority = fields.Integer(
+        validate=validate.Range(0, 9), metadata={"description": "0-9, 9 is most urgent"}
+    )
+
+
+class ProgressSchema(Schema):
+    current = fields.Integer(allow_none=True)
+    total = fields.Integer(allow_none=True)
+    message = fields.String(allow_none=True)
+
+
+class ErrorSchema(Schema):
+    type = fields.String()
+    message = fields.String()
+
+
+class JobSchema(Schema):
+    id = fields.String()
+    task = fields.String()
+    queue = fields.String()
+    state = fields.String(metadata={"enum": STATES})
+    args = fields.Dict()
+    priority = fields.Integer(allow_none=True)
+    eta = fields.DateTime(allow_none=True)
+    progress = fields.Method("_progress", metadata={"type": "object"})
+    result = fields.Raw(allow_none=True)
+    error = fields.Method("_error", allow_none=True, metadata={"type": "object"})
+    attempts = fields.Integer()
+    worker = fields.String(allow_none=True)
+    idempotency_key = fields.String(allow_none=True)
+    cancel_requested = fields.Method("_cancel_requested", metadata={"type": "boolean"})
+    parent_id = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime()
+
+    def _progress(self, job: Job) -> dict[str, Any]:
+        return {
+            "current": job.progress_current,
+            "total": job.progress_total,
+            "message": job.progress_message,
+        }
+
+    def _error(self, job: Job) -> dict[str, Any] | None:
+        if job.error_type is None:
+            return None
+        return {"type": job.error_type, "message": job.error_message}
+
+    def _cancel_requested(self, job: Job) -> bool:
+        return job.cancel_requested_at is not None
+
+
+class JobListQuerySchema(Schema):
+    state = fields.String(validate=validate.OneOf(STATES))
+    queue = fields.String(validate=validate.OneOf(list(queues.QUEUES)))
+    task = fields.String(validate=validate.Length(1, 200))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    cursor = fields.String(validate=validate.Length(1, 500))
+
+
+class JobPageSchema(Schema):
+    items = fields.List(fields.Nested(JobSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ConsumerSchema(Schema):
+    worker = fields.String()
+    pool = fields.String(allow_none=True)
+    concurrency = fields.Integer(allow_none=True)
+
+
+class QueueStatusSchema(Schema):
+    name = fields.String()
+    profile = fields.String()
+    pool = fields.String()
+    waiting = fields.Integer(allow_none=True)
+    oldest_waiting_age_seconds = fields.Float(allow_none=True)
+    consumers = fields.Integer()
+    workers = fields.List(fields.Nested(ConsumerSchema))
+
+
+class QueuesSchema(Schema):
+    queues = fields.List(fields.Nested(QueueStatusSchema))

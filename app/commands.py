@@ -1,0 +1,65 @@
+"""Flask CLI commands: `flask keys ...` for API keys, `flask embedded-redis ...`."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask import current_app
+from flask.cli import AppGroup
+
+from app import embedded_redis
+from app.services import api_keys
+
+keys = AppGroup("keys", help="Create, list and revoke API keys.")
+redis_cli = AppGroup("embedded-redis", help="Start or stop the embedded Redis.")
+
+
+@keys.command("create")
+@click.argument("name")
+def create_key(name: str) -> None:
+    """Create an API key called NAME and print it (it is shown only once)."""
+    key, token = api_keys.create(name)
+    click.echo(token)
+    click.echo(
+        f"created key {key.prefix}... named {name!r}; store it now, it is not shown again", err=True
+    )
+
+
+@keys.command("list")
+def list_keys() -> None:
+    """List API keys (prefixes only)."""
+    for key in api_keys.list_keys():
+        state = "revoked" if key.revoked_at else "active"
+        click.echo(f"{key.prefix}...\t{key.name}\t{state}\t{key.created_at:%Y-%m-%d %H:%M}")
+
+
+@keys.command("revoke")
+@click.argument("prefix")
+def revoke_key(prefix: str) -> None:
+    """Revoke the key(s) whose printed prefix is PREFIX."""
+    count = api_keys.revoke(prefix)
+    if not count:
+        raise click.ClickException(f"no active key with prefix {prefix!r}; see 'flask keys list'")
+    click.echo(f"revoked {count} key(s)")
+
+
+@redis_cli.command("start")
+def start_redis() -> None:
+    """Start the embedded Redis (no-op when REDIS_URL is set or it already runs)."""
+    if current_app.config["SETTINGS"].REDIS_URL:
+        raise click.ClickException(
+            "REDIS_URL is set; Tasklane uses that server, not an embedded one"
+        )
+    click.echo(embedded_redis.ensure_running(current_app.instance_path))
+
+
+@redis_cli.command("stop")
+def stop_redis() -> None:
+    """Stop the embedded Redis; its data is kept for the next start."""
+    stopped = embedded_redis.stop(current_app.instance_path)
+    click.echo("stopped" if stopped else "not running")
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(keys)
+    app.cli.add_command(redis_cli)

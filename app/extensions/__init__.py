@@ -1,0 +1,31 @@
+"""Flask extensions, one per module, each exposing `init_app(app)`.
+
+Order matters: settings feed Redis, Redis feeds Celery, the database comes before anything
+that touches rows.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.extensions import ext_api
+from app.extensions import ext_celery
+from app.extensions import ext_database
+from app.extensions import ext_logging
+from app.extensions import ext_migrate
+from app.extensions import ext_redis
+
+EXTENSIONS = (
+    ext_logging,
+    ext_database,
+    ext_migrate,
+    ext_redis,
+    ext_celery,
+    ext_api,
+)
+
+
+def init_extensions(app: Flask) -> None:
+    """Initialise every extension in dependency order."""
+    for extension in EXTENSIONS:
+        extension.init_app(app)

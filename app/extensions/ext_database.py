@@ -1,0 +1,65 @@
+"""SQLAlchemy 2.0 through Flask-SQLAlchemy; engine options come from settings, never defaults."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.models.base import Base
+from config import Settings
+
+db = SQLAlchemy(model_class=Base)
+
+
+def database_url(app: Flask, settings: Settings) -> str:
+    """The configured URL, or the embedded SQLite file in the instance folder."""
+    if settings.DATABASE_URL:
+        url = settings.DATABASE_URL
+        # Plain postgresql:// would pick psycopg2, which is not installed; psycopg 3 is.
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+    os.makedirs(app.instance_path, exist_ok=True)
+    return "sqlite:///" + os.path.join(app.instance_path, "tasklane.db")
+
+
+def engine_options(url: str, settings: Settings) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # SQLite is shared by the API and several worker processes: wait on locks, don't fail.
+        return {"connect_args": {"timeout": 30}}
+    return {
+        "pool_size": settings.SQLALCHEMY_POOL_SIZE,
+        "max_overflow": settings.SQLALCHEMY_MAX_OVERFLOW,
+        "pool_recycle": settings.SQLALCHEMY_POOL_RECYCLE,
+        "pool_pre_ping": True,
+    }
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (the API) proceed while a worker writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def init_app(app: Flask) -> None:
+    settings: Settings = app.config["SETTINGS"]
+    url = database_url(app, settings)
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url, settings)
+    db.init_app(app)
+    if url.startswith("sqlite"):
+        with app.app_context():
+            event.listen(db.engine, "connect", _sqlite_pragmas)
+
+
+def dispose_engine_after_fork(engine: Engine) -> None:
+    """Drop connections inherited from a parent process without closing the parent's sockets."""
+    engine.dispose(close=False)

@@ -1,0 +1,1 @@
+"""Celery tasks, one module per queue or concern. Tasks are thin: ids in, one service call."""
