@@ -97,12 +97,14 @@ def markdown_table() -> str:
 
 
 def main(argv: list[str]) -> int:
-    usage = "usage: python -m app.queues worker-args PROFILE | queues PROFILE | table"
+    usage = "usage: python -m app.queues worker-args PROFILE | profile PROFILE | table"
     try:
-        if len(argv) == 2 and argv[0] == "worker-args":
+        if len(argv) == 2 and argv[0] == "profile":
+            # For entrypoint.sh: "POOL CONCURRENCY QUEUES" on one line.
+            pool, _, concurrency, _, names = worker_args(argv[1])[1:]
+            print(pool, concurrency, names)
+        elif len(argv) == 2 and argv[0] == "worker-args":
             print(" ".join(worker_args(argv[1])))
-        elif len(argv) == 2 and argv[0] == "queues":
-            print(",".join(profile_queues(argv[1])))
         elif argv == ["table"]:
             print(markdown_table())
         else:

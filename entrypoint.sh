@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Tasklane process roles. Every mode ends in `exec`, so the process it starts receives the
+# signals (SIGTERM from an orchestrator, Ctrl-C) directly and shuts down cleanly.
+# Run it inside the project environment: `uv run ./entrypoint.sh MODE` (or in an image
+# whose PATH holds the environment's bin/).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+usage() {
+  cat >&2 <<'USAGE'
+usage: entrypoint.sh MODE [ARGS]
+
+modes:
+  api              apply migrations, then serve the API with gunicorn (gevent workers)
+  worker PROFILE   a Celery worker for a profile from app/queues.py:
+                     cpu  prefork on dataset
+                     io   gevent on generation,mail,ops_trace
+                     all  every queue in one gevent worker (small installs)
+  beat             Celery beat (periodic jobs)
+  migrate          apply database migrations and exit
+  dev              API + one worker per profile + beat on embedded defaults, one terminal
+
+environment (all optional):
+  API_BIND (0.0.0.0:5001)  API_WORKERS (2)  API_TIMEOUT (60)
+  WORKER_QUEUES  WORKER_POOL  WORKER_CONCURRENCY   override the profile's defaults
+  WORKER_AUTOSCALE (max,min)  WORKER_MAX_TASKS_PER_CHILD  WORKER_MAX_MEMORY_PER_CHILD (KiB)
+  WORKER_NAME (PROFILE@%h)  BEAT_SCHEDULE_FILE (instance/celerybeat-schedule)  LOG_LEVEL (INFO)
+USAGE
+}
+
+queue_cli() {
+  python -c 'import sys; from app.queues import main; sys.exit(main(sys.argv[1:]))' "$@"
+}
+
+mode="${1:-}"
+[ $# -gt 0 ] && shift
+
+case "$mode" in
+  api)
+    flask --app app db upgrade
+    exec gunicorn \
+      --worker-class gevent \
+      --workers "${API_WORKERS:-2}" \
+      --bind "${API_BIND:-0.0.0.0:5001}" \
+      --timeout "${API_TIMEOUT:-60}" \
+      --access-logfile - \
+      app.wsgi:application
+    ;;
+  worker)
+    profile="${1:-}"
+    if [ -z "$profile" ]; then
+      echo "entrypoint.sh worker: name a profile (cpu, io or all)" >&2
+      usage
+      exit 64
+    fi
+    if ! defaults="$(queue_cli profile "$profile")"; then
+      exit 64
+    fi
+    read -r pool concurrency queues <<<"$defaults"
+    pool="${WORKER_POOL:-$pool}"
+    args=(
+      -A app.celery worker
+      --pool "$pool"
+      --queues "${WORKER_QUEUES:-$queues}"
+      --hostname "${WORKER_NAME:-$profile@%h}"
+      --loglevel "${LOG_LEVEL:-INFO}"
+    )
+    if [ -n "${WORKER_AUTOSCALE:-}" ]; then
+      args+=(--autoscale "$WORKER_AUTOSCALE")
+    else
+      args+=(--concurrency "${WORKER_CONCURRENCY:-$concurrency}")
+    fi
+    # Hand each prefork child one job at a time, never a backlog behind a long job.
+    [ "$pool" = "prefork" ] && args+=(-O fair)
+    [ -n "${WORKER_MAX_TASKS_PER_CHILD:-}" ] && args+=(--max-tasks-per-child "$WORKER_MAX_TASKS_PER_CHILD")
+    [ -n "${WORKER_MAX_MEMORY_PER_CHILD:-}" ] && args+=(--max-memory-per-child "$WORKER_MAX_MEMORY_PER_CHILD")
+    exec celery "${args[@]}"
+    ;;
+  beat)
+    mkdir -p instance
+    exec celery -A app.celery beat \
+      --schedule "${BEAT_SCHEDULE_FILE:-instance/celerybeat-schedule}" \
+      --loglevel "${LOG_LEVEL:-INFO}"
+    ;;
+  migrate)
+    exec flask --app app db upgrade
+    ;;
+  dev)
+    exec python -m app.dev "$@"
+    ;;
+  -h|--help|help)
+    usage
+    exit 0
+    ;;
+  *)
+    [ -n "$mode" ] && echo "entrypoint.sh: unknown mode '$mode'" >&2
+    usage
+    exit 64
+    ;;
+esac
