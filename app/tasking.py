@@ -63,7 +63,7 @@ def build_task_class(app: Flask) -> type[Task]:
     class FlaskTask(Task):  # type: ignore[misc]
         # Declared per task by `job_task`; here so every task has them.
         public: bool = False
-        queue: str | None = None
+        tasklane_queue: str | None = None
 
         @contextmanager
         def _context(self) -> Iterator[None]:
@@ -83,7 +83,7 @@ def build_task_class(app: Flask) -> type[Task]:
             if request.called_directly or not request.id:
                 return self.run(*args, **kwargs)
             delivery = request.delivery_info or {}
-            queue = delivery.get("routing_key") or self.queue or ""
+            queue = delivery.get("routing_key") or self.tasklane_queue or ""
             max_attempts = (self.max_retries or 0) + settings.TASK_MAX_REDELIVERIES + 1
             try:
                 job = ledger.begin_attempt(
@@ -175,7 +175,7 @@ def job_task(
         raise ValueError(f"{name}: time_limit must exceed soft_time_limit")
     decorator: Callable[[Callable[..., Any]], Any] = shared_task(
         name=name,
-        queue=queue,
+        tasklane_queue=queue,
         public=public,
         bind=True,
         soft_time_limit=soft_time_limit,
@@ -184,3 +184,21 @@ def job_task(
         **options,
     )
     return decorator
+
+
+def route_task(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_kw: Any
+) -> dict[str, str]:
+    """Celery router: a task goes to the queue it was declared with, and nowhere else.
+
+    Celery's own `celery.*` tasks keep the default queue; any other task without a declared
+    queue is refused at publish time rather than left on a queue nobody consumes.
+    """
+    declared = getattr(task, "tasklane_queue", None)
+    if declared:
+        return {"queue": queues.queue(declared).name}
+    if name.startswith("celery."):
+        return {}
+    raise queues.UnknownQueueError(
+        f"task {name!r} declares no queue; declare it with app.tasking.job_task(queue=...)"
+    )

@@ -14,6 +14,7 @@ from app import queues
 from app.extensions.ext_database import db
 from app.extensions.ext_database import dispose_engine_after_fork
 from app.tasking import build_task_class
+from app.tasking import route_task
 from config import Settings
 
 # Every module whose tasks a worker must know; a module per queue or concern.
@@ -73,6 +74,7 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         # task names its queue, and the queue contract test enforces that.
         "task_default_queue": "dataset",
         "task_create_missing_queues": False,
+        "task_routes": (route_task,),
         # The job ledger holds results and states; the backend serves chords and groups.
         "task_ignore_result": True,
         "result_extended": True,

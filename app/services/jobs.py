@@ -147,7 +147,7 @@ def submit(celery_app: Celery, request: Submission, *, broker_timeout: float) ->
     if task is None:
         raise UnknownTask(f"no task named {request.task!r}")
     check_arguments(task, request.args)
-    queue = queues.queue(request.queue or task.queue).name
+    queue = queues.queue(request.queue or task.tasklane_queue).name
     if request.idempotency_key:
         existing = db.session.scalar(
             select(Job).where(Job.idempotency_key == request.idempotency_key)

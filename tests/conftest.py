@@ -1,0 +1,88 @@
+"""Session services (Redis, database), the app built on them, and an API key."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+from app import create_app
+from app.services import api_keys
+from config import Settings
+from tests.support import services
+
+TEST_TASK_MODULES = "tests.integration.tasks"
+
+
+@pytest.fixture(scope="session")
+def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tasklane")
+
+
+@pytest.fixture(scope="session")
+def redis_url(session_tmp: Path) -> Iterator[str]:
+    with services.redis_server(session_tmp / "redis") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(session_tmp: Path) -> Iterator[str]:
+    with services.database(session_tmp / "db") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def base_settings(redis_url: str, database_url: str) -> dict[str, Any]:
+    """The settings every test app and worker shares; tests override single values."""
+    return {
+        "TASKLANE_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "TASKLANE_EXTRA_TASK_MODULES": TEST_TASK_MODULES,
+        "INSPECT_TIMEOUT": "0.5",
+    }
+
+
+def make_settings(base: dict[str, Any], **overrides: Any) -> Settings:
+    # _env_file=None: a developer's .env must not leak into tests.
+    return Settings(_env_file=None, **{**base, **overrides})  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def app(base_settings: dict[str, Any]) -> Flask:
+    app = create_app(make_settings(base_settings))
+    with app.app_context():
+        upgrade()
+    return app
+
+
+@pytest.fixture(scope="session")
+def worker_env(base_settings: dict[str, Any]) -> dict[str, str]:
+    """Environment for worker subprocesses: the same services as the test app."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "WORKER_"))}
+    env.update({key: str(value) for key, value in base_settings.items()})
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def api_token(app: Flask) -> str:
+    with app.app_context():
+        _key, token = api_keys.create("tests")
+    return token
+
+
+@pytest.fixture
+def auth(api_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_token}"}

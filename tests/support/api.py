@@ -1,0 +1,51 @@
+"""Small helpers for driving the REST API from tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from tests.support.waiting import wait_for
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+class Api:
+    def __init__(self, client: FlaskClient, auth: dict[str, str]) -> None:
+        self.client = client
+        self.auth = auth
+
+    def submit(self, task: str, expect: int = 202, **body: Any) -> dict[str, Any]:
+        response = self.client.post("/api/v1/jobs", json={"task": task, **body}, headers=self.auth)
+        assert response.status_code == expect, response.get_json()
+        return dict(response.get_json())
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/api/v1/jobs/{job_id}", headers=self.auth)
+        assert response.status_code == 200, response.get_json()
+        return dict(response.get_json())
+
+    def post(self, path: str, expect: int) -> dict[str, Any]:
+        response = self.client.post(f"/api/v1{path}", headers=self.auth)
+        assert response.status_code == expect, response.get_json()
+        return dict(response.get_json())
+
+    def wait(
+        self, job_id: str, states: set[str] | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Poll the job until it reaches one of `states` (default: any final state)."""
+        wanted = states or TERMINAL
+        return wait_for(
+            lambda: (job := self.job(job_id))["state"] in wanted and job,
+            timeout=timeout,
+            what=f"job {job_id} to reach {sorted(wanted)}",
+        )
+
+    def wait_progress(self, job_id: str, at_least: int, timeout: float = 30.0) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            job = self.job(job_id)
+            current = job["progress"]["current"]
+            return job if current is not None and current >= at_least else None
+
+        return wait_for(probe, timeout=timeout, what=f"job {job_id} progress >= {at_least}")

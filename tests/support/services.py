@@ -1,0 +1,141 @@
+"""Redis and a database for the test session: the real servers when they answer, else embedded.
+
+Each session gets its own isolated space and leaves nothing behind: a Redis database index
+claimed and flushed for the run (or a private embedded redis-server), and a fresh PostgreSQL
+database (or a temporary SQLite file).
+
+    REDIS_URL / DATABASE_URL    use these servers as given
+    TASKLANE_TEST_EMBEDDED=1    ignore local servers; embedded Redis and SQLite only
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+import sqlalchemy as sa
+
+from app.embedded_redis import server_binary
+from tests.support.waiting import wait_for
+
+LOCAL_REDIS = "redis://127.0.0.1:6379"
+LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+CLAIM_KEY = "tasklane:test-session"
+
+
+def _embedded_only() -> bool:
+    return os.environ.get("TASKLANE_TEST_EMBEDDED", "") not in ("", "0")
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def redis_server(tmp: Path) -> Iterator[str]:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    if not _embedded_only() and _answers("127.0.0.1", 6379):
+        with _claimed_local_db() as url:
+            yield url
+        return
+    with _embedded_redis(tmp) as url:
+        yield url
+
+
+@contextmanager
+def _claimed_local_db() -> Iterator[str]:
+    token = uuid.uuid4().hex
+    for index in range(1, 16):
+        client = redis.Redis.from_url(f"{LOCAL_REDIS}/{index}")
+        # A claim expires, so a crashed session frees its index within the hour.
+        if client.set(CLAIM_KEY, token, nx=True, ex=3600):
+            client.flushdb()
+            client.set(CLAIM_KEY, token, ex=3600)
+            try:
+                yield f"{LOCAL_REDIS}/{index}"
+            finally:
+                client.flushdb()
+            return
+    raise RuntimeError("every Redis database index 1-15 is claimed by another test session")
+
+
+@contextmanager
+def _embedded_redis(tmp: Path) -> Iterator[str]:
+    port = _free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [
+            server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        wait_for(lambda: _ping(url), timeout=15, what="the embedded redis-server")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _ping(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+@contextmanager
+def database(tmp: Path) -> Iterator[str]:
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    if not _embedded_only() and _answers("127.0.0.1", 5432):
+        with _fresh_postgres_database() as url:
+            yield url
+        return
+    tmp.mkdir(parents=True, exist_ok=True)
+    yield f"sqlite:///{tmp / 'tasklane-test.db'}"
+
+
+@contextmanager
+def _fresh_postgres_database() -> Iterator[str]:
+    name = f"tasklane_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(LOCAL_POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield LOCAL_POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,0 +1,118 @@
+"""Real Celery worker processes for integration tests, started exactly as users start them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from tests.support.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    """`celery -A app.celery worker` in a subprocess, with its log kept for failure reports."""
+
+    def __init__(
+        self, hostname: str, command: list[str], *, env: dict[str, str], log_dir: Path
+    ) -> None:
+        self.hostname = hostname
+        self.command = command
+        self.env = env
+        self.log_path = log_dir / f"{hostname.split('@')[0]}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def for_profile(
+        cls, profile: str, *, env: dict[str, str], log_dir: Path, **overrides: str
+    ) -> WorkerProcess:
+        """A worker started through `entrypoint.sh worker PROFILE`, as operators start one."""
+        hostname = f"{profile}-{os.getpid()}@tests"
+        worker_env = {**env, "WORKER_NAME": hostname, **overrides}
+        return cls(
+            hostname, ["./entrypoint.sh", "worker", profile], env=worker_env, log_dir=log_dir
+        )
+
+    @classmethod
+    def celery(
+        cls,
+        name: str,
+        *,
+        pool: str,
+        concurrency: int,
+        queues: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+    ) -> WorkerProcess:
+        """A worker started with a plain `celery -A app.celery worker` command line."""
+        hostname = f"{name}-{os.getpid()}@tests"
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "app.celery",
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            ",".join(queues),
+            "--hostname",
+            hostname,
+            "--loglevel",
+            "INFO",
+        ]
+        return cls(hostname, command, env=env, log_dir=log_dir)
+
+    def start(self, celery_app: Celery, timeout: float = 90.0) -> WorkerProcess:
+        self.spawn()
+        return self.wait_ready(celery_app, timeout)
+
+    def spawn(self) -> WorkerProcess:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self
+
+    def wait_ready(self, celery_app: Celery, timeout: float = 90.0) -> WorkerProcess:
+        wait_for(
+            lambda: self._alive_and_answering(celery_app),
+            timeout=timeout,
+            interval=0.25,
+            what=f"worker {self.hostname} to answer ping (log: {self.log_path})",
+        )
+        return self
+
+    def _alive_and_answering(self, celery_app: Celery) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker {self.hostname} exited; log:\n{self.log()}")
+        replies: Any = celery_app.control.ping(destination=[self.hostname], timeout=0.5)
+        return bool(replies)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
