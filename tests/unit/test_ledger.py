@@ -1,0 +1,78 @@
+"""Ledger transitions, without Celery: the rules a redelivered message meets."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+
+from app.extensions.ext_database import db
+from app.models import Job
+from app.models import JobState
+from app.services import ledger
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[None]:
+    with app.app_context():
+        yield
+
+
+def make_job(state: JobState = JobState.QUEUED, attempts: int = 0) -> str:
+    job = Job(task="tests.echo", queue="dataset", args={}, state=state, attempts=attempts)
+    db.session.add(job)
+    db.session.commit()
+    return job.id
+
+
+def begin(job_id: str, max_attempts: int = 5) -> Job | None:
+    return ledger.begin_attempt(
+        job_id, task="tests.echo", queue="dataset", worker="w@h", args={}, max_attempts=max_attempts
+    )
+
+
+def test_first_delivery_starts_the_job_and_counts_the_attempt(ctx: None) -> None:
+    job = begin(make_job())
+    assert job is not None
+    assert (job.state, job.attempts, job.worker) == (JobState.STARTED, 1, "w@h")
+    assert job.started_at is not None
+
+
+def test_a_job_that_did_not_come_through_the_api_gets_its_row(ctx: None) -> None:
+    job_id = str(uuid.uuid4())
+    job = begin(job_id)
+    assert job is not None and db.session.get(Job, job_id) is not None
+
+
+@pytest.mark.parametrize("state", [JobState.CANCELLED, JobState.SUCCEEDED, JobState.FAILED])
+def test_finished_or_cancelled_jobs_never_run_again(ctx: None, state: JobState) -> None:
+    job_id = make_job(state, attempts=1)
+    assert begin(job_id) is None
+    assert db.session.get(Job, job_id).attempts == 1  # type: ignore[union-attr]
+
+
+def test_a_job_delivered_too_often_is_failed_instead_of_run(ctx: None) -> None:
+    job_id = make_job(JobState.STARTED, attempts=3)
+    assert begin(job_id, max_attempts=3) is None
+    job = db.session.get(Job, job_id)
+    assert job is not None and job.state == JobState.FAILED
+    assert job.error_type == "TooManyAttempts"
+
+
+def test_progress_reports_a_requested_cancellation(ctx: None) -> None:
+    job_id = make_job(JobState.STARTED, attempts=1)
+    assert ledger.record_progress(job_id, 1, 10, "one") is False
+    db.session.get(Job, job_id).cancel_requested_at = db.func.now()  # type: ignore[union-attr]
+    db.session.commit()
+    assert ledger.record_progress(job_id, 2, 10, "two") is True
+
+
+def test_a_result_that_is_not_json_fails_the_job_clearly(ctx: None) -> None:
+    job_id = make_job(JobState.STARTED, attempts=1)
+    ledger.record_success(job_id, object())
+    db.session.expire_all()
+    job = db.session.get(Job, job_id)
+    assert job is not None and job.state == JobState.FAILED
+    assert "not JSON" in (job.error_message or "")
