@@ -29,11 +29,11 @@ LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CLAIM_KEY = "tasklane:test-session"
 
 
-def _embedded_only() -> bool:
+def embedded_only() -> bool:
     return os.environ.get("TASKLANE_TEST_EMBEDDED", "") not in ("", "0")
 
 
-def _answers(host: str, port: int) -> bool:
+def answers(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True
@@ -52,7 +52,7 @@ def redis_server(tmp: Path) -> Iterator[str]:
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
         return
-    if not _embedded_only() and _answers("127.0.0.1", 6379):
+    if not embedded_only() and answers("127.0.0.1", 6379):
         with _claimed_local_db() as url:
             yield url
         return
@@ -119,7 +119,7 @@ def database(tmp: Path) -> Iterator[str]:
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
-    if not _embedded_only() and _answers("127.0.0.1", 5432):
+    if not embedded_only() and answers("127.0.0.1", 5432):
         with _fresh_postgres_database() as url:
             yield url
         return
