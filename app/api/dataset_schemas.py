@@ -1,0 +1,147 @@
+"""Request and response schemas of the datasets API."""
+
+from __future__ import annotations
+
+from marshmallow import Schema
+from marshmallow import fields
+from marshmallow import validate
+
+from app.models.dataset import IndexingStatus
+from app.services.dataset.retrieval import MODES
+
+STATUSES = [status.value for status in IndexingStatus]
+
+
+class DatasetCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    description = fields.String(validate=validate.Length(max=2000))
+    chunk_size = fields.Integer(
+        load_default=1000,
+        validate=validate.Range(100, 20000),
+        metadata={"description": "characters per segment"},
+    )
+    chunk_overlap = fields.Integer(
+        load_default=100,
+        validate=validate.Range(0, 5000),
+        metadata={"description": "characters neighbouring segments share"},
+    )
+    embeddings_enabled = fields.Boolean(load_default=True)
+
+
+class DatasetSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    chunk_size = fields.Integer()
+    chunk_overlap = fields.Integer()
+    embeddings_enabled = fields.Boolean()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class PageQuerySchema(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class DocumentListQuerySchema(PageQuerySchema):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+
+
+class DatasetListSchema(Schema):
+    items = fields.List(fields.Nested(DatasetSchema))
+
+
+class TextSchema(Schema):
+    name = fields.String(validate=validate.Length(1, 255))
+    text = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class TextsSchema(Schema):
+    documents = fields.List(fields.Nested(TextSchema), required=True)
+
+
+class SegmentProgressSchema(Schema):
+    completed = fields.Integer()
+    total = fields.Integer(allow_none=True)
+
+
+class DocumentSchema(Schema):
+    id = fields.String()
+    dataset_id = fields.String()
+    batch_id = fields.String(allow_none=True)
+    name = fields.String()
+    file_type = fields.String()
+    size = fields.Integer()
+    checksum = fields.String()
+    indexing_status = fields.String(metadata={"enum": STATUSES})
+    error = fields.String(allow_none=True)
+    pause_requested = fields.Boolean()
+    job_id = fields.String(allow_none=True)
+    job_state = fields.String(allow_none=True)
+    word_count = fields.Integer(allow_none=True)
+    segments = fields.Nested(SegmentProgressSchema)
+    created_at = fields.DateTime()
+    parsing_started_at = fields.DateTime(allow_none=True)
+    cleaning_started_at = fields.DateTime(allow_none=True)
+    splitting_started_at = fields.DateTime(allow_none=True)
+    indexing_started_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+    paused_at = fields.DateTime(allow_none=True)
+    error_at = fields.DateTime(allow_none=True)
+
+
+class DocumentListSchema(Schema):
+    items = fields.List(fields.Nested(DocumentSchema))
+
+
+class QueuedDocumentSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    file_type = fields.String()
+    size = fields.Integer()
+    job_id = fields.String(allow_none=True)
+    indexing_status = fields.String()
+
+
+class UploadSchema(Schema):
+    batch_id = fields.String()
+    documents = fields.List(fields.Nested(QueuedDocumentSchema))
+
+
+class BatchSchema(Schema):
+    id = fields.String()
+    dataset_id = fields.String()
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    total_documents = fields.Integer()
+    finished_documents = fields.Integer()
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    segments_done = fields.Integer()
+    segments_total = fields.Integer()
+
+
+class RemovalSchema(Schema):
+    document_id = fields.String()
+    job_id = fields.String()
+
+
+class RetrieveSchema(Schema):
+    query = fields.String(required=True, validate=validate.Length(1, 2000))
+    top_k = fields.Integer(load_default=5, validate=validate.Range(1, 100))
+    mode = fields.String(load_default="keyword", validate=validate.OneOf(MODES))
+
+
+class RetrievedSegmentSchema(Schema):
+    segment_id = fields.Integer()
+    score = fields.Float()
+    document_id = fields.String()
+    document_name = fields.String()
+    position = fields.Integer()
+    text = fields.String()
+
+
+class RetrievalSchema(Schema):
+    query = fields.String()
+    mode = fields.String()
+    results = fields.List(fields.Nested(RetrievedSegmentSchema))

@@ -1,0 +1,205 @@
+"""/api/v1/datasets: datasets, document upload and status, batches, retrieval."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask import g
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+from werkzeug.exceptions import UnsupportedMediaType
+
+from app.api.auth import require_api_key
+from app.api.dataset_schemas import BatchSchema
+from app.api.dataset_schemas import DatasetCreateSchema
+from app.api.dataset_schemas import DatasetListSchema
+from app.api.dataset_schemas import DatasetSchema
+from app.api.dataset_schemas import DocumentListQuerySchema
+from app.api.dataset_schemas import DocumentListSchema
+from app.api.dataset_schemas import DocumentSchema
+from app.api.dataset_schemas import PageQuerySchema
+from app.api.dataset_schemas import RemovalSchema
+from app.api.dataset_schemas import RetrievalSchema
+from app.api.dataset_schemas import RetrieveSchema
+from app.api.dataset_schemas import TextsSchema
+from app.api.dataset_schemas import UploadSchema
+from app.models.dataset import Dataset
+from app.models.dataset import Document
+from app.services.dataset import batches
+from app.services.dataset import datasets
+from app.services.dataset import documents
+from app.services.dataset import retrieval
+from app.services.dataset.documents import Upload
+from app.services.dataset.errors import InvalidUpload
+
+blp = Blueprint(
+    "datasets", __name__, url_prefix="/api/v1/datasets", description="Datasets for retrieval"
+)
+blp.before_request(require_api_key)
+
+UPLOAD_ENDPOINT = "datasets.DocumentCollection"
+
+
+@blp.before_request
+def _upload_limit() -> None:
+    # Uploads may be far larger than the app-wide MAX_REQUEST_BYTES; only this endpoint.
+    if request.endpoint == UPLOAD_ENDPOINT and request.method == "POST":
+        limit = current_app.config["SETTINGS"].DATASET_MAX_UPLOAD_BYTES
+        request.max_content_length = limit
+
+
+def _document_view(described: dict[str, Any]) -> dict[str, Any]:
+    doc: Document = described["document"]
+    view = {name: getattr(doc, name) for name in DocumentSchema().fields if hasattr(doc, name)}
+    view.update(
+        indexing_status=described["indexing_status"],
+        error=described["error"],
+        job_state=described["job_state"],
+        segments={"completed": doc.segments_done, "total": doc.segment_count},
+    )
+    return view
+
+
+def _one(doc: Document) -> dict[str, Any]:
+    [described] = documents.describe([doc])
+    return _document_view(described)
+
+
+@blp.route("")
+class DatasetCollection(MethodView):
+    @blp.arguments(DatasetCreateSchema)
+    @blp.response(201, DatasetSchema)
+    def post(self, body: dict[str, Any]) -> Dataset:
+        """Create a dataset with its chunking settings."""
+        return datasets.create(**body, api_key_id=g.api_key_id)
+
+    @blp.arguments(PageQuerySchema, location="query")
+    @blp.response(200, DatasetListSchema)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """List datasets, newest first."""
+        return {"items": datasets.list_datasets(query["limit"], query["offset"])}
+
+
+@blp.route("/<dataset_id>")
+class DatasetItem(MethodView):
+    @blp.response(200, DatasetSchema)
+    @blp.alt_response(404, description="No such dataset")
+    def get(self, dataset_id: str) -> Dataset:
+        """One dataset."""
+        return datasets.get(dataset_id)
+
+    @blp.response(204)
+    def delete(self, dataset_id: str) -> None:
+        """Delete the dataset with its documents, segments and files."""
+        datasets.remove(dataset_id)
+
+
+def _uploads() -> list[Upload]:
+    if request.mimetype == "multipart/form-data":
+        files = request.files.getlist("files") + request.files.getlist("file")
+        return [Upload(file.filename or "unnamed", file.stream) for file in files]
+    if request.is_json:
+        try:
+            body = TextsSchema().load(request.get_json())
+        except ValidationError as exc:
+            raise InvalidUpload(f"the JSON body is not a list of texts: {exc.messages}") from None
+        return [
+            documents.text_upload(item.get("name"), item["text"], number)
+            for number, item in enumerate(body["documents"], start=1)
+        ]
+    raise UnsupportedMediaType(
+        "send files as multipart/form-data (field 'files') or texts as application/json "
+        '{"documents": [{"name": ..., "text": ...}]}'
+    )
+
+
+@blp.route("/<dataset_id>/documents")
+class DocumentCollection(MethodView):
+    @blp.response(202, UploadSchema)
+    @blp.alt_response(413, description="A file or the request is over the size limit")
+    @blp.alt_response(415, description="A file is not of a supported type")
+    def post(self, dataset_id: str) -> dict[str, Any]:
+        """Upload files (multipart) or raw texts (JSON); one job per document."""
+        batch, queued = documents.add(dataset_id, _uploads(), api_key_id=g.api_key_id)
+        return {
+            "batch_id": batch.id,
+            "documents": [
+                {
+                    "id": doc.id,
+                    "name": doc.name,
+                    "file_type": doc.file_type,
+                    "size": doc.size,
+                    "job_id": job_id,
+                    "indexing_status": doc.indexing_status.value,
+                }
+                for doc, job_id in queued
+            ],
+        }
+
+    @blp.arguments(DocumentListQuerySchema, location="query")
+    @blp.response(200, DocumentListSchema)
+    def get(self, query: dict[str, Any], dataset_id: str) -> dict[str, Any]:
+        """Documents of the dataset with their processing status, oldest first."""
+        found = documents.list_documents(dataset_id, **query)
+        return {"items": [_document_view(item) for item in documents.describe(found)]}
+
+
+@blp.route("/<dataset_id>/documents/<document_id>")
+class DocumentItem(MethodView):
+    @blp.response(200, DocumentSchema)
+    def get(self, dataset_id: str, document_id: str) -> dict[str, Any]:
+        """Status, stage timestamps, error and segment counts of one document."""
+        return _one(documents.get(dataset_id, document_id))
+
+    @blp.response(202, RemovalSchema)
+    def delete(self, dataset_id: str, document_id: str) -> dict[str, Any]:
+        """Remove the document: hidden from retrieval now, segments deleted by a job."""
+        job_id = documents.remove(dataset_id, document_id, api_key_id=g.api_key_id)
+        return {"document_id": document_id, "job_id": job_id}
+
+
+@blp.route("/<dataset_id>/documents/<document_id>/pause")
+class DocumentPause(MethodView):
+    @blp.response(202, DocumentSchema)
+    def post(self, dataset_id: str, document_id: str) -> dict[str, Any]:
+        """Stop processing before the next stage."""
+        return _one(documents.pause(dataset_id, document_id))
+
+
+@blp.route("/<dataset_id>/documents/<document_id>/resume")
+class DocumentResume(MethodView):
+    @blp.response(202, DocumentSchema)
+    def post(self, dataset_id: str, document_id: str) -> dict[str, Any]:
+        """Continue a paused document at the stage it stopped before."""
+        return _one(documents.resume(dataset_id, document_id, api_key_id=g.api_key_id))
+
+
+@blp.route("/<dataset_id>/documents/<document_id>/reindex")
+class DocumentReindex(MethodView):
+    @blp.response(202, DocumentSchema)
+    def post(self, dataset_id: str, document_id: str) -> dict[str, Any]:
+        """Process again; the old segments answer queries until the new ones replace them."""
+        return _one(documents.reindex(dataset_id, document_id, api_key_id=g.api_key_id))
+
+
+@blp.route("/<dataset_id>/batches/<batch_id>")
+class BatchItem(MethodView):
+    @blp.response(200, BatchSchema)
+    def get(self, dataset_id: str, batch_id: str) -> dict[str, Any]:
+        """Aggregate progress of one upload."""
+        return batches.progress(batch_id, dataset_id)
+
+
+@blp.route("/<dataset_id>/retrieve")
+class Retrieve(MethodView):
+    @blp.arguments(RetrieveSchema)
+    @blp.response(200, RetrievalSchema)
+    def post(self, body: dict[str, Any], dataset_id: str) -> dict[str, Any]:
+        """Best-matching segments for a query, with scores and their documents."""
+        results = retrieval.retrieve(
+            dataset_id, body["query"], top_k=body["top_k"], mode=body["mode"]
+        )
+        return {"query": body["query"], "mode": body["mode"], "results": results}

@@ -1,0 +1,148 @@
+"""Datasets for retrieval: uploaded documents, their processing state and their segments."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON
+from sqlalchemy import BigInteger
+from sqlalchemy import Enum
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from app.models.base import Base
+from app.models.base import UTCDateTime
+from app.models.base import utcnow
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class IndexingStatus(enum.StrEnum):
+    WAITING = "waiting"
+    PARSING = "parsing"
+    CLEANING = "cleaning"
+    SPLITTING = "splitting"
+    INDEXING = "indexing"
+    COMPLETED = "completed"
+    ERROR = "error"
+    PAUSED = "paused"
+
+    @property
+    def settled(self) -> bool:
+        """No job is working on a document in this state."""
+        return self in (IndexingStatus.COMPLETED, IndexingStatus.ERROR, IndexingStatus.PAUSED)
+
+
+def _status_enum() -> Enum:
+    return Enum(
+        IndexingStatus,
+        native_enum=False,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    # Characters per segment and characters shared by neighbouring segments.
+    chunk_size: Mapped[int] = mapped_column(default=1000)
+    chunk_overlap: Mapped[int] = mapped_column(default=100)
+    # Whether segments get vectors from the configured embedding provider.
+    embeddings_enabled: Mapped[bool] = mapped_column(default=True)
+    api_key_id: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class UploadBatch(Base):
+    """The documents of one upload; closed once every one of them has settled."""
+
+    __tablename__ = "dataset_batches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Document(Base):
+    __tablename__ = "dataset_documents"
+    __table_args__ = (
+        Index("ix_dataset_documents_dataset_id_created_at", "dataset_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    batch_id: Mapped[str | None] = mapped_column(
+        ForeignKey("dataset_batches.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    # Detected from the content, not the file name: txt, md, html, pdf, docx, csv.
+    file_type: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    checksum: Mapped[str] = mapped_column(String(64))
+
+    indexing_status: Mapped[IndexingStatus] = mapped_column(
+        _status_enum(), default=IndexingStatus.WAITING, index=True
+    )
+    # The stage the pipeline resumes at after a pause.
+    resume_stage: Mapped[str | None] = mapped_column(String(16))
+    pause_requested: Mapped[bool] = mapped_column(default=False)
+    removing: Mapped[bool] = mapped_column(default=False)
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    word_count: Mapped[int | None]
+    segment_count: Mapped[int | None]
+    # Segments written so far by the indexing stage of the current run.
+    segments_done: Mapped[int] = mapped_column(default=0)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    parsing_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cleaning_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    splitting_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    indexing_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Segment(Base):
+    __tablename__ = "dataset_segments"
+    __table_args__ = (
+        # One row per position: a redelivered run can never add a second copy.
+        UniqueConstraint("document_id", "position", name="uq_dataset_segments_document_position"),
+        Index("ix_dataset_segments_dataset_id", "dataset_id"),
+    )
+
+    # SQLite only autoincrements a plain INTEGER primary key.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    document_id: Mapped[str] = mapped_column(ForeignKey("dataset_documents.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    word_count: Mapped[int]
+    # Stemmed term -> count, the keyword index BM25 scores against.
+    keywords: Mapped[dict[str, int]] = mapped_column(JSON)
+    # Unit-length vector from the embedding provider, when one is configured.
+    embedding: Mapped[list[float] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,120 @@
+"""Upload batches: aggregate progress, and closing a batch once all its documents finished.
+
+The close is decided in the database, not by a Celery chord: each document task, after its
+final state has committed, checks whether any document of its batch is still unfinished,
+and the one conditional UPDATE that flips `finished_at` wins. That survives redelivered and
+killed tasks (a chord counter in the result backend does not) and needs no result backend.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
+
+from app.extensions.ext_database import db
+from app.models.base import utcnow
+from app.models.dataset import Document
+from app.models.dataset import IndexingStatus
+from app.models.dataset import UploadBatch
+from app.services import jobs
+from app.services.dataset.errors import BatchNotFound
+
+log = logging.getLogger(__name__)
+
+FINISHED = (IndexingStatus.COMPLETED, IndexingStatus.ERROR)
+CLOSE_TASK = "dataset.close_batch"
+
+
+def settle(batch_id: str | None) -> bool:
+    """Close the batch if every document in it has finished; True if this call closed it."""
+    if batch_id is None:
+        return False
+    unfinished = db.session.scalar(
+        select(func.count())
+        .select_from(Document)
+        .where(Document.batch_id == batch_id, Document.indexing_status.not_in(FINISHED))
+    )
+    if unfinished:
+        db.session.rollback()
+        return False
+    closed = db.session.execute(
+        update(UploadBatch)
+        .where(UploadBatch.id == batch_id, UploadBatch.finished_at.is_(None))
+        .values(finished_at=utcnow())
+    )
+    db.session.commit()
+    if closed.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    settings = current_app.config["SETTINGS"]
+    try:
+        jobs.submit(
+            current_app.extensions["celery"],
+            jobs.Submission(
+                task=CLOSE_TASK,
+                args={"batch_id": batch_id},
+                idempotency_key=f"{CLOSE_TASK}:{batch_id}",
+            ),
+            broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+        )
+    except jobs.BrokerUnavailable:
+        # The batch is closed either way; only its notification hook is lost.
+        log.error("batch %s closed but its close job could not be queued", batch_id)
+    return True
+
+
+def on_batch_finished(batch_id: str) -> dict[str, Any]:
+    """Extension point run once per batch after its last document finished.
+
+    The mail lane hooks its notification in here; until then the summary is logged and
+    becomes the close job's result.
+    """
+    summary = progress(batch_id)
+    counts: dict[str, int] = summary["counts"]
+    log.info(
+        "batch %s finished: %s completed, %s failed",
+        batch_id,
+        counts.get("completed", 0),
+        counts.get("error", 0),
+    )
+    return {"batch_id": batch_id, "dataset_id": summary["dataset_id"], "counts": counts}
+
+
+def progress(batch_id: str, dataset_id: str | None = None) -> dict[str, Any]:
+    """Documents per status and segments done, for one upload."""
+    batch = db.session.get(UploadBatch, batch_id)
+    if batch is None or (dataset_id is not None and batch.dataset_id != dataset_id):
+        raise BatchNotFound(f"no batch {batch_id!r} in this dataset")
+    rows = db.session.execute(
+        select(
+            Document.indexing_status,
+            func.count(),
+            func.coalesce(func.sum(Document.segments_done), 0),
+            func.coalesce(func.sum(Document.segment_count), 0),
+        )
+        .where(Document.batch_id == batch_id)
+        .group_by(Document.indexing_status)
+    ).all()
+    counts: dict[str, int] = {}
+    segments_done = segments_total = 0
+    for status, count, done, seg_total in rows:
+        counts[status.value] = int(count)
+        segments_done += int(done or 0)
+        segments_total += int(seg_total or 0)
+    total = sum(counts.values())
+    finished = sum(counts.get(status.value, 0) for status in FINISHED)
+    return {
+        "id": batch.id,
+        "dataset_id": batch.dataset_id,
+        "created_at": batch.created_at,
+        "finished_at": batch.finished_at,
+        "total_documents": total,
+        "finished_documents": finished,
+        "counts": counts,
+        "segments_done": segments_done,
+        "segments_total": segments_total,
+    }
