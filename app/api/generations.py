@@ -1,0 +1,101 @@
+"""/api/v1/generations: LLM generations as jobs, and their streaming text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask import g
+from flask import url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.api.auth import require_api_key
+from app.api.auth import require_json_body
+from app.api.generation_schemas import GenerationBatchSchema
+from app.api.generation_schemas import GenerationSchema
+from app.api.generation_schemas import GenerationSubmitSchema
+from app.api.generation_schemas import ProviderSchema
+from app.api.schemas import JobSchema
+from app.models import Job
+from app.models.generation import Generation
+from app.services import generation
+from app.services import generation_batch
+from app.services.providers.registry import registry
+
+blp = Blueprint(
+    "generations", __name__, url_prefix="/api/v1/generations", description="LLM generations"
+)
+blp.before_request(require_api_key)
+blp.before_request(require_json_body)
+
+
+def _broker_timeout() -> float:
+    return float(current_app.config["SETTINGS"].SUBMIT_BROKER_TIMEOUT)
+
+
+def _location(job: Job) -> dict[str, str]:
+    return {"Location": url_for("jobs.JobItem", job_id=job.id)}
+
+
+@blp.route("")
+class GenerationCollection(MethodView):
+    @blp.arguments(GenerationSubmitSchema)
+    @blp.response(202, JobSchema)
+    @blp.alt_response(422, description="Unknown provider or model, or an unusable request")
+    @blp.alt_response(503, description="Broker unreachable; nothing was created")
+    def post(self, body: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
+        """Generate an answer; the job's progress shows the text as it streams in."""
+        request = generation.build_request(current_app.config["SETTINGS"], body)
+        job = generation.submit(
+            current_app.extensions["celery"],
+            request,
+            broker_timeout=_broker_timeout(),
+            api_key_id=g.api_key_id,
+        )
+        return job, 202, _location(job)
+
+
+@blp.route("/batch")
+class GenerationBatch(MethodView):
+    @blp.arguments(GenerationBatchSchema)
+    @blp.response(202, JobSchema)
+    @blp.alt_response(422, description="Unknown provider or model, or an unusable item")
+    @blp.alt_response(503, description="Broker unreachable; nothing was created")
+    def post(self, body: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
+        """Generate many answers in parallel under one parent job with aggregate progress."""
+        settings = current_app.config["SETTINGS"]
+        shared: dict[str, Any] = {
+            k: body[k] for k in ("provider", "model", "parameters") if k in body
+        }
+        requests = []
+        for index, item in enumerate(body["items"]):
+            try:
+                requests.append(generation.build_request(settings, {**shared, **item}))
+            except generation.InvalidGeneration as exc:
+                raise generation.InvalidGeneration(f"items[{index}]: {exc}") from None
+        job = generation_batch.submit(
+            current_app.extensions["celery"],
+            requests,
+            broker_timeout=_broker_timeout(),
+            api_key_id=g.api_key_id,
+        )
+        return job, 202, _location(job)
+
+
+@blp.route("/providers")
+class ProviderCollection(MethodView):
+    @blp.response(200, ProviderSchema(many=True))
+    def get(self) -> list[dict[str, Any]]:
+        """Configured providers and the models each offers."""
+        providers = registry(current_app.config["SETTINGS"])
+        return [{"name": n, "models": list(providers.models(n))} for n in providers.names()]
+
+
+@blp.route("/<job_id>")
+class GenerationItem(MethodView):
+    @blp.response(200, GenerationSchema)
+    @blp.alt_response(404, description="No generation with this job id")
+    def get(self, job_id: str) -> Generation:
+        """The whole text so far (the job's progress holds only its tail), usage, timings."""
+        return generation.get_by_job(job_id)

@@ -1,0 +1,123 @@
+"""/api/v1/traces: operation traces kept by the database sink, and the sinks' counters."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema
+from marshmallow import fields
+from marshmallow import validate
+from sqlalchemy import Select
+from sqlalchemy import and_
+from sqlalchemy import or_
+from sqlalchemy import select
+
+from app.api.auth import require_api_key
+from app.extensions.ext_database import db
+from app.models.trace import Trace
+from app.services.jobs import InvalidCursor
+from app.services.tracing import stats
+
+STATUSES = ["succeeded", "failed", "cancelled", "retrying", "started"]
+
+blp = Blueprint("traces", __name__, url_prefix="/api/v1/traces", description="Operation traces")
+blp.before_request(require_api_key)
+
+
+class TraceQuerySchema(Schema):
+    operation = fields.String(validate=validate.Length(1, 200))
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    job_id = fields.String(validate=validate.Length(1, 36))
+    parent_job_id = fields.String(validate=validate.Length(1, 36))
+    since = fields.AwareDateTime(metadata={"description": "only traces created at or after"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    cursor = fields.String(validate=validate.Length(1, 500))
+
+
+class TraceSchema(Schema):
+    id = fields.String()
+    operation = fields.String()
+    status = fields.String()
+    job_id = fields.String(allow_none=True)
+    parent_job_id = fields.String(allow_none=True)
+    attempt = fields.Integer(allow_none=True)
+    inputs = fields.Raw(allow_none=True)
+    outputs = fields.Raw(allow_none=True)
+    error_type = fields.String(allow_none=True)
+    error_message = fields.String(allow_none=True)
+    latency_ms = fields.Float(allow_none=True)
+    provider = fields.String(allow_none=True)
+    model = fields.String(allow_none=True)
+    prompt_tokens = fields.Integer(allow_none=True)
+    completion_tokens = fields.Integer(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class TracePageSchema(Schema):
+    items = fields.List(fields.Nested(TraceSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class SinkStatusSchema(Schema):
+    name = fields.String()
+    shipped = fields.Integer()
+    dropped = fields.Integer(metadata={"description": "records given up on (buffer full, send)"})
+    failed_attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    last_failed_attempts_at = fields.String(allow_none=True)
+    last_dropped_at = fields.String(allow_none=True)
+
+
+def _cursor(trace: Trace) -> str:
+    raw = f"{trace.created_at.isoformat()}|{trace.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _after(query: Select[Any], cursor: str) -> Select[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, trace_id = base64.urlsafe_b64decode(padded).decode().split("|", 1)
+        when = datetime.fromisoformat(created)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor("cursor is not one this API returned; start without it") from None
+    return query.where(
+        or_(Trace.created_at < when, and_(Trace.created_at == when, Trace.id < trace_id))
+    )
+
+
+@blp.route("")
+class TraceCollection(MethodView):
+    @blp.arguments(TraceQuerySchema, location="query")
+    @blp.response(200, TracePageSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Traces newest first, filtered; pass `next_cursor` back as `cursor` for more."""
+        query = select(Trace).order_by(Trace.created_at.desc(), Trace.id.desc())
+        for name in ("operation", "status", "job_id", "parent_job_id"):
+            if args.get(name):
+                query = query.where(getattr(Trace, name) == args[name])
+        if args.get("since"):
+            query = query.where(Trace.created_at >= args["since"])
+        if args.get("cursor"):
+            query = _after(query, args["cursor"])
+        limit = args["limit"]
+        rows = list(db.session.scalars(query.limit(limit + 1)))
+        next_cursor = _cursor(rows[limit - 1]) if len(rows) > limit else None
+        return {"items": rows[:limit], "next_cursor": next_cursor}
+
+
+@blp.route("/sinks")
+class SinkCollection(MethodView):
+    @blp.response(200, SinkStatusSchema(many=True))
+    def get(self) -> list[dict[str, Any]]:
+        """Per sink (and the publisher): records shipped, dropped and failed send attempts."""
+        names = [*current_app.config["SETTINGS"].TRACE_SINKS, stats.PUBLISHER]
+        counters = stats.read(current_app.extensions["redis"], names)
+        return [{"name": name, **counters[name]} for name in names]

@@ -1,0 +1,48 @@
+"""One row per generation request: what was asked, the text as it streams in, and usage."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON
+from sqlalchemy import Float
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from app.models.base import Base
+from app.models.base import UTCDateTime
+from app.models.base import utcnow
+
+
+def new_generation_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Generation(Base):
+    __tablename__ = "generations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_generation_id)
+    # Set once the job is submitted; the row exists first so the task can always load it.
+    job_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    provider: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))
+    messages: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # pending -> streaming -> succeeded | failed | cancelled; retrying while waiting to retry.
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # The whole text so far; the job's progress message only holds its tail.
+    text: Mapped[str] = mapped_column(Text, default="")
+    finish_reason: Mapped[str | None] = mapped_column(String(50))
+    prompt_tokens: Mapped[int | None]
+    completion_tokens: Mapped[int | None]
+    # True when the provider sent no usage and the counts are Tasklane's estimate.
+    usage_estimated: Mapped[bool] = mapped_column(default=False)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    first_token_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,1 @@
+"""LLM providers: OpenAI-compatible endpoints from configuration plus the offline one."""

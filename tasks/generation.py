@@ -1,0 +1,116 @@
+"""Generation jobs: stream an answer from a provider into the generation's row and progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task
+from flask import current_app
+
+from app.services import answering
+from app.services import generation
+from app.services import generation_batch
+from app.services.jobs import BrokerUnavailable
+from app.services.jobs import JobError
+from app.services.providers.base import ProviderRejected
+from app.services.providers.base import RetryableProviderError
+from app.services.providers.retry import backoff_delay
+from app.services.tracing import records
+from app.tasking import ExpectedFailure
+from app.tasking import job_task
+
+records.register_details("generation.complete", generation.trace_details)
+records.register_details("generation.answer", generation.trace_details)
+
+
+def _generate(task: Task, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run a provider call: final errors fail the job, transient ones retry with backoff."""
+    settings = current_app.config["SETTINGS"]
+    try:
+        return call()
+    except (ProviderRejected, JobError) as exc:
+        # The provider refused the request, or its input (dataset, query) is unusable.
+        raise ExpectedFailure(str(exc)) from None
+    except RetryableProviderError as exc:
+        if task.request.retries >= settings.GENERATION_MAX_RETRIES:
+            raise
+        delay = backoff_delay(
+            task.request.retries,
+            base=settings.GENERATION_RETRY_BASE_DELAY,
+            cap=settings.GENERATION_RETRY_MAX_DELAY,
+            retry_after=exc.retry_after,
+        )
+        # A countdown beyond this could outlive the broker's visibility timeout and run twice.
+        delay = min(delay, settings.TASK_MAX_COUNTDOWN)
+        raise task.retry(
+            exc=exc, countdown=delay, max_retries=settings.GENERATION_MAX_RETRIES
+        ) from None
+
+
+@job_task(
+    "generation.complete",
+    queue="generation",
+    # Gevent does not fire these; the provider's client-side deadline bounds each call.
+    soft_time_limit=900,
+    time_limit=960,
+    # A ceiling: GENERATION_MAX_RETRIES (at most 10) is the limit applied.
+    max_retries=10,
+    traced=True,
+)
+def complete(self: Task, generation_id: str) -> dict[str, Any]:
+    settings = current_app.config["SETTINGS"]
+    return _generate(
+        self, lambda: generation.run(generation_id, settings, self.progress, self.request.id)
+    )
+
+
+@job_task(
+    "generation.answer",
+    queue="generation",
+    soft_time_limit=900,
+    time_limit=960,
+    max_retries=10,
+    traced=True,
+)
+def answer(
+    self: Task, generation_id: str, dataset_id: str, question: str, top_k: int, mode: str
+) -> dict[str, Any]:
+    settings = current_app.config["SETTINGS"]
+    return _generate(
+        self,
+        lambda: answering.run(
+            generation_id,
+            dataset_id=dataset_id,
+            question=question,
+            top_k=top_k,
+            mode=mode,
+            settings=settings,
+            report=self.progress,
+            job_id=self.request.id,
+        ),
+    )
+
+
+@job_task(
+    "generation.batch",
+    queue="generation",
+    soft_time_limit=6 * 3600,
+    time_limit=6 * 3600 + 60,
+    # Fanning out is idempotent; a broker hiccup while submitting children is retried.
+    max_retries=3,
+    traced=True,
+)
+def batch(self: Task, generation_ids: list[str]) -> dict[str, Any]:
+    settings = current_app.config["SETTINGS"]
+    try:
+        return generation_batch.run(
+            self.request.id,
+            generation_ids,
+            celery_app=self.app,
+            broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+            report=self.progress,
+        )
+    except BrokerUnavailable as exc:
+        delay = backoff_delay(self.request.retries, base=2, cap=30)
+        raise self.retry(exc=exc, countdown=delay) from None

@@ -1,0 +1,119 @@
+"""Following generations live (Server-Sent Events) and running them in batches."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from tests.support.api import Api
+from tests.support.fake_openai import Reply
+from tests.support.generation_stubs import GenerationStubs
+
+
+def _post(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = api.client.post(f"/api/v1{path}", json=body, headers=api.auth)
+    assert response.status_code == 202, response.get_json()
+    return dict(response.get_json())
+
+
+def _events(api: Api, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    response = api.client.get(f"/api/v1/jobs/{job_id}/events", headers=api.auth, buffered=False)
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    text = "".join(
+        chunk.decode() if isinstance(chunk, bytes) else chunk for chunk in response.response
+    )
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_events_stream_state_and_progress_until_the_job_ends(
+    api: Api, generation_stubs: GenerationStubs
+) -> None:
+    marker = f"sse-{uuid.uuid4().hex[:8]}"
+    answer = " ".join(f"s{i}" for i in range(40))
+    generation_stubs.openai.script(marker, Reply(text=answer, chunk_delay=0.05))
+    job = _post(api, "/generations", {"provider": "fake", "model": "m", "prompt": marker})
+
+    events = _events(api, job["id"])
+
+    names = [name for name, _ in events]
+    assert names[0] == "state" and names[-1] == "end"
+    progress = [data["progress"]["current"] for name, data in events if name == "progress"]
+    assert len(progress) >= 2 and progress == sorted(progress)  # the answer grew, live
+    assert any(data["state"] == "started" for name, data in events if name == "state")
+    end = events[-1][1]
+    assert end["state"] == "succeeded"
+    assert end["result"]["text"] == answer
+
+
+def test_events_of_an_unknown_job_are_a_404(api: Api) -> None:
+    response = api.client.get("/api/v1/jobs/no-such-job/events", headers=api.auth)
+    assert response.status_code == 404
+    assert response.content_type == "application/problem+json"
+
+
+def test_a_batch_runs_its_prompts_in_parallel_under_one_parent(
+    api: Api, generation_stubs: GenerationStubs
+) -> None:
+    marker = f"batch-{uuid.uuid4().hex[:8]}"
+    generation_stubs.openai.script(marker, Reply(text=" ".join(["b"] * 20), chunk_delay=0.1))
+    items = [{"prompt": f"{marker} item {i}"} for i in range(5)]
+    parent = _post(api, "/generations/batch", {"provider": "fake", "model": "m", "items": items})
+
+    midway = api.wait_progress(parent["id"], at_least=0)
+    assert midway["progress"]["total"] == 5
+    done = api.wait(parent["id"])
+
+    assert done["state"] == "succeeded", done["error"]
+    assert done["result"]["total"] == 5 and done["result"]["succeeded"] == 5
+    assert done["progress"]["current"] == 5
+    children = [api.job(child) for child in done["result"]["jobs"]]
+    assert {child["parent_id"] for child in children} == {parent["id"]}
+    assert {child["state"] for child in children} == {"succeeded"}
+    # Parallel: every request reached the provider before the first answer was complete.
+    seen = generation_stubs.openai.seen(marker)
+    assert len(seen) == 5
+    assert max(s.at for s in seen) < min(s.answered_at or 0 for s in seen)
+
+
+def test_cancelling_a_batch_cancels_its_unfinished_generations(
+    api: Api, generation_stubs: GenerationStubs
+) -> None:
+    marker = f"batch-{uuid.uuid4().hex[:8]}"
+    generation_stubs.openai.script(marker, Reply(text=" ".join(["c"] * 400), chunk_delay=0.05))
+    items = [{"prompt": f"{marker} item {i}"} for i in range(3)]
+    parent = _post(api, "/generations/batch", {"provider": "fake", "model": "m", "items": items})
+    api.wait(parent["id"], states={"started"})
+    api.wait_progress(parent["id"], at_least=0)
+
+    api.post(f"/jobs/{parent['id']}/cancel", expect=202)
+
+    assert api.wait(parent["id"], timeout=10)["state"] == "cancelled"
+    response = api.client.get(
+        "/api/v1/jobs", query_string={"task": "generation.complete", "limit": 50}, headers=api.auth
+    )
+    children = [j for j in response.get_json()["items"] if j["parent_id"] == parent["id"]]
+    assert len(children) == 3
+    for child in children:
+        assert api.wait(child["id"], timeout=10)["state"] == "cancelled"
+
+
+def test_a_batch_with_a_bad_item_is_refused_whole(api: Api) -> None:
+    response = api.client.post(
+        "/api/v1/generations/batch",
+        json={
+            "items": [
+                {"prompt": "fine"},
+                {"prompt": "x", "messages": [{"role": "user", "content": "y"}]},
+            ]
+        },
+        headers=api.auth,
+    )
+    assert response.status_code == 422
+    assert response.get_json()["detail"].startswith("items[1]: send exactly one")
