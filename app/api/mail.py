@@ -1,0 +1,49 @@
+"""/api/v1/mail: queue a templated mail and follow its delivery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask import g
+from flask import url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.api.auth import require_api_key
+from app.api.auth import require_json_body
+from app.api.mail_schemas import MailSchema
+from app.api.mail_schemas import MailSubmitSchema
+from app.models.mail import Mail
+from app.services.mail import mails
+
+blp = Blueprint("mail", __name__, url_prefix="/api/v1/mail", description="Templated mail")
+blp.before_request(require_api_key)
+blp.before_request(require_json_body)
+
+
+@blp.route("")
+class MailCollection(MethodView):
+    @blp.arguments(MailSubmitSchema)
+    @blp.response(202, MailSchema)
+    @blp.alt_response(422, description="Unknown template, bad context or invalid recipient")
+    @blp.alt_response(503, description="Broker unreachable; nothing was created")
+    def post(self, body: dict[str, Any]) -> tuple[Mail, int, dict[str, str]]:
+        """Queue a mail rendered from a template; answers at once with the queued mail."""
+        mail, _ = mails.queue_mail(
+            current_app.extensions["celery"],
+            template=body["template"],
+            to=body["to"],
+            context=body["context"],
+            api_key_id=g.api_key_id,
+        )
+        return mail, 202, {"Location": url_for("mail.MailItem", mail_id=mail.id)}
+
+
+@blp.route("/<mail_id>")
+class MailItem(MethodView):
+    @blp.response(200, MailSchema)
+    @blp.alt_response(404, description="No such mail")
+    def get(self, mail_id: str) -> Mail:
+        """State, attempts, the server's last reply, Message-ID and the send log of a mail."""
+        return mails.get(mail_id)

@@ -1,0 +1,89 @@
+"""Mail and its send log: one row per mail, one log row per attempt to hand it to a server."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON
+from sqlalchemy import Enum
+from sqlalchemy import ForeignKey
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
+
+from app.models.base import Base
+from app.models.base import UTCDateTime
+from app.models.base import utcnow
+
+
+class MailState(enum.StrEnum):
+    QUEUED = "queued"
+    # Handed to the server, acceptance not yet recorded: never sent again automatically.
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"
+    # The sender stopped while the server had the message; it may or may not have arrived.
+    UNCONFIRMED = "unconfirmed"
+
+
+def _enum(cls: type[enum.StrEnum]) -> Enum:
+    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
+def new_mail_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Mail(Base):
+    __tablename__ = "mails"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_mail_id)
+    template: Mapped[str] = mapped_column(String(100))
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Rendered once at creation, so every attempt sends the very same message.
+    subject: Mapped[str] = mapped_column(String(998))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    # Internal senders (alerts, reports, notifications) pass one so a repeat sends nothing.
+    dedup_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    state: Mapped[MailState] = mapped_column(_enum(MailState), default=MailState.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    transport: Mapped[str | None] = mapped_column(String(16))
+    smtp_code: Mapped[int | None]
+    smtp_response: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    log: Mapped[list[MailSend]] = relationship(
+        back_populates="mail", order_by="MailSend.id", cascade="all, delete-orphan"
+    )
+
+
+class MailSend(Base):
+    """The mail log: one row per attempt, written before the server sees the message."""
+
+    __tablename__ = "mail_sends"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mail_id: Mapped[str] = mapped_column(ForeignKey("mails.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int]
+    worker: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    smtp_code: Mapped[int | None]
+    smtp_response: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    mail: Mapped[Mail] = relationship(back_populates="log")

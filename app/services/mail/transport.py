@@ -1,0 +1,216 @@
+"""Handing a message to a server (SMTP) or to the local outbox folder.
+
+A send reports the moment of no return through `before_data`: it is called after the
+server accepted sender and recipients and right before the message itself goes out. A
+failure before that moment never reached the server; after it, only a server reply
+tells whether the server took the message.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+from app.services.mail.errors import DeliveryUnconfirmed
+from app.services.mail.errors import PermanentSendError
+from app.services.mail.errors import SendError
+from app.services.mail.errors import Superseded
+from app.services.mail.errors import TransientSendError
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    text: str
+
+
+class Transport(Protocol):
+    name: str
+
+    def send(
+        self,
+        message: EmailMessage,
+        sender: str,
+        recipients: list[str],
+        before_data: Callable[[], bool],
+    ) -> Reply: ...
+
+    def delivered(self, mail_id: str) -> Reply | None:
+        """The proof a message was delivered, when this transport can give one."""
+        ...
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+
+
+def classify(code: int, reply: bytes | str, what: str) -> SendError:
+    """4xx is worth retrying, anything else the server refused is final."""
+    text = _text(reply)
+    message = f"{what}: server answered {code} {text}"
+    if 400 <= code < 500:
+        return TransientSendError(message, code, text)
+    return PermanentSendError(message, code, text)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str
+    user: str | None
+    password: str | None
+    ca_file: str | None
+    connect_timeout: float
+    timeout: float
+
+
+class SmtpTransport:
+    name = "smtp"
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context(cafile=s.ca_file)
+        smtp: smtplib.SMTP
+        if s.security == "ssl":
+            smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.connect_timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(s.host, s.port, timeout=s.connect_timeout)
+        try:
+            # Connected: from here every server reply gets the (longer) send timeout.
+            if smtp.sock is not None:
+                smtp.sock.settimeout(s.timeout)
+            smtp.ehlo()
+            if s.security == "starttls":
+                code, reply = smtp.starttls(context=context)
+                if code != 220:
+                    raise classify(code, reply, "STARTTLS")
+                smtp.ehlo()
+            if s.user:
+                smtp.login(s.user, s.password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def send(
+        self,
+        message: EmailMessage,
+        sender: str,
+        recipients: list[str],
+        before_data: Callable[[], bool],
+    ) -> Reply:
+        try:
+            smtp = self._connect()
+        except SendError:
+            raise
+        except smtplib.SMTPResponseException as exc:
+            raise classify(exc.smtp_code, exc.smtp_error, "connect") from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise PermanentSendError(f"{self.settings.host}: {exc}") from None
+        except ssl.SSLError as exc:
+            # A certificate or protocol mismatch does not heal by itself.
+            raise PermanentSendError(f"TLS with {self.settings.host} failed: {exc}") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransientSendError(
+                f"could not reach {self.settings.host}:{self.settings.port}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        try:
+            return self._transfer(smtp, message, sender, recipients, before_data)
+        finally:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                smtp.close()
+
+    def _transfer(
+        self,
+        smtp: smtplib.SMTP,
+        message: EmailMessage,
+        sender: str,
+        recipients: list[str],
+        before_data: Callable[[], bool],
+    ) -> Reply:
+        try:
+            code, reply = smtp.mail(sender)
+            if code != 250:
+                raise classify(code, reply, "MAIL FROM")
+            for recipient in recipients:
+                code, reply = smtp.rcpt(recipient)
+                if code not in (250, 251):
+                    raise classify(code, reply, f"RCPT TO {recipient}")
+        except SendError:
+            raise
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransientSendError(f"SMTP session broke: {type(exc).__name__}: {exc}") from None
+        if not before_data():
+            raise Superseded("another attempt of this mail took over; not sending")
+        try:
+            code, reply = smtp.data(message.as_bytes())
+        except smtplib.SMTPDataError as exc:
+            # A reply that is not 250 means the server did not take the message.
+            raise classify(exc.smtp_code, exc.smtp_error, "DATA") from None
+        except (TimeoutError, OSError, smtplib.SMTPException) as exc:
+            raise DeliveryUnconfirmed(
+                "the connection failed after the message was handed over, before the server "
+                f"answered ({type(exc).__name__}: {exc}); it may have been delivered"
+            ) from None
+        if code != 250:
+            raise classify(code, reply, "DATA")
+        return Reply(code, _text(reply))
+
+    def delivered(self, mail_id: str) -> Reply | None:
+        # SMTP cannot be asked whether it already holds a message.
+        return None
+
+
+class OutboxTransport:
+    """Writes each mail as `<mail id>.eml`; any mail client opens these files."""
+
+    name = "outbox"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, mail_id: str) -> Path:
+        return self.folder / f"{mail_id}.eml"
+
+    def send(
+        self,
+        message: EmailMessage,
+        sender: str,
+        recipients: list[str],
+        before_data: Callable[[], bool],
+    ) -> Reply:
+        mail_id = str(message["X-Tasklane-Mail-Id"])
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if not before_data():
+                raise Superseded("another attempt of this mail took over; not writing")
+            # Write aside, then rename: the .eml appears whole or not at all.
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(message.as_bytes())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path(mail_id))
+        except OSError as exc:
+            raise TransientSendError(
+                f"could not write to the outbox {self.folder}: {exc}"
+            ) from None
+        return Reply(250, f"written to {self.path(mail_id)}")
+
+    def delivered(self, mail_id: str) -> Reply | None:
+        path = self.path(mail_id)
+        return Reply(250, f"found in the outbox at {path}") if path.is_file() else None

@@ -1,0 +1,70 @@
+"""Periodic maintenance run by beat: the reaper, the queue monitor and the daily report.
+
+Each is idempotent: running a tick's job twice changes nothing more than running it once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from celery import Task
+from flask import current_app
+
+from app.models.base import utcnow
+from app.services import daily_report
+from app.services import queue_monitor
+from app.services import reaper
+from app.tasking import job_task
+
+
+@job_task(
+    "maintenance.reap_stale_jobs",
+    queue="dataset",
+    soft_time_limit=120,
+    time_limit=150,
+    max_retries=0,
+)
+def reap_stale_jobs(self: Task) -> dict[str, Any]:
+    """Fail jobs left `started` by a worker that died."""
+    settings = current_app.config["SETTINGS"]
+    tasks = self.app.tasks
+
+    def time_limit(name: str) -> float:
+        task = tasks.get(name)
+        return float(getattr(task, "time_limit", None) or settings.TASK_TIME_LIMIT)
+
+    reaped = reaper.reap_stale_jobs(
+        time_limit, margin=timedelta(seconds=settings.REAP_STALE_JOBS_MARGIN)
+    )
+    return {"reaped": reaped}
+
+
+# On the mail queue: the io worker that sends the alert is not stuck behind the backlog
+# of the CPU queue it may be alerting about.
+@job_task(
+    "maintenance.monitor_queues",
+    queue="mail",
+    soft_time_limit=60,
+    time_limit=90,
+    max_retries=0,
+)
+def monitor_queues(self: Task) -> dict[str, Any]:
+    """Alert on queues past their waiting-count or waiting-age threshold."""
+    alerts = queue_monitor.monitor_queues(
+        self.app, current_app.extensions["redis"], current_app.config["SETTINGS"]
+    )
+    return {"alerts": alerts}
+
+
+@job_task(
+    "maintenance.daily_report",
+    queue="mail",
+    soft_time_limit=120,
+    time_limit=150,
+    max_retries=2,
+)
+def send_daily_report(self: Task) -> dict[str, Any]:
+    """Mail yesterday's figures: jobs per queue, failures, p50/p95 run time."""
+    report = daily_report.send(self.app, current_app.config["SETTINGS"], utcnow())
+    return {"mailed": report["mailed"], "mail_id": report.get("mail_id"), "day": report["day"]}
