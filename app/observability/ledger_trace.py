@@ -1,0 +1,27 @@
+"""Stamp each new ledger row with the trace it was created in.
+
+A job submitted over REST gets the request's trace id (the same trace its task span joins);
+a sub-task or periodic job that gets its row in the worker gets its task's trace id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import format_trace_id
+from sqlalchemy import event
+
+from app.models import Job
+
+
+def _stamp(_mapper: Any, _connection: Any, job: Job) -> None:
+    if job.trace_id is None:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            job.trace_id = format_trace_id(context.trace_id)
+
+
+def connect() -> None:
+    if not event.contains(Job, "before_insert", _stamp):
+        event.listen(Job, "before_insert", _stamp)

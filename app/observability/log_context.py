@@ -1,0 +1,31 @@
+"""A logging filter that puts the trace id and, inside a task, the job id and queue on
+every record, so a log line can be joined to its trace, its Sentry event and its job."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import current_task
+from opentelemetry import trace
+from opentelemetry.trace import format_span_id
+from opentelemetry.trace import format_trace_id
+
+FIELDS = ("trace_id", "span_id", "job_id", "queue", "task")
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        record.trace_id = format_trace_id(context.trace_id) if context.is_valid else None
+        record.span_id = format_span_id(context.span_id) if context.is_valid else None
+        task = current_task
+        request = getattr(task, "request", None) if task else None
+        job_id = getattr(request, "id", None)
+        if job_id and not getattr(request, "called_directly", True):
+            delivery = getattr(request, "delivery_info", None) or {}
+            record.job_id = job_id
+            record.queue = delivery.get("routing_key")
+            record.task = task.name
+        else:
+            record.job_id = record.queue = record.task = None
+        return True

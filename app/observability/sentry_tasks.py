@@ -1,0 +1,80 @@
+"""Celery signal handlers that tie Sentry events to jobs.
+
+Tags (queue, task, job id, attempt) go on the isolation scope Sentry's Celery integration
+opens around each task run, so every event from the run carries them. The id of the error
+event a run ends with is written to the job's ledger row once the task has failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sentry_sdk
+from celery.signals import task_failure
+from celery.signals import task_postrun
+from celery.signals import task_prerun
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.models import Job
+
+log = logging.getLogger(__name__)
+
+# The last error event captured during a run, by job id, until the run ends.
+_pending: dict[str, str] = {}
+
+
+def _tag_run(sender: Any = None, task_id: str | None = None, **_kw: Any) -> None:
+    request = getattr(sender, "request", None)
+    delivery = getattr(request, "delivery_info", None) or {}
+    scope = sentry_sdk.get_isolation_scope()
+    scope.set_tag("job_id", task_id)
+    scope.set_tag("task", getattr(sender, "name", None))
+    scope.set_tag("queue", delivery.get("routing_key") or getattr(sender, "tasklane_queue", None))
+    # Celery's count of retries of this message; the ledger's attempt is added at capture.
+    scope.set_tag("retries", getattr(request, "retries", 0))
+
+
+def _forget(task_id: str | None = None, **_kw: Any) -> None:
+    # A run that logged an error but did not fail leaves nothing behind.
+    _pending.pop(task_id or "", None)
+
+
+def annotate_job_event(engine: Engine, event: dict[str, Any]) -> None:
+    """Add the ledger's attempt number to an error event from a job, and remember its id."""
+    tags = event.get("tags") or {}
+    job_id = tags.get("job_id")
+    if not job_id or event.get("type") == "transaction":
+        return
+    try:
+        with engine.connect() as conn:
+            attempts = conn.scalar(select(Job.attempts).where(Job.id == job_id))
+    except SQLAlchemyError:
+        attempts = None
+    if attempts is not None:
+        tags["attempt"] = attempts
+    event["tags"] = tags
+    if event.get("event_id"):
+        _pending[job_id] = event["event_id"]
+
+
+def connect(engine: Engine) -> None:
+    """Connect the handlers; `engine` is the ledger's, used outside any app context."""
+
+    def record_event_id(sender: Any = None, task_id: str | None = None, **_kw: Any) -> None:
+        event_id = _pending.pop(task_id or "", None)
+        if event_id is None:
+            return
+        try:
+            with engine.begin() as conn:
+                conn.execute(update(Job).where(Job.id == task_id).values(sentry_event_id=event_id))
+        except SQLAlchemyError:
+            log.warning("could not store Sentry event %s on job %s", event_id, task_id)
+
+    task_prerun.connect(_tag_run, weak=False)
+    task_failure.connect(record_event_id, weak=False)
+    # Celery sends task_postrun after task_failure, so this only drops unrecorded events.
+    task_postrun.connect(_forget, weak=False)

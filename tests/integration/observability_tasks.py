@@ -1,0 +1,98 @@
+"""Tasks for the observability tests (loaded by their own workers via
+TASKLANE_EXTRA_TASK_MODULES), and the short beat schedule their beat runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC
+from datetime import datetime
+
+from celery import Task
+from celery import chord
+from celery import current_app
+from flask import current_app as flask_app
+
+from app.tasking import job_task
+
+log = logging.getLogger(__name__)
+
+# Set in the observability beat's environment: it then runs the two cron entries below.
+CRON_ENV = "TASKLANE_TEST_CRON"
+# Long ago, so both entries are due at beat's first tick; 60 s is Sentry Crons' shortest interval.
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@job_task(
+    "obs.boom", queue="dataset", public=True, soft_time_limit=10, time_limit=15, max_retries=0
+)
+def boom(self: Task, text: str = "") -> None:
+    """Fails like a provider call echoing its key would; `text` stands for document text."""
+    key = flask_app.config["SETTINGS"].EMBEDDING_API_KEY
+    raise RuntimeError(f"provider rejected the request made with key {key}")
+
+
+@job_task(
+    "obs.io_boom", queue="generation", public=True, soft_time_limit=10, time_limit=15, max_retries=0
+)
+def io_boom(self: Task, text: str = "") -> None:
+    password = flask_app.config["SETTINGS"].MAIL_SMTP_PASSWORD
+    raise RuntimeError(f"SMTP login refused for password {password}")
+
+
+@job_task(
+    "obs.fan_out", queue="dataset", public=True, soft_time_limit=10, time_limit=15, max_retries=0
+)
+def fan_out(self: Task, parts: int) -> dict[str, int]:
+    """Starts a chord: header parts on the gevent queue, the callback back on prefork."""
+    log.info("fanning out into %d parts", parts)
+    chord(part.s(i) for i in range(parts))(gather.s())
+    return {"parts": parts}
+
+
+@job_task(
+    "obs.part",
+    queue="generation",
+    ignore_result=False,
+    soft_time_limit=10,
+    time_limit=15,
+    max_retries=0,
+)
+def part(self: Task, index: int) -> int:
+    return index * index
+
+
+@job_task(
+    "obs.gather",
+    queue="dataset",
+    ignore_result=False,
+    soft_time_limit=10,
+    time_limit=15,
+    max_retries=0,
+)
+def gather(self: Task, results: list[int]) -> int:
+    return sum(results)
+
+
+@job_task("obs.tick", queue="generation", soft_time_limit=10, time_limit=15, max_retries=0)
+def tick(self: Task) -> str:
+    return "tick"
+
+
+@job_task("obs.tick_fail", queue="dataset", soft_time_limit=10, time_limit=15, max_retries=0)
+def tick_fail(self: Task) -> None:
+    raise RuntimeError("the periodic job failed")
+
+
+def _add_cron_entries() -> None:
+    # At import, which the app factory does before beat builds its schedule.
+    for name, task in (("obs-cron-ok", "obs.tick"), ("obs-cron-fail", "obs.tick_fail")):
+        current_app.conf.beat_schedule[name] = {
+            "task": task,
+            "schedule": 60.0,
+            "last_run_at": LONG_AGO,
+        }
+
+
+if os.environ.get(CRON_ENV):
+    _add_cron_entries()

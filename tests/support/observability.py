@@ -1,0 +1,249 @@
+"""The observability test stack: an API (gunicorn), a prefork and a gevent worker, and on
+demand a beat, all reporting to a local Sentry receiver and a local OTLP receiver.
+
+It runs on a Redis of its own, so the session's shared workers (which have no DSN and no
+exporter) never take its jobs; the database is the session's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from app import create_app
+from tests.conftest import TEST_TASK_MODULES
+from tests.conftest import make_settings
+from tests.support import services
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.otlp_receiver import otlp_receiver
+from tests.support.sentry_receiver import SentryReceiver
+from tests.support.sentry_receiver import sentry_receiver
+from tests.support.waiting import wait_for
+from tests.support.workers import ROOT
+from tests.support.workers import WorkerProcess
+
+# Secrets the stack is configured with; no envelope may ever contain them.
+SMTP_PASSWORD = "smtp-pw-0bs3rv4b1l1ty"
+PROVIDER_KEY = "sk-provider-0bs3rv4b1l1ty-key"
+DOCUMENT_TEXT = "CONFIDENTIAL quarterly figures of the acme merger"
+OBS_TASKS = "tests.integration.observability_tasks"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Stack:
+    sentry: SentryReceiver
+    otlp: OtlpReceiver
+    env: dict[str, str]
+    base_url: str
+    token: str
+    celery_app: Celery
+    log_dir: Path
+    processes: dict[str, Any] = field(default_factory=dict)
+
+    def request(self, method: str, path: str, body: Any = None) -> Response:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                raw, status, headers = reply.read(), reply.status, dict(reply.headers)
+        except urllib.error.HTTPError as exc:
+            raw, status, headers = exc.read(), exc.code, dict(exc.headers)
+        try:
+            parsed: Any = json.loads(raw)
+        except ValueError:
+            parsed = raw.decode(errors="replace")
+        return Response(status, headers, parsed)
+
+    def submit(self, task: str, **args: Any) -> Response:
+        reply = self.request("POST", "/api/v1/jobs", {"task": task, "args": args})
+        assert reply.status == 202, reply.body
+        return reply
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        reply = self.request("GET", f"/api/v1/jobs/{job_id}")
+        assert reply.status == 200, reply.body
+        return dict(reply.body)
+
+    def wait(self, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        return wait_for(
+            lambda: (
+                (job := self.job(job_id))["state"] in {"succeeded", "failed", "cancelled"} and job
+            ),
+            timeout=timeout,
+            what=f"job {job_id} to finish",
+        )
+
+    def logs(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+class ApiProcess:
+    """The API as `entrypoint.sh api` serves it: gunicorn, one gevent worker, on loopback.
+
+    gunicorn is started directly, with the role `entrypoint.sh` would export: the session
+    has already migrated the database, and `flask db upgrade` would cost another start-up.
+    """
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.port = _free_port()
+        self.env = {**env, "TASKLANE_ROLE": "api"}
+        self.command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--worker-class",
+            "gevent",
+            "--workers",
+            "1",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "app.wsgi:application",
+        ]
+        self.log_path = log_dir / "api.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> ApiProcess:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command, cwd=ROOT, env=self.env, stdout=log, stderr=log
+            )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        def up() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"API exited; log:\n{self.log_path.read_text()}")
+            try:
+                url = f"http://127.0.0.1:{self.port}/api/v1/health"
+                with urllib.request.urlopen(url, timeout=1) as reply:
+                    return bool(reply.status == 200)
+            except OSError:
+                return False
+
+        wait_for(up, timeout=timeout, interval=0.2, what=f"the API (log: {self.log_path})")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def observability_stack(
+    base_settings: dict[str, Any],
+    worker_env: dict[str, str],
+    session_tmp: Path,
+    api_token: str,
+) -> Iterator[Stack]:
+    log_dir = session_tmp / "observability"
+    log_dir.mkdir(exist_ok=True)
+    with (
+        services.redis_server(session_tmp / "observability-redis") as redis_url,
+        sentry_receiver() as sentry,
+        otlp_receiver() as otlp,
+    ):
+        env = {
+            **worker_env,
+            "REDIS_URL": redis_url,
+            "TASKLANE_EXTRA_TASK_MODULES": f"{TEST_TASK_MODULES},{OBS_TASKS}",
+            "SENTRY_DSN": sentry.dsn,
+            "SENTRY_ENVIRONMENT": "observability-tests",
+            "SENTRY_TRACES_SAMPLE_RATE": "1.0",
+            "OTEL_ENABLED": "true",
+            "OTEL_EXPORTER": "otlp_http",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+            "OTEL_TRACES_SAMPLE_RATE": "1.0",
+            "OTEL_METRICS_EXPORT_INTERVAL": "1",
+            # The SDK's own knob: export spans within 0.2 s instead of 5 s.
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "LOG_FORMAT": "json",
+            "MAIL_SMTP_PASSWORD": SMTP_PASSWORD,
+            "EMBEDDING_API_KEY": PROVIDER_KEY,
+        }
+        ping_app = create_app(make_settings(base_settings, REDIS_URL=redis_url))
+        celery_app = ping_app.extensions["celery"]
+        api = ApiProcess(env, log_dir)
+        workers = {
+            "cpu": WorkerProcess.for_profile("cpu", env=env, log_dir=log_dir),
+            "io": WorkerProcess.for_profile(
+                "io", env=env, log_dir=log_dir, WORKER_CONCURRENCY="10"
+            ),
+        }
+        stack = Stack(
+            sentry=sentry,
+            otlp=otlp,
+            env=env,
+            base_url=f"http://127.0.0.1:{api.port}",
+            token=api_token,
+            celery_app=celery_app,
+            log_dir=log_dir,
+            processes={"api": api, **workers},
+        )
+        try:
+            api.spawn()
+            for worker in workers.values():
+                worker.spawn()
+            api.wait_ready()
+            for worker in workers.values():
+                worker.wait_ready(celery_app)
+            yield stack
+        finally:
+            for worker in workers.values():
+                worker.stop()
+            api.stop()
+
+
+@pytest.fixture(scope="session")
+def observability_beat(observability_stack: Stack) -> Iterator[WorkerProcess]:
+    """Celery beat on the stack, running the two cron entries of the test task module."""
+    stack = observability_stack
+    env = {
+        **stack.env,
+        "TASKLANE_TEST_CRON": "1",
+        "BEAT_SCHEDULE_FILE": str(stack.log_dir / "celerybeat-schedule"),
+    }
+    beat = WorkerProcess(
+        f"beat-{os.getpid()}@tests", ["./entrypoint.sh", "beat"], env=env, log_dir=stack.log_dir
+    )
+    beat.spawn()
+    try:
+        yield beat
+    finally:
+        beat.stop()
