@@ -56,7 +56,13 @@ class Settings(BaseSettings):
     BROKER_VISIBILITY_TIMEOUT: int = Field(default=3 * 3600, ge=60)
     # How often a job whose worker died mid-run is redelivered before it is failed.
     TASK_MAX_REDELIVERIES: int = Field(default=3, ge=0)
+    # Default when a worker is started without a profile; profiles set their own (app/queues.py).
     WORKER_PREFETCH_MULTIPLIER: int = Field(default=1, ge=1)
+    # Redis connections one worker process may open; gevent workers ack from many greenlets at
+    # once, so this must exceed the largest gevent concurrency or acks fail.
+    BROKER_MAX_CONNECTIONS: int = Field(default=1000, ge=10)
+    # Delayed (countdown) jobs a worker holds in memory at once; beyond it, it stops fetching.
+    WORKER_ETA_TASK_LIMIT: int = Field(default=1000, ge=1)
     # How long POST /jobs keeps trying to reach the broker before answering 503.
     SUBMIT_BROKER_TIMEOUT: float = Field(default=3.0, gt=0)
     # How long /ready and /queues wait for workers to answer a broadcast.
@@ -70,6 +76,170 @@ class Settings(BaseSettings):
 
     MAX_REQUEST_BYTES: int = Field(default=1024 * 1024, ge=1024)
     API_PAGE_LIMIT: int = Field(default=100, ge=1)
+
+    # --- Mail and beat lane -------------------------------------------------------------
+    # SMTP server; None writes each mail as an .eml file to MAIL_OUTBOX_DIR instead.
+    MAIL_SMTP_HOST: str | None = None
+    # SMTP port: 587 for starttls, 465 for ssl, 25 for none.
+    MAIL_SMTP_PORT: int = Field(default=587, ge=1, le=65535)
+    # Transport security: starttls (upgrade after EHLO), ssl (TLS from the start) or none.
+    MAIL_SMTP_SECURITY: Literal["starttls", "ssl", "none"] = "starttls"
+    # SMTP AUTH credentials; AUTH is skipped when no user is set.
+    MAIL_SMTP_USER: str | None = None
+    MAIL_SMTP_PASSWORD: str | None = None
+    # PEM bundle of CAs trusted for the SMTP server's certificate (None: system CAs).
+    MAIL_SMTP_CA_FILE: str | None = None
+    # Seconds to open the SMTP connection, and to wait for any later server reply.
+    MAIL_SMTP_CONNECT_TIMEOUT: float = Field(default=10.0, gt=0)
+    MAIL_SMTP_TIMEOUT: float = Field(default=30.0, gt=0)
+    # From address of every mail; its domain also names the Message-IDs.
+    MAIL_FROM: str = "Tasklane <tasklane@localhost>"
+    # Folder of .eml files used when no SMTP host is set; empty means instance/outbox.
+    MAIL_OUTBOX_DIR: str = ""
+    # Retry delay after a transient SMTP failure: base doubling per attempt, capped, jittered.
+    MAIL_RETRY_BACKOFF: float = Field(default=5.0, gt=0)
+    MAIL_RETRY_BACKOFF_MAX: float = Field(default=600.0, gt=0)
+    # Recipient of queue alerts and of the daily report; unset skips the mail.
+    ALERT_EMAIL_TO: str | None = None
+    DAILY_REPORT_TO: str | None = None
+    # Single active beat: the lock's lifetime; a standby takes over this long after a crash.
+    BEAT_LOCK_TTL: float = Field(default=30.0, ge=1)
+    # Periodic jobs: each has an on/off flag and a schedule, either seconds or a crontab
+    # line ("m h dom mon dow", UTC).
+    REAP_STALE_JOBS_ENABLED: bool = True
+    REAP_STALE_JOBS_SCHEDULE: str = "300"
+    # Seconds past its task's hard time limit after which a `started` job counts as dead.
+    REAP_STALE_JOBS_MARGIN: int = Field(default=300, ge=0)
+    QUEUE_MONITOR_ENABLED: bool = True
+    QUEUE_MONITOR_SCHEDULE: str = "60"
+    # A queue alerts when this many messages wait, or its oldest job waited this many seconds.
+    QUEUE_ALERT_MAX_WAITING: int = Field(default=1000, ge=1)
+    QUEUE_ALERT_MAX_AGE: float = Field(default=900.0, gt=0)
+    # At most one alert mail per queue in this many seconds.
+    QUEUE_ALERT_COOLDOWN: int = Field(default=3600, ge=1)
+    DAILY_REPORT_ENABLED: bool = True
+    DAILY_REPORT_SCHEDULE: str = "0 6 * * *"
+
+    @field_validator("REAP_STALE_JOBS_SCHEDULE", "QUEUE_MONITOR_SCHEDULE", "DAILY_REPORT_SCHEDULE")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        from app.beat import parse_schedule
+
+        parse_schedule(value)
+        return value
+
+    # --- dataset lane: document ingestion and retrieval ---
+    # Where uploaded files and per-stage artifacts live; None means `instance/uploads`.
+    DATASET_STORAGE_DIR: str | None = None
+    # Largest single uploaded file (bytes); larger files are refused with 413.
+    DATASET_MAX_FILE_BYTES: int = Field(default=15 * 1024 * 1024, ge=1024)
+    # Largest upload request (all files together, bytes); larger requests get 413.
+    DATASET_MAX_UPLOAD_BYTES: int = Field(default=100 * 1024 * 1024, ge=1024)
+    # Most files (or raw texts) one upload may carry.
+    DATASET_MAX_FILES_PER_UPLOAD: int = Field(default=100, ge=1)
+    # OpenAI-compatible embeddings endpoint base URL (…/v1); None means keyword retrieval only.
+    EMBEDDING_BASE_URL: str | None = None
+    # Embedding model name sent to the provider.
+    EMBEDDING_MODEL: str = "text-embedding-3-small"
+    # Bearer key for the embedding provider, if it needs one.
+    EMBEDDING_API_KEY: str | None = None
+    # Texts per /embeddings request.
+    EMBEDDING_BATCH_SIZE: int = Field(default=64, ge=1, le=2048)
+    # Seconds one /embeddings request may take.
+    EMBEDDING_TIMEOUT: float = Field(default=30.0, gt=0)
+    # Tries per /embeddings request (exponential backoff between them).
+    EMBEDDING_MAX_ATTEMPTS: int = Field(default=5, ge=1)
+
+    # --- Generation and ops_trace lane ----------------------------------------------------
+    # LLM providers, JSON: name -> {base_url, api_key, models, timeout, connect_timeout}.
+    GENERATION_PROVIDERS: dict[str, dict[str, Any]] = {}
+    # Retries of a generation after 429, 5xx, connection errors and timeouts (at most 10).
+    GENERATION_MAX_RETRIES: int = Field(default=4, ge=0, le=10)
+    # Retry delay: base doubling per attempt, capped, full jitter; Retry-After wins when longer.
+    GENERATION_RETRY_BASE_DELAY: float = Field(default=1.0, gt=0)
+    GENERATION_RETRY_MAX_DELAY: float = Field(default=60.0, gt=0)
+    # Least seconds between two progress writes of a streaming generation.
+    GENERATION_PROGRESS_INTERVAL: float = Field(default=0.2, ge=0.01, le=1.0)
+    # Where traces go, comma separated: database, otlp, langfuse (empty: nowhere).
+    TRACE_SINKS: Annotated[list[Literal["database", "otlp", "langfuse"]], NoDecode] = ["database"]
+    # OTLP/HTTP traces endpoint of a collector (JSON encoding), e.g. http://otel:4318/v1/traces.
+    TRACE_OTLP_ENDPOINT: str | None = None
+    # Langfuse (or compatible) base URL and project keys for its ingestion API.
+    TRACE_LANGFUSE_HOST: str | None = None
+    TRACE_LANGFUSE_PUBLIC_KEY: str | None = None
+    TRACE_LANGFUSE_SECRET_KEY: str | None = None
+    # Characters kept of each string in a trace's inputs and outputs.
+    TRACE_MAX_FIELD_CHARS: int = Field(default=2000, ge=50)
+    # Records buffered per HTTP sink in a worker; beyond this the oldest are dropped.
+    TRACE_BUFFER_LIMIT: int = Field(default=1000, ge=1)
+    # Records per shipment, and the longest a record waits for its batch to fill.
+    TRACE_BATCH_SIZE: int = Field(default=100, ge=1)
+    TRACE_FLUSH_INTERVAL: float = Field(default=2.0, gt=0)
+    # Attempts per batch before it is dropped (and counted), with doubling, jittered delays.
+    TRACE_SHIP_MAX_ATTEMPTS: int = Field(default=5, ge=1)
+    TRACE_SHIP_RETRY_DELAY: float = Field(default=1.0, gt=0)
+    # Seconds to wait for an HTTP sink's answer.
+    TRACE_SHIP_TIMEOUT: float = Field(default=10.0, gt=0)
+
+    @field_validator("GENERATION_PROVIDERS", mode="before")
+    @classmethod
+    def _check_providers(cls, value: Any) -> Any:
+        from app.services.providers.spec import validate_providers
+
+        return validate_providers(value)
+
+    @field_validator("TRACE_SINKS", mode="before")
+    @classmethod
+    def _split_sinks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_trace_sinks(self) -> Settings:
+        if "otlp" in self.TRACE_SINKS and not self.TRACE_OTLP_ENDPOINT:
+            raise ValueError("TRACE_SINKS names otlp, so TRACE_OTLP_ENDPOINT must be set")
+        langfuse = (
+            self.TRACE_LANGFUSE_HOST,
+            self.TRACE_LANGFUSE_PUBLIC_KEY,
+            self.TRACE_LANGFUSE_SECRET_KEY,
+        )
+        if "langfuse" in self.TRACE_SINKS and not all(langfuse):
+            raise ValueError(
+                "TRACE_SINKS names langfuse, so TRACE_LANGFUSE_HOST, TRACE_LANGFUSE_PUBLIC_KEY "
+                "and TRACE_LANGFUSE_SECRET_KEY must be set"
+            )
+        return self
+
+    # --- Observability lane: Sentry, OpenTelemetry, metrics, structured logs ---
+    # Process role (api, worker, beat); entrypoint.sh sets it, else Celery's signals tell.
+    TASKLANE_ROLE: Literal["api", "worker", "beat"] | None = None
+    # Log lines as plain text or one JSON object per line.
+    LOG_FORMAT: Literal["text", "json"] = "text"
+    # Sentry is off unless a DSN is given.
+    SENTRY_DSN: str | None = None
+    # Sentry environment; None means TASKLANE_ENV.
+    SENTRY_ENVIRONMENT: str | None = None
+    # Release on events and traces (Sentry and OTel); None means tasklane@<version>.
+    SENTRY_RELEASE: str | None = None
+    # Share of requests and tasks sent to Sentry as transactions.
+    SENTRY_TRACES_SAMPLE_RATE: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Share of sampled transactions that are also profiled.
+    SENTRY_PROFILES_SAMPLE_RATE: float = Field(default=0.0, ge=0.0, le=1.0)
+    # OpenTelemetry traces and metrics are off unless enabled.
+    OTEL_ENABLED: bool = False
+    # Where spans and metrics go: OTLP over HTTP or gRPC, or the console (stdout).
+    OTEL_EXPORTER: Literal["otlp_http", "otlp_grpc", "console"] = "otlp_http"
+    # OTLP collector base URL; None means the exporter's default (localhost:4318 / 4317).
+    OTEL_EXPORTER_OTLP_ENDPOINT: str | None = None
+    # Share of new traces sampled (a caller's decision is kept); errors reach Sentry anyway.
+    OTEL_TRACES_SAMPLE_RATE: float = Field(default=0.1, ge=0.0, le=1.0)
+    # service.name is "<prefix>-<role>".
+    OTEL_SERVICE_NAME_PREFIX: str = Field(default="tasklane", min_length=1)
+    # How often metrics are pushed over OTLP, in seconds.
+    OTEL_METRICS_EXPORT_INTERVAL: float = Field(default=60.0, gt=0)
+    # Serve Prometheus metrics at /metrics on the API (needs OTEL_ENABLED).
+    PROMETHEUS_METRICS_ENABLED: bool = True
 
     # Extra task modules to load, comma separated (the test suite adds its own).
     TASKLANE_EXTRA_TASK_MODULES: Annotated[list[str], NoDecode] = []

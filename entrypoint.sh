@@ -38,6 +38,7 @@ mode="${1:-}"
 case "$mode" in
   api)
     flask --app app db upgrade
+    export TASKLANE_ROLE=api
     exec gunicorn \
       --worker-class gevent \
       --workers "${API_WORKERS:-2}" \
@@ -47,6 +48,7 @@ case "$mode" in
       app.wsgi:application
     ;;
   worker)
+    export TASKLANE_ROLE=worker
     profile="${1:-}"
     if [ -z "$profile" ]; then
       echo "entrypoint.sh worker: name a profile (cpu, io or all)" >&2
@@ -56,13 +58,14 @@ case "$mode" in
     if ! defaults="$(queue_cli profile "$profile")"; then
       exit 64
     fi
-    read -r pool concurrency queues <<<"$defaults"
+    read -r pool concurrency prefetch queues <<<"$defaults"
     pool="${WORKER_POOL:-$pool}"
     args=(
       -A app.celery worker
       --pool "$pool"
       --queues "${WORKER_QUEUES:-$queues}"
       --hostname "${WORKER_NAME:-$profile@%h}"
+      --prefetch-multiplier "${WORKER_PREFETCH_MULTIPLIER:-$prefetch}"
       --loglevel "${LOG_LEVEL:-INFO}"
     )
     if [ -n "${WORKER_AUTOSCALE:-}" ]; then
@@ -77,6 +80,7 @@ case "$mode" in
     exec celery "${args[@]}"
     ;;
   beat)
+    export TASKLANE_ROLE=beat
     mkdir -p instance
     exec celery -A app.celery beat \
       --schedule "${BEAT_SCHEDULE_FILE:-instance/celerybeat-schedule}" \

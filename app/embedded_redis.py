@@ -18,6 +18,8 @@ from pathlib import Path
 
 import redis
 from flask import Flask
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from config import Settings
 
@@ -46,10 +48,18 @@ def data_dir(instance_path: str) -> Path:
 
 
 def _ping(sock: str) -> bool:
+    if not os.path.exists(sock):
+        return False
+    # A probe must answer at once: redis-py would otherwise retry with backoff for seconds.
+    client = redis.Redis(
+        unix_socket_path=sock, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
     try:
-        return bool(redis.Redis(unix_socket_path=sock, socket_connect_timeout=1).ping())
+        return bool(client.ping())
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return False
+    finally:
+        client.close()
 
 
 def ensure_running(instance_path: str) -> str:

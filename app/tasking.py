@@ -86,7 +86,7 @@ def build_task_class(app: Flask) -> type[Task]:
             queue = delivery.get("routing_key") or self.tasklane_queue or ""
             max_attempts = (self.max_retries or 0) + settings.TASK_MAX_REDELIVERIES + 1
             try:
-                job = ledger.begin_attempt(
+                runnable = ledger.begin_attempt(
                     request.id,
                     task=self.name,
                     queue=queue,
@@ -100,7 +100,7 @@ def build_task_class(app: Flask) -> type[Task]:
                 # The database is down: hand the message back rather than run unrecorded.
                 time.sleep(2.0)
                 raise Reject("ledger unavailable", requeue=True) from None
-            if job is None:
+            if not runnable:
                 log.info("job %s is cancelled or finished; not running it", request.id)
                 raise Ignore()
             try:

@@ -16,6 +16,7 @@ from app import create_app
 from app.services import api_keys
 from config import Settings
 from tests.support import services
+from tests.support.generation_stubs import GenerationStubs
 
 TEST_TASK_MODULES = "tests.integration.tasks"
 
@@ -38,7 +39,16 @@ def database_url(session_tmp: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def base_settings(redis_url: str, database_url: str) -> dict[str, Any]:
+def generation_stubs() -> Iterator[GenerationStubs]:
+    """Local LLM provider and trace receivers; every worker must know them, so they are here."""
+    with GenerationStubs.running() as stubs:
+        yield stubs
+
+
+@pytest.fixture(scope="session")
+def base_settings(
+    redis_url: str, database_url: str, generation_stubs: GenerationStubs, session_tmp: Path
+) -> dict[str, Any]:
     """The settings every test app and worker shares; tests override single values."""
     return {
         "TASKLANE_ENV": "testing",
@@ -46,6 +56,10 @@ def base_settings(redis_url: str, database_url: str) -> dict[str, Any]:
         "REDIS_URL": redis_url,
         "TASKLANE_EXTRA_TASK_MODULES": TEST_TASK_MODULES,
         "INSPECT_TIMEOUT": "0.5",
+        # Files a run writes stay in its temporary folder, never in the checkout's instance/.
+        "MAIL_OUTBOX_DIR": str(session_tmp / "outbox"),
+        "DATASET_STORAGE_DIR": str(session_tmp / "uploads"),
+        **generation_stubs.settings,
     }
 
 
@@ -58,8 +72,7 @@ def make_settings(base: dict[str, Any], **overrides: Any) -> Settings:
 def app(base_settings: dict[str, Any]) -> Flask:
     app = create_app(make_settings(base_settings))
     with app.app_context():
-        # "heads": lanes add migrations side by side until a merge revision joins them.
-        upgrade(revision="heads")
+        upgrade()
     return app
 
 

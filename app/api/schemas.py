@@ -52,6 +52,8 @@ class JobSchema(Schema):
     idempotency_key = fields.String(allow_none=True)
     cancel_requested = fields.Method("_cancel_requested", metadata={"type": "boolean"})
     parent_id = fields.String(allow_none=True)
+    trace_id = fields.String(allow_none=True)
+    sentry_event_id = fields.String(allow_none=True)
     created_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)

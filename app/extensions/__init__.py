@@ -13,14 +13,19 @@ from app.extensions import ext_celery
 from app.extensions import ext_database
 from app.extensions import ext_logging
 from app.extensions import ext_migrate
+from app.extensions import ext_otel
 from app.extensions import ext_redis
+from app.extensions import ext_sentry
 
 EXTENSIONS = (
     ext_logging,
     ext_database,
+    # Sentry next, so it sees every later extension's errors (it needs the ledger's engine).
+    ext_sentry,
     ext_migrate,
     ext_redis,
     ext_celery,
+    ext_otel,
     ext_api,
 )
 

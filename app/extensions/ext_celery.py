@@ -10,6 +10,7 @@ from flask import Flask
 from kombu import Exchange
 from kombu import Queue
 
+from app import beat
 from app import queues
 from app.extensions.ext_database import db
 from app.extensions.ext_database import dispose_engine_after_fork
@@ -18,7 +19,14 @@ from app.tasking import route_task
 from config import Settings
 
 # Every module whose tasks a worker must know; a module per queue or concern.
-TASK_MODULES = ["tasks.system"]
+TASK_MODULES = [
+    "tasks.system",
+    "tasks.mail",
+    "tasks.maintenance",
+    "tasks.generation",
+    "tasks.dataset",
+    "tasks.ops_trace",
+]
 
 # Highest priority a job may ask for; RabbitMQ queues are declared with this maximum.
 MAX_PRIORITY = 9
@@ -44,6 +52,7 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "queue_order_strategy": "priority",
         "priority_steps": list(range(MAX_PRIORITY + 1)),
         "socket_keepalive": True,
+        "max_connections": settings.BROKER_MAX_CONNECTIONS,
         "socket_connect_timeout": settings.SUBMIT_BROKER_TIMEOUT,
     }
     return {
@@ -67,6 +76,8 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         # Long tasks: a worker reserves only what it is about to run.
         "worker_prefetch_multiplier": settings.WORKER_PREFETCH_MULTIPLIER,
+        # Without a cap, a worker pulls every delayed job into memory (celery#9849).
+        "worker_eta_task_limit": settings.WORKER_ETA_TASK_LIMIT,
         "task_soft_time_limit": settings.TASK_SOFT_TIME_LIMIT,
         "task_time_limit": settings.TASK_TIME_LIMIT,
         "task_queues": task_queues(),
@@ -83,20 +94,35 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "enable_utc": True,
         "imports": TASK_MODULES + settings.TASKLANE_EXTRA_TASK_MODULES,
         "beat_schedule": beat_schedule(settings),
+        # Any number of beats may run; only the holder of a Redis lock sends (app/beat.py).
+        "beat_scheduler": "app.beat:SingleBeatScheduler",
+        "tasklane_beat": {"redis_url": app.config["REDIS_URL"], "lock_ttl": settings.BEAT_LOCK_TTL},
         "worker_hijack_root_logger": False,
     }
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    schedule: dict[str, Any] = {}
-    if settings.PURGE_EXPIRED_JOBS_ENABLED:
-        schedule["system.purge_expired_jobs"] = {
-            "task": "system.purge_expired_jobs",
-            "schedule": float(settings.PURGE_EXPIRED_JOBS_INTERVAL),
-            # A tick nobody ran before the next one is stale; don't pile them up.
-            "options": {"expires": settings.PURGE_EXPIRED_JOBS_INTERVAL},
-        }
-    return schedule
+    """Periodic jobs from settings: each has an on/off flag and a schedule."""
+    declared = [
+        (
+            settings.PURGE_EXPIRED_JOBS_ENABLED,
+            "system.purge_expired_jobs",
+            str(settings.PURGE_EXPIRED_JOBS_INTERVAL),
+        ),
+        (
+            settings.REAP_STALE_JOBS_ENABLED,
+            "maintenance.reap_stale_jobs",
+            settings.REAP_STALE_JOBS_SCHEDULE,
+        ),
+        (
+            settings.QUEUE_MONITOR_ENABLED,
+            "maintenance.monitor_queues",
+            settings.QUEUE_MONITOR_SCHEDULE,
+        ),
+        (settings.DAILY_REPORT_ENABLED, "maintenance.daily_report", settings.DAILY_REPORT_SCHEDULE),
+    ]
+    # Every entry expires: a tick nobody ran before the next one is stale; don't pile them up.
+    return {task: beat.entry(task, value) for enabled, task, value in declared if enabled}
 
 
 def init_app(app: Flask) -> Celery:

@@ -1,18 +1,53 @@
-"""Process-wide logging level and format from settings."""
+"""Process-wide logging: level and format (text or JSON) from settings.
+
+Every line carries the trace id and, inside a task, the job id, queue and task name, so a
+line can be joined to its trace, its Sentry event and its ledger row.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from flask import Flask
+from pythonjsonlogger.json import JsonFormatter
 
+from app.observability.log_context import ContextFilter
 from config import Settings
+
+TEXT_FORMAT = (
+    "%(asctime)s %(levelname)s %(name)s [trace=%(trace_id)s job=%(job_id)s queue=%(queue)s]: "
+    "%(message)s"
+)
+JSON_FIELDS = [
+    "asctime",
+    "levelname",
+    "name",
+    "message",
+    "process",
+    "trace_id",
+    "span_id",
+    "job_id",
+    "queue",
+    "task",
+]
+
+
+def formatter(settings: Settings) -> logging.Formatter:
+    if settings.LOG_FORMAT == "json":
+        return JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level", "asctime": "time"})
+    return logging.Formatter(TEXT_FORMAT)
 
 
 def init_app(app: Flask) -> None:
     settings: Settings = app.config["SETTINGS"]
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        stream = logging.StreamHandler()
+        stream.setFormatter(formatter(settings))
+        root.addHandler(stream)
+    for handler in root.handlers:
+        # Once per handler: the factory may run more than once in a process (tests).
+        if not any(isinstance(f, ContextFilter) for f in handler.filters):
+            handler.addFilter(ContextFilter())
     root.setLevel(settings.LOG_LEVEL)
     app.logger.setLevel(settings.LOG_LEVEL)

@@ -77,6 +77,9 @@ class Job(Base):
     api_key_id: Mapped[int | None]
     parent_id: Mapped[str | None] = mapped_column(String(36), index=True)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Observability: the OpenTelemetry trace that submitted the job, and its last Sentry error.
+    trace_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    sentry_event_id: Mapped[str | None] = mapped_column(String(32))
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

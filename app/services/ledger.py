@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions.ext_database import db
+from app.models import TERMINAL_STATES
 from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
@@ -37,14 +38,50 @@ def begin_attempt(
     worker: str | None,
     args: dict[str, Any],
     max_attempts: int,
-) -> Job | None:
-    """Mark the job started and count the attempt; None means the task must not run.
+) -> bool:
+    """Mark the job started and count the attempt; False means the task must not run.
 
     A job that is cancelled or already finished is never run again, whatever the broker
     redelivers. Jobs that did not come through the API (periodic jobs, sub-tasks) get
     their row here.
     """
     now = utcnow()
+    # The common case in one round trip: a runnable row becomes `started`, atomically with
+    # respect to a concurrent cancel (the row is locked by the UPDATE).
+    started = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.not_in(TERMINAL_STATES), Job.attempts < max_attempts)
+        .values(
+            state=JobState.STARTED,
+            attempts=Job.attempts + 1,
+            worker=worker,
+            queue=queue,
+            started_at=now,
+            finished_at=None,
+            updated_at=now,
+        )
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if started is not None:
+        db.session.commit()
+        return True
+    return _begin_slow(
+        job_id, task=task, queue=queue, worker=worker, args=args, max_attempts=max_attempts, now=now
+    )
+
+
+def _begin_slow(
+    job_id: str,
+    *,
+    task: str,
+    queue: str,
+    worker: str | None,
+    args: dict[str, Any],
+    max_attempts: int,
+    now: datetime,
+) -> bool:
+    """The row is missing, finished, cancelled or out of attempts: settle which."""
     job = db.session.get(Job, job_id, with_for_update=True)
     if job is None:
         job = Job(
@@ -63,11 +100,11 @@ def begin_attempt(
         except IntegrityError:
             # Another delivery of the same message created the row first.
             db.session.rollback()
-            return None
-        return job
+            return False
+        return True
     if job.state.terminal:
         db.session.rollback()
-        return None
+        return False
     if job.attempts >= max_attempts:
         job.state = JobState.FAILED
         job.error_type = "TooManyAttempts"
@@ -77,7 +114,8 @@ def begin_attempt(
         )
         job.finished_at = now
         db.session.commit()
-        return None
+        return False
+    # The row changed between the two statements (a retry re-queued it): start it now.
     job.state = JobState.STARTED
     job.attempts += 1
     job.worker = worker
@@ -85,7 +123,7 @@ def begin_attempt(
     job.started_at = now
     job.finished_at = None
     db.session.commit()
-    return job
+    return True
 
 
 def record_progress(job_id: str, current: int, total: int | None, message: str | None) -> bool:
@@ -99,6 +137,7 @@ def record_progress(job_id: str, current: int, total: int | None, message: str |
             progress_message=message[:500] if message else None,
             updated_at=utcnow(),
         )
+        .execution_options(synchronize_session=False)
     )
     requested = db.session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id))
     db.session.commit()
@@ -112,7 +151,12 @@ def cancel_requested(job_id: str) -> bool:
 
 
 def _finish(job_id: str, values: dict[str, Any]) -> None:
-    db.session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
+    db.session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
     db.session.commit()
 
 

@@ -13,6 +13,7 @@ from app.models import Job
 from app.models.base import utcnow
 from tests.conftest import make_settings
 from tests.support.api import Api
+from tests.support.workers import WorkerProcess
 
 
 def test_ready_sends_a_canary_through_every_queue(api: Api) -> None:
@@ -22,7 +23,8 @@ def test_ready_sends_a_canary_through_every_queue(api: Api) -> None:
     assert report["ready"] is True
     assert report["database"]["ok"] and report["broker"]["ok"]
     for name, queue in report["queues"].items():
-        assert queue == {"ok": True, "consumers": 1, "canary": "succeeded"}, name
+        assert queue["ok"] is True and queue["canary"] == "succeeded", name
+        assert queue["consumers"] >= 1, name
 
 
 def test_ready_is_503_and_says_why_when_the_broker_is_down(
@@ -43,15 +45,20 @@ def test_ready_is_503_and_says_why_when_the_broker_is_down(
     assert report["database"]["ok"] is True
 
 
-def test_queues_lists_consumers_with_their_pools(api: Api) -> None:
+def test_queues_lists_consumers_with_their_pools(
+    api: Api, workers: dict[str, WorkerProcess]
+) -> None:
     body = api.client.get("/api/v1/queues", headers=api.auth).get_json()
     by_name = {q["name"]: q for q in body["queues"]}
     assert set(by_name) == {"dataset", "generation", "mail", "ops_trace"}
-    assert [w["pool"] for w in by_name["dataset"]["workers"]] == ["prefork"]
-    assert by_name["dataset"]["workers"][0]["concurrency"] == 2
+    # Other tests may run extra workers; the session's profile workers must be listed as such.
+    cpu = {w["worker"]: w for w in by_name["dataset"]["workers"]}[workers["cpu"].hostname]
+    assert (cpu["pool"], cpu["concurrency"]) == ("prefork", 2)
     for name in ("generation", "mail", "ops_trace"):
-        assert [w["pool"] for w in by_name[name]["workers"]] == ["gevent"]
+        io = {w["worker"]: w for w in by_name[name]["workers"]}[workers["io"].hostname]
+        assert (io["pool"], io["concurrency"]) == ("gevent", 20)
         assert by_name[name]["profile"] == "io"
+        assert by_name[name]["consumers"] == len(by_name[name]["workers"])
 
 
 def test_queues_reports_the_age_of_the_oldest_due_job_not_yet_started(app: Flask, api: Api) -> None:

@@ -37,7 +37,9 @@ def test_pool_settings_reach_the_engine(base_settings: dict[str, object]) -> Non
     from app.extensions.ext_database import db
     from tests.conftest import make_settings
 
-    app = create_app(make_settings(base_settings, SQLALCHEMY_POOL_SIZE=7, SQLALCHEMY_MAX_OVERFLOW=3))
+    app = create_app(
+        make_settings(base_settings, SQLALCHEMY_POOL_SIZE=7, SQLALCHEMY_MAX_OVERFLOW=3)
+    )
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             pytest.skip("SQLite has no connection pool to size")

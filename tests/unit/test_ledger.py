@@ -27,14 +27,17 @@ def make_job(state: JobState = JobState.QUEUED, attempts: int = 0) -> str:
     return job.id
 
 
-def begin(job_id: str, max_attempts: int = 5) -> Job | None:
+def begin(job_id: str, max_attempts: int = 5) -> bool:
     return ledger.begin_attempt(
         job_id, task="tests.echo", queue="dataset", worker="w@h", args={}, max_attempts=max_attempts
     )
 
 
 def test_first_delivery_starts_the_job_and_counts_the_attempt(ctx: None) -> None:
-    job = begin(make_job())
+    job_id = make_job()
+    assert begin(job_id) is True
+    db.session.expire_all()
+    job = db.session.get(Job, job_id)
     assert job is not None
     assert (job.state, job.attempts, job.worker) == (JobState.STARTED, 1, "w@h")
     assert job.started_at is not None
@@ -42,20 +45,23 @@ def test_first_delivery_starts_the_job_and_counts_the_attempt(ctx: None) -> None
 
 def test_a_job_that_did_not_come_through_the_api_gets_its_row(ctx: None) -> None:
     job_id = str(uuid.uuid4())
-    job = begin(job_id)
-    assert job is not None and db.session.get(Job, job_id) is not None
+    assert begin(job_id) is True
+    job = db.session.get(Job, job_id)
+    assert job is not None and job.attempts == 1
 
 
 @pytest.mark.parametrize("state", [JobState.CANCELLED, JobState.SUCCEEDED, JobState.FAILED])
 def test_finished_or_cancelled_jobs_never_run_again(ctx: None, state: JobState) -> None:
     job_id = make_job(state, attempts=1)
-    assert begin(job_id) is None
+    assert begin(job_id) is False
+    db.session.expire_all()
     assert db.session.get(Job, job_id).attempts == 1  # type: ignore[union-attr]
 
 
 def test_a_job_delivered_too_often_is_failed_instead_of_run(ctx: None) -> None:
     job_id = make_job(JobState.STARTED, attempts=3)
-    assert begin(job_id, max_attempts=3) is None
+    assert begin(job_id, max_attempts=3) is False
+    db.session.expire_all()
     job = db.session.get(Job, job_id)
     assert job is not None and job.state == JobState.FAILED
     assert job.error_type == "TooManyAttempts"

@@ -76,7 +76,7 @@ def test_entrypoint_profiles_together_consume_every_queue() -> None:
             text=True,
             check=True,
         ).stdout.split()
-        pool, _concurrency, names = out
+        pool, _concurrency, _prefetch, names = out
         assert pool == queues.PROFILES[profile].pool
         consumed |= set(names.split(","))
     assert consumed == set(queues.QUEUES)

@@ -6,7 +6,16 @@ from app import queues
 
 
 def test_cpu_profile_is_prefork_on_dataset() -> None:
-    assert queues.worker_args("cpu") == ["-P", "prefork", "-c", "2", "-Q", "dataset"]
+    assert queues.worker_args("cpu") == [
+        "-P",
+        "prefork",
+        "-c",
+        "2",
+        "--prefetch-multiplier",
+        "1",
+        "-Q",
+        "dataset",
+    ]
 
 
 def test_io_profile_is_gevent_on_the_network_queues() -> None:
@@ -15,6 +24,8 @@ def test_io_profile_is_gevent_on_the_network_queues() -> None:
         "gevent",
         "-c",
         "100",
+        "--prefetch-multiplier",
+        "4",
         "-Q",
         "generation,mail,ops_trace",
     ]
@@ -33,6 +44,6 @@ def test_unknown_profile_and_queue_name_the_known_ones() -> None:
 
 def test_cli_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert queues.main(["profile", "cpu"]) == 0
-    assert capsys.readouterr().out.strip() == "prefork 2 dataset"
+    assert capsys.readouterr().out.strip() == "prefork 2 1 dataset"
     assert queues.main(["profile", "gpu"]) == 64
     assert queues.main(["bogus"]) == 64
