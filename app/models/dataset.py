@@ -130,6 +130,9 @@ class Segment(Base):
         # One row per position: a redelivered run can never add a second copy.
         UniqueConstraint("document_id", "position", name="uq_dataset_segments_document_position"),
         Index("ix_dataset_segments_dataset_id", "dataset_id"),
+        # Never reuse a deleted segment's id (SQLite would): a reindex gets all-new ids,
+        # as PostgreSQL's sequence gives anyway.
+        {"sqlite_autoincrement": True},
     )
 
     # SQLite only autoincrements a plain INTEGER primary key.

@@ -145,6 +145,8 @@ def upgrade():
         sa.UniqueConstraint(
             "document_id", "position", name="uq_dataset_segments_document_position"
         ),
+        # Never reuse a deleted segment's id (SQLite would): a reindex gets all-new ids.
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("dataset_segments", schema=None) as batch_op:
         batch_op.create_index("ix_dataset_segments_dataset_id", ["dataset_id"], unique=False)
