@@ -14,10 +14,8 @@ from pythonjsonlogger.json import JsonFormatter
 from app.observability.log_context import ContextFilter
 from config import Settings
 
-TEXT_FORMAT = (
-    "%(asctime)s %(levelname)s %(name)s [trace=%(trace_id)s job=%(job_id)s queue=%(queue)s]: "
-    "%(message)s"
-)
+# `context` is " [trace=… job=… queue=…]" with only the ids the line has, or empty.
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"
 JSON_FIELDS = [
     "asctime",
     "levelname",

@@ -28,4 +28,14 @@ class ContextFilter(logging.Filter):
             record.task = task.name
         else:
             record.job_id = record.queue = record.task = None
+        parts = [
+            f"{label}={value}"
+            for label, value in (
+                ("trace", record.trace_id),
+                ("job", record.job_id),
+                ("queue", record.queue),
+            )
+            if value
+        ]
+        record.context = f" [{' '.join(parts)}]" if parts else ""
         return True
