@@ -16,25 +16,24 @@ FIELDS = ("trace_id", "span_id", "job_id", "queue", "task")
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         context = trace.get_current_span().get_span_context()
-        record.trace_id = format_trace_id(context.trace_id) if context.is_valid else None
-        record.span_id = format_span_id(context.span_id) if context.is_valid else None
+        trace_id = format_trace_id(context.trace_id) if context.is_valid else None
+        span_id = format_span_id(context.span_id) if context.is_valid else None
+        job_id = queue = task_name = None
         task = current_task
         request = getattr(task, "request", None) if task else None
-        job_id = getattr(request, "id", None)
-        if job_id and not getattr(request, "called_directly", True):
+        if getattr(request, "id", None) and not getattr(request, "called_directly", True):
             delivery = getattr(request, "delivery_info", None) or {}
-            record.job_id = job_id
-            record.queue = delivery.get("routing_key")
-            record.task = task.name
-        else:
-            record.job_id = record.queue = record.task = None
+            job_id = request.id  # type: ignore[union-attr]
+            queue = delivery.get("routing_key")
+            task_name = task.name
+        record.trace_id = trace_id
+        record.span_id = span_id
+        record.job_id = job_id
+        record.queue = queue
+        record.task = task_name
         parts = [
             f"{label}={value}"
-            for label, value in (
-                ("trace", record.trace_id),
-                ("job", record.job_id),
-                ("queue", record.queue),
-            )
+            for label, value in (("trace", trace_id), ("job", job_id), ("queue", queue))
             if value
         ]
         record.context = f" [{' '.join(parts)}]" if parts else ""
