@@ -11,8 +11,8 @@ from flask import current_app
 from app.services import answering
 from app.services import generation
 from app.services import generation_batch
+from app.services.errors import JobError
 from app.services.jobs import BrokerUnavailable
-from app.services.jobs import JobError
 from app.services.providers.base import ProviderRejected
 from app.services.providers.base import RetryableProviderError
 from app.services.providers.retry import backoff_delay

@@ -12,7 +12,7 @@ from flask import request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 
-from app.services.jobs import JobError
+from app.services.errors import JobError
 
 log = logging.getLogger(__name__)
 

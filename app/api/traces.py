@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Any
 
 from flask import current_app
@@ -13,15 +10,10 @@ from flask_smorest import Blueprint
 from marshmallow import Schema
 from marshmallow import fields
 from marshmallow import validate
-from sqlalchemy import Select
-from sqlalchemy import and_
-from sqlalchemy import or_
-from sqlalchemy import select
 
 from app.api.auth import require_api_key
-from app.extensions.ext_database import db
 from app.models.trace import Trace
-from app.services.jobs import InvalidCursor
+from app.services import pagination
 from app.services.tracing import stats
 
 STATUSES = ["succeeded", "failed", "cancelled", "retrying", "started"]
@@ -76,41 +68,22 @@ class SinkStatusSchema(Schema):
     last_dropped_at = fields.String(allow_none=True)
 
 
-def _cursor(trace: Trace) -> str:
-    raw = f"{trace.created_at.isoformat()}|{trace.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _after(query: Select[Any], cursor: str) -> Select[Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, trace_id = base64.urlsafe_b64decode(padded).decode().split("|", 1)
-        when = datetime.fromisoformat(created)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidCursor("cursor is not one this API returned; start without it") from None
-    return query.where(
-        or_(Trace.created_at < when, and_(Trace.created_at == when, Trace.id < trace_id))
-    )
-
-
 @blp.route("")
 class TraceCollection(MethodView):
     @blp.arguments(TraceQuerySchema, location="query")
     @blp.response(200, TracePageSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Traces newest first, filtered; pass `next_cursor` back as `cursor` for more."""
-        query = select(Trace).order_by(Trace.created_at.desc(), Trace.id.desc())
+        query = pagination.newest_first(Trace)
         for name in ("operation", "status", "job_id", "parent_job_id"):
             if args.get(name):
                 query = query.where(getattr(Trace, name) == args[name])
         if args.get("since"):
             query = query.where(Trace.created_at >= args["since"])
-        if args.get("cursor"):
-            query = _after(query, args["cursor"])
-        limit = args["limit"]
-        rows = list(db.session.scalars(query.limit(limit + 1)))
-        next_cursor = _cursor(rows[limit - 1]) if len(rows) > limit else None
-        return {"items": rows[:limit], "next_cursor": next_cursor}
+        items, next_cursor = pagination.page(
+            query, Trace.created_at, Trace.id, limit=args["limit"], cursor=args.get("cursor")
+        )
+        return {"items": items, "next_cursor": next_cursor}
 
 
 @blp.route("/sinks")

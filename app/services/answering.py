@@ -18,7 +18,7 @@ from app.models.generation import Generation
 from app.services import generation
 from app.services.dataset import datasets
 from app.services.dataset import retrieval
-from app.services.jobs import JobError
+from app.services.errors import JobError
 from config import Settings
 
 TASK = "generation.answer"

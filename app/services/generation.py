@@ -22,8 +22,8 @@ from app.extensions.ext_database import db
 from app.models import Job
 from app.models.generation import Generation
 from app.services import jobs
+from app.services.errors import JobError
 from app.services.generation_cancel import interrupt_on_cancel
-from app.services.jobs import JobError
 from app.services.jobs import Submission
 from app.services.providers.base import ChatRequest
 from app.services.providers.base import Delta

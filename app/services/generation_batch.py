@@ -23,9 +23,9 @@ from app.models import JobState
 from app.models.generation import Generation
 from app.services import generation
 from app.services import jobs
+from app.services.errors import JobError
 from app.services.generation import GenerationRequest
 from app.services.jobs import InvalidTransition
-from app.services.jobs import JobError
 from app.services.jobs import Submission
 from app.tasking import JobCancelled
 

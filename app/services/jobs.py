@@ -8,12 +8,9 @@ later: nothing half-written remains.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import inspect
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
@@ -21,9 +18,7 @@ from celery import Celery
 from celery import Task
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
-from sqlalchemy import and_
 from sqlalchemy import delete
-from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -33,15 +28,11 @@ from app.extensions.ext_database import db
 from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
+from app.services import pagination
+from app.services.errors import JobError
+from app.services.pagination import newest_first
 
 BROKER_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError, TimeoutError)
-
-
-class JobError(Exception):
-    """Base of the errors a caller can act on; `status` is the HTTP status that fits."""
-
-    status = 400
-    title = "Bad request"
 
 
 class UnknownTask(JobError):
@@ -72,11 +63,6 @@ class InvalidTransition(JobError):
 class BrokerUnavailable(JobError):
     status = 503
     title = "Broker unavailable"
-
-
-class InvalidCursor(JobError):
-    status = 400
-    title = "Invalid cursor"
 
 
 @dataclass(frozen=True)
@@ -261,20 +247,6 @@ def retry(celery_app: Celery, job_id: str, *, broker_timeout: float) -> Job:
     return job
 
 
-def encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, job_id = base64.urlsafe_b64decode(padded).decode().split("|", 1)
-        return datetime.fromisoformat(created), job_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidCursor("cursor is not one this API returned; start without it") from None
-
-
 def list_jobs(
     *,
     state: str | None = None,
@@ -284,18 +256,11 @@ def list_jobs(
     cursor: str | None = None,
 ) -> tuple[list[Job], str | None]:
     """Newest first; returns a page and the cursor of the next page (None at the end)."""
-    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
+    query = newest_first(Job)
     if state:
         query = query.where(Job.state == JobState(state))
     if queue:
         query = query.where(Job.queue == queue)
     if task:
         query = query.where(Job.task == task)
-    if cursor:
-        created, job_id = _decode_cursor(cursor)
-        query = query.where(
-            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
-        )
-    rows = list(db.session.scalars(query.limit(limit + 1)))
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return pagination.page(query, Job.created_at, Job.id, limit=limit, cursor=cursor)

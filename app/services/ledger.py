@@ -46,8 +46,19 @@ def begin_attempt(
     their row here.
     """
     now = utcnow()
-    # The common case in one round trip: a runnable row becomes `started`, atomically with
-    # respect to a concurrent cancel (the row is locked by the UPDATE).
+    # The common case in one round trip; the UPDATE locks the row against a concurrent cancel.
+    if _start(job_id, queue=queue, worker=worker, max_attempts=max_attempts, now=now):
+        db.session.commit()
+        return True
+    return _begin_slow(
+        job_id, task=task, queue=queue, worker=worker, args=args, max_attempts=max_attempts, now=now
+    )
+
+
+def _start(
+    job_id: str, *, queue: str, worker: str | None, max_attempts: int, now: datetime
+) -> bool:
+    """Mark a runnable job started and count the attempt; False when no runnable row matched."""
     started = db.session.execute(
         update(Job)
         .where(Job.id == job_id, Job.state.not_in(TERMINAL_STATES), Job.attempts < max_attempts)
@@ -63,12 +74,7 @@ def begin_attempt(
         .returning(Job.id)
         .execution_options(synchronize_session=False)
     ).first()
-    if started is not None:
-        db.session.commit()
-        return True
-    return _begin_slow(
-        job_id, task=task, queue=queue, worker=worker, args=args, max_attempts=max_attempts, now=now
-    )
+    return started is not None
 
 
 def _begin_slow(
@@ -115,15 +121,10 @@ def _begin_slow(
         job.finished_at = now
         db.session.commit()
         return False
-    # The row changed between the two statements (a retry re-queued it): start it now.
-    job.state = JobState.STARTED
-    job.attempts += 1
-    job.worker = worker
-    job.queue = queue
-    job.started_at = now
-    job.finished_at = None
+    # The row changed between the two statements (a retry re-queued it); we hold its lock now.
+    started = _start(job_id, queue=queue, worker=worker, max_attempts=max_attempts, now=now)
     db.session.commit()
-    return True
+    return started
 
 
 def record_progress(job_id: str, current: int, total: int | None, message: str | None) -> bool:

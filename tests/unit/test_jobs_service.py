@@ -14,6 +14,7 @@ from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
 from app.services import jobs
+from app.services import pagination
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def test_listing_filters_by_state_and_queue(ctx: None) -> None:
 
 
 def test_a_cursor_this_api_did_not_issue_is_refused(ctx: None) -> None:
-    with pytest.raises(jobs.InvalidCursor):
+    with pytest.raises(pagination.InvalidCursor):
         jobs.list_jobs(cursor="bm90IGEgY3Vyc29y")
 
 

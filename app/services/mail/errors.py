@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.services.jobs import JobError
+from app.services.errors import JobError
 
 
 class UnknownTemplate(JobError):

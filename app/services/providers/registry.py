@@ -7,7 +7,7 @@ import threading
 
 import httpx
 
-from app.services.jobs import JobError
+from app.services.errors import JobError
 from app.services.providers.base import Provider
 from app.services.providers.offline import OfflineProvider
 from app.services.providers.openai import OpenAICompatible

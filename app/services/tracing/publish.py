@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions.ext_database import db
 from app.services import jobs
+from app.services.errors import JobError
 from app.services.jobs import Submission
 from app.services.tracing import records
 from app.services.tracing import stats
@@ -36,7 +37,7 @@ def publish(record: dict[str, Any]) -> bool:
             broker_timeout=PUBLISH_TIMEOUT,
         )
         return True
-    except (jobs.JobError, SQLAlchemyError) as exc:
+    except (JobError, SQLAlchemyError) as exc:
         db.session.rollback()
         log.warning("trace of job %s dropped: %s", record.get("job_id"), exc)
         stats.count(current_app.extensions["redis"], stats.PUBLISHER, "dropped", reason=str(exc))
