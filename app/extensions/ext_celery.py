@@ -136,6 +136,7 @@ def init_app(app: Flask) -> Celery:
     def on_fork(**_kwargs: Any) -> None:
         with app.app_context():
             dispose_engine_after_fork(db.engine)
+        dispose_engine_after_fork(app.extensions["ledger_engine"])
 
     worker_process_init.connect(on_fork, weak=False)
     app.extensions["celery"] = celery_app

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -49,13 +50,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def ledger_engine_options(url: str, settings: Settings) -> dict[str, Any]:
+    """The ledger's own engine: every transition is one autocommitted statement.
+
+    No pre-ping: it would double the round trips of a write that is a single statement.
+    A connection the server dropped is instead detected by the failing statement, which
+    invalidates the pool, and the ledger runs the statement once more on a fresh one.
+    No overflow: a transition holds its connection for one round trip, so a few serve
+    a whole gevent worker without crowding the server.
+    """
+    options = engine_options(url, settings)
+    if "pool_pre_ping" in options:
+        options.update(pool_pre_ping=False, max_overflow=0)
+    return {**options, "isolation_level": "AUTOCOMMIT"}
+
+
 def init_app(app: Flask) -> None:
     settings: Settings = app.config["SETTINGS"]
     url = database_url(app, settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url, settings)
     db.init_app(app)
+    # Connects on first use only, like db.engine.
+    ledger_engine = create_engine(url, **ledger_engine_options(url, settings))
+    app.extensions["ledger_engine"] = ledger_engine
     if url.startswith("sqlite"):
+        event.listen(ledger_engine, "connect", _sqlite_pragmas)
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)
 

@@ -7,10 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
+from flask import current_app
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
 
 from app.extensions.ext_database import db
 from app.models import Job
 from app.models import JobState
+from app.models.base import utcnow
 from app.services import ledger
 
 
@@ -82,3 +87,42 @@ def test_a_result_that_is_not_json_fails_the_job_clearly(ctx: None) -> None:
     job = db.session.get(Job, job_id)
     assert job is not None and job.state == JobState.FAILED
     assert "not JSON" in (job.error_message or "")
+
+
+@pytest.fixture
+def postgres(ctx: None) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only (set DATABASE_URL to a PostgreSQL server)")
+
+
+def test_start_and_progress_skip_the_disk_wait_for_that_statement_only(postgres: None) -> None:
+    """Every job starts with this write: it must not wait for an fsync (see ledger's doc)."""
+    job_id = make_job()
+    statement = ledger._asynchronous_commit(
+        update(Job)
+        .where(Job.id == ledger._param("id"))
+        .values(updated_at=ledger._param("updated_at"))
+        .returning(func.current_setting("synchronous_commit")),
+        "postgresql",
+    )
+    engine = current_app.extensions["ledger_engine"]
+    with engine.connect() as conn:
+        inside = conn.execute(statement, {"p_id": job_id, "p_updated_at": utcnow()}).scalar()
+        after = conn.execute(select(func.current_setting("synchronous_commit"))).scalar()
+    assert (inside, after) == ("off", "on")
+
+
+def test_a_connection_the_server_dropped_costs_no_transition(postgres: None) -> None:
+    """After a database restart the first ledger write still lands (no pre-ping here)."""
+    engine = current_app.extensions["ledger_engine"]
+    engine.dispose()  # so the pool holds one connection: the one about to be dropped
+    with engine.connect() as conn:
+        backend = conn.execute(select(func.pg_backend_pid())).scalar()
+    db.session.execute(select(func.pg_terminate_backend(backend)))
+    db.session.commit()
+    job_id = make_job()
+    assert begin(job_id) is True
+    ledger.record_success(job_id, {"ok": True})
+    db.session.expire_all()
+    job = db.session.get(Job, job_id)
+    assert job is not None and (job.state, job.result) == (JobState.SUCCEEDED, {"ok": True})
