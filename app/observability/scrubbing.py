@@ -40,6 +40,9 @@ TEXT_KEYS = frozenset(
         "query",
     }
 )
+# A task's arguments as one printed string (Celery's log lines, kept as breadcrumbs): no key
+# inside it can be seen, so the whole string goes. Structured arguments are walked instead.
+ARGUMENT_KEYS = frozenset({"args", "kwargs", "argsrepr", "kwargsrepr"})
 SECRET_SETTING = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|API_KEY|DSN", re.IGNORECASE)
 SHAPES = (
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + FILTERED),
@@ -69,6 +72,14 @@ def _is_sensitive_key(key: str) -> bool:
     return key.lower() in TEXT_KEYS or bool(SECRET_KEY_PATTERN.search(key))
 
 
+def _is_sensitive(key: Any, value: Any) -> bool:
+    if not isinstance(key, str) or value in (None, ""):
+        return False
+    if isinstance(value, str) and key.lower() in ARGUMENT_KEYS:
+        return value not in ("()", "{}", "[]")
+    return _is_sensitive_key(key)
+
+
 class Scrubber:
     def __init__(self, secrets: list[str]) -> None:
         self.secrets = secrets
@@ -85,12 +96,7 @@ class Scrubber:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {
-                k: FILTERED
-                if isinstance(k, str) and _is_sensitive_key(k) and v not in (None, "")
-                else self.value(v)
-                for k, v in value.items()
-            }
+            return {k: FILTERED if _is_sensitive(k, v) else self.value(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             # Headers travel as [name, value] pairs in some integrations.
             if len(value) == 2 and isinstance(value[0], str) and _is_sensitive_key(value[0]):

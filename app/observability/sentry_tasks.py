@@ -8,9 +8,11 @@ event a run ends with is written to the job's ledger row once the task has faile
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any
 
 import sentry_sdk
+from billiard.exceptions import TimeLimitExceeded
 from celery.signals import task_failure
 from celery.signals import task_postrun
 from celery.signals import task_prerun
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 
 # The last error event captured during a run, by job id, until the run ends.
 _pending: dict[str, str] = {}
+# Celery sends task_failure twice for a hard time limit (its timeout handler, then the
+# pool's report of the dead child): the jobs already reported, so each is reported once.
+_reported_time_limits: deque[str | None] = deque(maxlen=1000)
 
 
 def _tag_run(sender: Any = None, task_id: str | None = None, **_kw: Any) -> None:
@@ -74,7 +79,25 @@ def connect(engine: Engine) -> None:
         except SQLAlchemyError:
             log.warning("could not store Sentry event %s on job %s", event_id, task_id)
 
+    def report_hard_time_limit(
+        sender: Any = None,
+        task_id: str | None = None,
+        exception: BaseException | None = None,
+        **_kw: Any,
+    ) -> None:
+        # Only the main process sees this exception; no Celery integration scope is open.
+        if not isinstance(exception, TimeLimitExceeded) or task_id in _reported_time_limits:
+            return
+        _reported_time_limits.append(task_id)
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("job_id", task_id)
+            scope.set_tag("task", getattr(sender, "name", None))
+            scope.set_tag("queue", getattr(sender, "tasklane_queue", None))
+            sentry_sdk.capture_exception(exception)
+        record_event_id(sender, task_id)
+
     task_prerun.connect(_tag_run, weak=False)
     task_failure.connect(record_event_id, weak=False)
+    task_failure.connect(report_hard_time_limit, weak=False)
     # Celery sends task_postrun after task_failure, so this only drops unrecorded events.
     task_postrun.connect(_forget, weak=False)

@@ -60,6 +60,30 @@ def test_failed_task_reports_an_event_tagged_with_its_job(
     assert tags["trace_id"] == job["trace_id"]
 
 
+def test_a_job_killed_at_its_hard_time_limit_is_reported_with_its_tags(
+    observability_stack: Stack,
+) -> None:
+    stack = observability_stack
+    # It ignores its soft limit, so only the hard limit (3 s) ends it: in the main process.
+    job_id = stack.submit("tests.overrun", ignore_soft_limit=True).body["id"]
+    job = stack.wait(job_id)
+    assert (job["state"], job["error"]["type"]) == ("failed", "TimeLimitExceeded")
+
+    event = _event_for(stack, job_id)
+
+    assert (event["tags"]["task"], event["tags"]["queue"]) == ("tests.overrun", "dataset")
+    assert str(event["tags"]["attempt"]) == "1"
+    assert event["exception"]["values"][-1]["type"] == "TimeLimitExceeded"
+    job = wait_for(
+        lambda: (j := stack.job(job_id))["sentry_event_id"] and j,
+        timeout=15,
+        what=f"job {job_id} to record the event of its hard time limit",
+    )
+    assert job["sentry_event_id"] == event["event_id"]
+    reported = [e for e in stack.sentry.events() if e.get("tags", {}).get("job_id") == job_id]
+    assert len(reported) == 1
+
+
 def test_expected_failure_is_recorded_but_not_reported(observability_stack: Stack) -> None:
     stack = observability_stack
     expected = stack.submit("tests.fail", message="bad input", expected=True).body["id"]

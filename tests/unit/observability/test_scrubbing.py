@@ -43,7 +43,16 @@ def event() -> dict[str, Any]:
             ]
         },
         "extra": {"celery-job": {"kwargs": {"api_key": "k", "content": "document body"}}},
-        "breadcrumbs": {"values": [{"message": "calling with Bearer abc.def-ghi"}]},
+        "breadcrumbs": {
+            "values": [
+                {"message": "calling with Bearer abc.def-ghi"},
+                # Celery's "Task received" log line, as a breadcrumb of the worker's main process.
+                {
+                    "category": "celery.worker.strategy",
+                    "data": {"data": {"args": "()", "kwargs": "{'text': 'the whole document'}"}},
+                },
+            ]
+        },
     }
 
 
@@ -65,6 +74,13 @@ def test_headers_keys_and_document_text_are_blanked() -> None:
     assert scrubbed["request"]["data"]["args"]["text"] == FILTERED
     kwargs = scrubbed["extra"]["celery-job"]["kwargs"]
     assert kwargs == {"api_key": FILTERED, "content": FILTERED}
+
+
+def test_arguments_printed_as_one_string_are_blanked_whole() -> None:
+    scrubbed = scrub(event())
+    assert scrubbed is not None
+    logged = scrubbed["breadcrumbs"]["values"][1]["data"]["data"]
+    assert logged == {"args": "()", "kwargs": FILTERED}
 
 
 def test_configured_secrets_and_token_shapes_are_cut_out_of_strings() -> None:
