@@ -4,6 +4,7 @@ Run from the project root:
 
     uv run python bench/throughput.py              # N=2000 jobs, 2000 requests, 16 clients
     uv run python bench/throughput.py --quick      # smoke run: 200 jobs, 200 requests
+    uv run python bench/throughput.py --skip-submit --synchronous-commit   # durable finishes
     uv run python bench/throughput.py --jobs 5000 --pool prefork --concurrency 2
 
 What it measures (it is not a test; it prints figures):
@@ -543,7 +544,10 @@ def drain_tasklane(
     hostname = f"tasklane-bench-{secrets.token_hex(3)}@%h"
     command = worker_command("app.celery", hostname, args)
     phase("tasklane: starting worker: " + " ".join(command))
-    worker = Proc("tasklane worker", command, tasklane_env(services), tmp / "tasklane-worker.log")
+    env = tasklane_env(services)
+    if args.synchronous_commit:
+        env["LEDGER_SYNCHRONOUS_COMMIT"] = "true"
+    worker = Proc("tasklane worker", command, env, tmp / "tasklane-worker.log")
     procs.append(worker)
 
     def counts() -> dict[str, int]:
@@ -609,7 +613,7 @@ def drain_tasklane(
         f"p50 {statistics.median(in_task) * 1e3:.2f} ms"
     )
     return DrainResult(
-        label="tasklane (ledger on)",
+        label="tasklane (ledger on)" if not args.synchronous_commit else "tasklane (sync commit)",
         jobs=n,
         enqueue_seconds=enqueue_seconds,
         startup_seconds=first.timestamp() - spawn_wall,
@@ -969,9 +973,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--drain-timeout", type=float, default=180.0, help="deadline for one drain or submit run"
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 jobs, 200 requests")
+    parser.add_argument(
+        "--synchronous-commit",
+        action="store_true",
+        help="Tasklane worker with LEDGER_SYNCHRONOUS_COMMIT=true (an fsync per finished job)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep worker and API logs")
-    parser.add_argument("--skip-drain", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--skip-submit", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-drain", action="store_true", help="only the submission run")
+    parser.add_argument("--skip-submit", action="store_true", help="only the drains")
     args = parser.parse_args(argv)
     args.load_at_start = os.getloadavg()[0]
     if args.quick:
