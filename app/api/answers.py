@@ -15,6 +15,7 @@ from marshmallow import validate
 
 from app.api.auth import require_api_key
 from app.api.auth import require_json_body
+from app.api.notify import Notify
 from app.api.schemas import JobSchema
 from app.models import Job
 from app.services import answering
@@ -34,6 +35,7 @@ class AnswerSchema(Schema):
     parameters = fields.Dict(keys=fields.String(), load_default=dict)
     top_k = fields.Integer(load_default=5, validate=validate.Range(1, 20))
     mode = fields.String(load_default="keyword", validate=validate.OneOf(MODES))
+    notify = Notify()
 
 
 @blp.route("/<dataset_id>/answer")
@@ -41,7 +43,7 @@ class DatasetAnswer(MethodView):
     @blp.arguments(AnswerSchema)
     @blp.response(202, JobSchema)
     @blp.alt_response(404, description="No such dataset")
-    @blp.alt_response(422, description="Unknown provider or model")
+    @blp.alt_response(422, description="Unknown provider or model, or a bad notify address")
     def post(self, body: dict[str, Any], dataset_id: str) -> tuple[Job, int, dict[str, str]]:
         """Retrieve the best segments, then generate an answer citing them as [n]."""
         settings = current_app.config["SETTINGS"]

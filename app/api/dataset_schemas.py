@@ -6,6 +6,7 @@ from marshmallow import Schema
 from marshmallow import fields
 from marshmallow import validate
 
+from app.api.notify import Notify
 from app.models.dataset import IndexingStatus
 from app.services.dataset.retrieval import MODES
 
@@ -59,6 +60,10 @@ class TextSchema(Schema):
 
 class TextsSchema(Schema):
     documents = fields.List(fields.Nested(TextSchema), required=True)
+    notify = Notify(
+        "e-mail addresses (one, or a list) sent the job_finished mail once every document "
+        "of the upload has finished"
+    )
 
 
 class SegmentProgressSchema(Schema):
@@ -106,6 +111,7 @@ class QueuedDocumentSchema(Schema):
 
 class UploadSchema(Schema):
     batch_id = fields.String()
+    notify = fields.List(fields.String(), allow_none=True)
     documents = fields.List(fields.Nested(QueuedDocumentSchema))
 
 
@@ -119,6 +125,11 @@ class BatchSchema(Schema):
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
     segments_done = fields.Integer()
     segments_total = fields.Integer()
+    notify = fields.List(
+        fields.String(),
+        allow_none=True,
+        metadata={"description": "addresses sent the job_finished mail when the batch closes"},
+    )
 
 
 class RemovalSchema(Schema):

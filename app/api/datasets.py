@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from werkzeug.exceptions import UnsupportedMediaType
 
+from app.api import notify
 from app.api.auth import require_api_key
 from app.api.dataset_schemas import BatchSchema
 from app.api.dataset_schemas import DatasetCreateSchema
@@ -34,6 +35,7 @@ from app.services.dataset import documents
 from app.services.dataset import retrieval
 from app.services.dataset.documents import Upload
 from app.services.dataset.errors import InvalidUpload
+from app.services.mail.errors import InvalidRecipient
 
 blp = Blueprint(
     "datasets", __name__, url_prefix="/api/v1/datasets", description="Datasets for retrieval"
@@ -97,35 +99,72 @@ class DatasetItem(MethodView):
         datasets.remove(dataset_id)
 
 
-def _uploads() -> list[Upload]:
+def _uploads() -> tuple[list[Upload], list[str] | None]:
+    """The uploaded files or texts, and whom to mail once their batch has finished."""
     if request.mimetype == "multipart/form-data":
         files = request.files.getlist("files") + request.files.getlist("file")
-        return [Upload(file.filename or "unnamed", file.stream) for file in files]
+        notify_to = notify.form_addresses(request.form.getlist("notify"))
+        return [Upload(file.filename or "unnamed", file.stream) for file in files], notify_to
     if request.is_json:
         try:
             body = TextsSchema().load(request.get_json())
         except ValidationError as exc:
+            messages = exc.messages
+            if isinstance(messages, dict) and "notify" in messages:
+                # The same 422 as every other endpoint's bad notify address, not a 400.
+                detail = " ".join(str(message) for message in messages["notify"])
+                raise InvalidRecipient(f"notify: {detail}") from None
             raise InvalidUpload(f"the JSON body is not a list of texts: {exc.messages}") from None
-        return [
+        uploads = [
             documents.text_upload(item.get("name"), item["text"], number)
             for number, item in enumerate(body["documents"], start=1)
         ]
+        return uploads, body.get("notify")
     raise UnsupportedMediaType(
         "send files as multipart/form-data (field 'files') or texts as application/json "
         '{"documents": [{"name": ..., "text": ...}]}'
     )
 
 
+# The body is read by hand (files or JSON), so its two forms are described here.
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["files"],
+                "properties": {
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    "notify": {
+                        "type": "string",
+                        "description": "comma-separated e-mail addresses sent the "
+                        "job_finished mail once every document of the upload has finished",
+                    },
+                },
+            }
+        },
+        "application/json": {"schema": TextsSchema},
+    },
+}
+
+
 @blp.route("/<dataset_id>/documents")
 class DocumentCollection(MethodView):
+    @blp.doc(requestBody=UPLOAD_BODY)
     @blp.response(202, UploadSchema)
     @blp.alt_response(413, description="A file or the request is over the size limit")
     @blp.alt_response(415, description="A file is not of a supported type")
+    @blp.alt_response(422, description="A notify address is not valid")
     def post(self, dataset_id: str) -> dict[str, Any]:
         """Upload files (multipart) or raw texts (JSON); one job per document."""
-        batch, queued = documents.add(dataset_id, _uploads(), api_key_id=g.api_key_id)
+        uploads, notify_to = _uploads()
+        batch, queued = documents.add(
+            dataset_id, uploads, api_key_id=g.api_key_id, notify_to=notify_to
+        )
         return {
             "batch_id": batch.id,
+            "notify": batch.notify_to,
             "documents": [
                 {
                     "id": doc.id,

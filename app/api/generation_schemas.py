@@ -10,6 +10,8 @@ from marshmallow import fields
 from marshmallow import validate
 from marshmallow import validates
 
+from app.api.notify import Notify
+
 ROLES = ["system", "developer", "user", "assistant", "tool"]
 MAX_BATCH = 500
 
@@ -37,6 +39,7 @@ class GenerationSubmitSchema(Schema):
         load_default=dict,
         metadata={"description": "passed to the provider: temperature, max_tokens, ..."},
     )
+    notify = Notify()
 
 
 class BatchItemSchema(Schema):
@@ -51,6 +54,10 @@ class GenerationBatchSchema(Schema):
         fields.Nested(BatchItemSchema), required=True, validate=validate.Length(1, MAX_BATCH)
     )
     parameters = fields.Dict(keys=fields.String(), load_default=dict)
+    notify = Notify(
+        "e-mail addresses (one, or a list) sent the job_finished mail once the parent job "
+        "has finished, that is once every item has"
+    )
 
 
 class UsageSchema(Schema):

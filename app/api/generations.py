@@ -52,6 +52,7 @@ class GenerationCollection(MethodView):
             request,
             broker_timeout=_broker_timeout(),
             api_key_id=g.api_key_id,
+            notify_to=body.get("notify"),
         )
         return job, 202, _location(job)
 
@@ -79,6 +80,7 @@ class GenerationBatch(MethodView):
             requests,
             broker_timeout=_broker_timeout(),
             api_key_id=g.api_key_id,
+            notify_to=body.get("notify"),
         )
         return job, 202, _location(job)
 

@@ -43,7 +43,7 @@ class JobCollection(MethodView):
     @blp.arguments(JobSubmitSchema)
     @blp.response(202, JobSchema)
     @blp.alt_response(409, description="Idempotency key reused with other arguments")
-    @blp.alt_response(422, description="Unknown task or invalid arguments")
+    @blp.alt_response(422, description="Unknown task, invalid arguments or notify address")
     @blp.alt_response(503, description="Broker unreachable; nothing was created")
     def post(self, body: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
         """Submit a job; answers at once with the queued job."""
@@ -63,6 +63,7 @@ class JobCollection(MethodView):
                 countdown=countdown,
                 priority=body.get("priority"),
                 api_key_id=g.api_key_id,
+                notify_to=body.get("notify"),
             ),
             broker_timeout=_broker_timeout(),
         )

@@ -9,6 +9,7 @@ from marshmallow import fields
 from marshmallow import validate
 
 from app import queues
+from app.api.notify import Notify
 from app.models import Job
 from app.models import JobState
 
@@ -23,6 +24,7 @@ class JobSubmitSchema(Schema):
     priority = fields.Integer(
         validate=validate.Range(0, 9), metadata={"description": "0-9, 9 is most urgent"}
     )
+    notify = Notify()
 
 
 class ProgressSchema(Schema):
@@ -52,6 +54,12 @@ class JobSchema(Schema):
     idempotency_key = fields.String(allow_none=True)
     cancel_requested = fields.Method("_cancel_requested", metadata={"type": "boolean"})
     parent_id = fields.String(allow_none=True)
+    notify = fields.List(
+        fields.String(),
+        attribute="notify_to",
+        allow_none=True,
+        metadata={"description": "addresses sent the job_finished mail when the job finishes"},
+    )
     trace_id = fields.String(allow_none=True)
     sentry_event_id = fields.String(allow_none=True)
     created_at = fields.DateTime()

@@ -79,6 +79,8 @@ class UploadBatch(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Mailed (template job_finished) by the close job once every document has settled.
+    notify_to: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class Document(Base):

@@ -76,6 +76,8 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     api_key_id: Mapped[int | None]
     parent_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # Who gets the job_finished mail; NULL (nearly every job) costs nothing at publish or run.
+    notify_to: Mapped[list[str] | None] = mapped_column(JSON)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Observability: the OpenTelemetry trace that submitted the job, and its last Sentry error.
     trace_id: Mapped[str | None] = mapped_column(String(32), index=True)

@@ -12,7 +12,7 @@ from collections import deque
 from typing import Any
 
 import sentry_sdk
-from billiard.exceptions import TimeLimitExceeded
+from celery.exceptions import TimeLimitExceeded
 from celery.signals import task_failure
 from celery.signals import task_postrun
 from celery.signals import task_prerun

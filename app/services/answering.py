@@ -63,6 +63,7 @@ def submit(
             broker_timeout=broker_timeout,
             api_key_id=api_key_id,
             task=TASK,
+            notify_to=body.get("notify"),
             extra_args={
                 "dataset_id": dataset_id,
                 "question": question,

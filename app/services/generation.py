@@ -111,6 +111,7 @@ def submit_job(
     idempotency_key: str | None = None,
     task: str = TASK,
     extra_args: dict[str, Any] | None = None,
+    notify_to: list[str] | None = None,
 ) -> Job:
     """Submit the job of a committed generation row and link the two."""
     job, _created = jobs.submit(
@@ -121,6 +122,7 @@ def submit_job(
             api_key_id=api_key_id,
             parent_id=parent_id,
             idempotency_key=idempotency_key,
+            notify_to=notify_to,
         ),
         broker_timeout=broker_timeout,
     )
@@ -135,12 +137,17 @@ def submit(
     *,
     broker_timeout: float,
     api_key_id: int | None = None,
+    notify_to: list[str] | None = None,
 ) -> Job:
     """Commit the generation row, then submit its job (which commits before publishing)."""
     [generation] = create([request])
     try:
         return submit_job(
-            celery_app, generation, broker_timeout=broker_timeout, api_key_id=api_key_id
+            celery_app,
+            generation,
+            broker_timeout=broker_timeout,
+            api_key_id=api_key_id,
+            notify_to=notify_to,
         )
     except JobError:
         discard([generation.id])

@@ -39,14 +39,23 @@ def submit(
     *,
     broker_timeout: float,
     api_key_id: int | None = None,
+    notify_to: list[str] | None = None,
 ) -> Job:
-    """Commit every generation row, then submit the parent job that fans them out."""
+    """Commit every generation row, then submit the parent job that fans them out.
+
+    `notify_to` goes on the parent only: one mail once every item has finished.
+    """
     rows = generation.create(requests)
     ids = [row.id for row in rows]
     try:
         job, _created = jobs.submit(
             celery_app,
-            Submission(task=TASK, args={"generation_ids": ids}, api_key_id=api_key_id),
+            Submission(
+                task=TASK,
+                args={"generation_ids": ids},
+                api_key_id=api_key_id,
+                notify_to=notify_to,
+            ),
             broker_timeout=broker_timeout,
         )
     except JobError:

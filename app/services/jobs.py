@@ -33,6 +33,9 @@ from app.services.errors import JobError
 from app.services.pagination import newest_first
 
 BROKER_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError, TimeoutError)
+# Set on the messages of jobs that have `notify_to`, so a worker looks the job up after the
+# run only for them (app.services.mail.notifications); every other job pays nothing.
+NOTIFY_HEADER = "tasklane_notify"
 
 
 class UnknownTask(JobError):
@@ -76,6 +79,8 @@ class Submission:
     # Only internal callers pick a queue (the readiness canary goes to every queue).
     queue: str | None = None
     parent_id: str | None = None
+    # Addresses mailed once the job finished; validated by the caller (the API).
+    notify_to: list[str] | None = None
 
 
 def public_task(celery_app: Celery, name: str) -> Task:
@@ -124,6 +129,8 @@ def _publish(celery_app: Celery, job: Job, timeout: float) -> None:
     broker_priority = _broker_priority(celery_app, job.priority)
     if broker_priority is not None:
         options["priority"] = broker_priority
+    if job.notify_to:
+        options["headers"] = {NOTIFY_HEADER: True}
     task.apply_async(kwargs=job.args, **options)
 
 
@@ -151,6 +158,7 @@ def submit(celery_app: Celery, request: Submission, *, broker_timeout: float) ->
         idempotency_key=request.idempotency_key,
         api_key_id=request.api_key_id,
         parent_id=request.parent_id,
+        notify_to=request.notify_to or None,
         created_at=now,
     )
     db.session.add(job)

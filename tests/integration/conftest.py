@@ -1,4 +1,7 @@
-"""Real worker processes shared by the integration tests: one per profile, as in production."""
+"""Real worker processes shared by the integration tests: one per profile, as in production.
+
+Also a real SMTP server per module, with a mail worker that delivers to it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.support.api import Api
+from tests.support.smtp_server import SmtpServer
+from tests.support.smtp_server import smtp_server
 from tests.support.workers import WorkerProcess
 
 
@@ -47,3 +52,48 @@ def markers(tmp_path: Path) -> Path:
 def api(client: FlaskClient, auth: dict[str, str], workers: dict[str, WorkerProcess]) -> Api:
     """The REST API with workers running behind it."""
     return Api(client, auth)
+
+
+@pytest.fixture(scope="module")
+def smtp(session_tmp: Path) -> Iterator[SmtpServer]:
+    """A real SMTP server (STARTTLS, AUTH) on loopback for one test module."""
+    with smtp_server(session_tmp / "smtp") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mail_env(worker_env: dict[str, str], smtp: SmtpServer) -> dict[str, str]:
+    # Short backoff, so a retry after a 4xx comes within the test's patience.
+    return {
+        **worker_env,
+        **smtp.env(),
+        "MAIL_RETRY_BACKOFF": "0.2",
+        "MAIL_RETRY_BACKOFF_MAX": "0.5",
+    }
+
+
+@pytest.fixture(scope="module")
+def mail_worker(app: Flask, mail_env: dict[str, str], session_tmp: Path) -> Iterator[WorkerProcess]:
+    """A gevent worker on the mail queue that delivers to the module's SMTP server.
+
+    Workers already running (the session's io worker writes mail to the outbox: no SMTP
+    is configured for it) stop consuming the mail queue while the module's tests run. A
+    module that needs the session's workers too must have them started first.
+    """
+    celery_app = app.extensions["celery"]
+    replies = celery_app.control.cancel_consumer("mail", reply=True, timeout=1.0) or []
+    paused = [name for reply in replies for name in reply]
+    worker = WorkerProcess.celery(
+        "mail-smtp",
+        pool="gevent",
+        concurrency=10,
+        queues=["mail"],
+        env=mail_env,
+        log_dir=session_tmp,
+    )
+    try:
+        yield worker.start(celery_app)
+    finally:
+        worker.stop()
+        if paused:
+            celery_app.control.add_consumer("mail", destination=paused, reply=True)

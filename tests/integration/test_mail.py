@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from app.services import jobs
 from app.services.jobs import Submission
 from tests.support.api import Api
 from tests.support.smtp_server import SmtpServer
-from tests.support.smtp_server import smtp_server
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 
@@ -37,47 +35,9 @@ JOB = {
 
 
 @pytest.fixture(scope="module")
-def smtp(session_tmp: Path) -> Iterator[SmtpServer]:
-    with smtp_server(session_tmp / "smtp") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def mail_env(worker_env: dict[str, str], smtp: SmtpServer) -> dict[str, str]:
-    # Short backoff, so a retry after a 4xx comes within the test's patience.
-    return {
-        **worker_env,
-        **smtp.env(),
-        "MAIL_RETRY_BACKOFF": "0.2",
-        "MAIL_RETRY_BACKOFF_MAX": "0.5",
-        "DAILY_REPORT_TO": REPORT_TO,
-    }
-
-
-@pytest.fixture(scope="module")
-def mail_worker(app: Flask, mail_env: dict[str, str], session_tmp: Path) -> Iterator[WorkerProcess]:
-    """A gevent worker on the mail queue that delivers to the test SMTP server.
-
-    Workers already running (the session's io worker writes mail to the outbox: no SMTP
-    is configured for it) stop consuming the mail queue while these tests run.
-    """
-    celery_app = app.extensions["celery"]
-    replies = celery_app.control.cancel_consumer("mail", reply=True, timeout=1.0) or []
-    paused = [name for reply in replies for name in reply]
-    worker = WorkerProcess.celery(
-        "mail-smtp",
-        pool="gevent",
-        concurrency=10,
-        queues=["mail"],
-        env=mail_env,
-        log_dir=session_tmp,
-    )
-    try:
-        yield worker.start(celery_app)
-    finally:
-        worker.stop()
-        if paused:
-            celery_app.control.add_consumer("mail", destination=paused, reply=True)
+def mail_env(mail_env: dict[str, str]) -> dict[str, str]:
+    """The shared SMTP worker settings, plus a daily report recipient."""
+    return {**mail_env, "DAILY_REPORT_TO": REPORT_TO}
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import pytest
@@ -162,3 +163,66 @@ def test_openapi_document_describes_the_api(client: FlaskClient) -> None:
     assert {"/api/v1/jobs", "/api/v1/jobs/{job_id}", "/api/v1/queues"} <= set(spec["paths"])
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert client.get("/api/v1/docs").status_code == 200
+
+
+BAD_NOTIFY = [
+    "not-an-address",
+    ["ok@example.org", "not-an-address"],
+    "a@b.example\r\nBcc: victim@example.org",
+    [""],
+    5,
+    [f"user{n}@example.org" for n in range(51)],
+]
+
+
+@pytest.mark.parametrize("notify", BAD_NOTIFY)
+def test_bad_notify_address_is_422_naming_the_field(
+    client: FlaskClient, auth: dict[str, str], notify: object
+) -> None:
+    body = {"task": "tests.echo", "notify": notify}
+    problem = assert_problem(client.post("/api/v1/jobs", json=body, headers=auth), 422)
+    assert "notify" in problem["errors"]["json"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/generations", {"prompt": "hi"}),
+        ("/api/v1/generations/batch", {"items": [{"prompt": "hi"}]}),
+        ("/api/v1/datasets/{dataset}/answer", {"question": "why?"}),
+    ],
+)
+def test_every_endpoint_taking_notify_refuses_a_bad_address(
+    client: FlaskClient, auth: dict[str, str], path: str, body: dict[str, object]
+) -> None:
+    dataset = client.post("/api/v1/datasets", json={"name": "notify"}, headers=auth).get_json()
+    url = path.format(dataset=dataset["id"])
+    response = client.post(url, json={**body, "notify": ["nobody"]}, headers=auth)
+    assert "notify" in assert_problem(response, 422)["errors"]["json"]
+
+
+def test_upload_with_a_bad_notify_address_is_422_and_stores_nothing(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    dataset = client.post("/api/v1/datasets", json={"name": "notify"}, headers=auth).get_json()
+    url = f"/api/v1/datasets/{dataset['id']}/documents"
+    as_json = {"documents": [{"text": "some text"}], "notify": "nobody"}
+    as_form = {"files": (io.BytesIO(b"some text"), "a.txt"), "notify": "ok@example.org, nobody"}
+
+    json_problem = assert_problem(client.post(url, json=as_json, headers=auth), 422)
+    form_problem = assert_problem(client.post(url, data=as_form, headers=auth), 422)
+
+    assert "'nobody' is not a valid e-mail address" in json_problem["detail"]
+    assert "'nobody' is not a valid e-mail address" in form_problem["detail"]
+    listed = client.get(url, headers=auth).get_json()
+    assert listed["items"] == []
+
+
+def test_openapi_document_describes_notify(client: FlaskClient) -> None:
+    spec = client.get("/api/v1/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    for name in ("JobSubmit", "GenerationSubmit", "GenerationBatch", "Answer", "Texts"):
+        assert schemas[name]["properties"]["notify"]["items"]["format"] == "email", name
+    assert schemas["Job"]["properties"]["notify"]["type"] == "array"
+    upload = spec["paths"]["/api/v1/datasets/{dataset_id}/documents"]["post"]["requestBody"]
+    assert "notify" in upload["content"]["multipart/form-data"]["schema"]["properties"]

@@ -15,19 +15,30 @@ from flask import current_app
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions.ext_database import db
+from app.models import Job
 from app.models.base import utcnow
 from app.models.dataset import Document
 from app.models.dataset import IndexingStatus
 from app.models.dataset import UploadBatch
 from app.services import jobs
 from app.services.dataset.errors import BatchNotFound
+from app.services.errors import JobError
+from app.services.mail import notifications
 
 log = logging.getLogger(__name__)
 
 FINISHED = (IndexingStatus.COMPLETED, IndexingStatus.ERROR)
 CLOSE_TASK = "dataset.close_batch"
+# Failed documents listed in a batch's mail; the rest are at GET .../documents?status=error.
+MAILED_ERRORS = 20
+
+
+def close_key(batch_id: str) -> str:
+    """The close job's idempotency key: one close job per batch, however often settled."""
+    return f"{CLOSE_TASK}:{batch_id}"
 
 
 def settle(batch_id: str | None) -> bool:
@@ -57,7 +68,7 @@ def settle(batch_id: str | None) -> bool:
             jobs.Submission(
                 task=CLOSE_TASK,
                 args={"batch_id": batch_id},
-                idempotency_key=f"{CLOSE_TASK}:{batch_id}",
+                idempotency_key=close_key(batch_id),
             ),
             broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
         )
@@ -70,8 +81,8 @@ def settle(batch_id: str | None) -> bool:
 def on_batch_finished(batch_id: str) -> dict[str, Any]:
     """Extension point run once per batch after its last document finished.
 
-    The mail lane hooks its notification in here; until then the summary is logged and
-    becomes the close job's result.
+    The summary becomes the close job's result; when the upload asked for `notify`, the
+    job_finished mail reporting the batch is queued too (its id is in the result).
     """
     summary = progress(batch_id)
     counts: dict[str, int] = summary["counts"]
@@ -81,7 +92,47 @@ def on_batch_finished(batch_id: str) -> dict[str, Any]:
         counts.get("completed", 0),
         counts.get("error", 0),
     )
-    return {"batch_id": batch_id, "dataset_id": summary["dataset_id"], "counts": counts}
+    result: dict[str, Any] = {
+        "batch_id": batch_id,
+        "dataset_id": summary["dataset_id"],
+        "counts": counts,
+    }
+    if summary["notify"]:
+        result["mail_id"] = _notify(batch_id, summary)
+    return result
+
+
+def _notify(batch_id: str, summary: dict[str, Any]) -> str | None:
+    """Queue the batch's job_finished mail; None when it could not be queued (logged)."""
+    close_job = db.session.scalar(select(Job).where(Job.idempotency_key == close_key(batch_id)))
+    if close_job is None:
+        log.error("batch %s has no close job; its job_finished mail is not sent", batch_id)
+        return None
+    errors = [
+        {"name": name, "error": error or ""}
+        for name, error in db.session.execute(
+            select(Document.name, Document.error)
+            .where(
+                Document.batch_id == batch_id,
+                Document.indexing_status == IndexingStatus.ERROR,
+            )
+            .order_by(Document.created_at, Document.id)
+            .limit(MAILED_ERRORS)
+        )
+    ]
+    try:
+        mail = notifications.notify_job_finished(
+            current_app.extensions["celery"],
+            close_job,
+            list(summary["notify"]),
+            batch=notifications.batch_context(summary, errors),
+        )
+    except (JobError, SQLAlchemyError):
+        # The batch is closed and its documents are indexed; only the mail is lost.
+        db.session.rollback()
+        log.exception("batch %s closed but its job_finished mail could not be queued", batch_id)
+        return None
+    return mail.id
 
 
 def progress(batch_id: str, dataset_id: str | None = None) -> dict[str, Any]:
@@ -117,4 +168,5 @@ def progress(batch_id: str, dataset_id: str | None = None) -> dict[str, Any]:
         "counts": counts,
         "segments_done": segments_done,
         "segments_total": segments_total,
+        "notify": batch.notify_to,
     }

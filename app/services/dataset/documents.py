@@ -72,9 +72,16 @@ def _submit(task: str, document_id: str, api_key_id: int | None) -> Job:
 
 
 def add(
-    dataset_id: str, uploads: Sequence[Upload], *, api_key_id: int | None
+    dataset_id: str,
+    uploads: Sequence[Upload],
+    *,
+    api_key_id: int | None,
+    notify_to: list[str] | None = None,
 ) -> tuple[UploadBatch, list[tuple[Document, str | None]]]:
-    """Store the files, create one document per file and queue one job for each."""
+    """Store the files, create one document per file and queue one job for each.
+
+    `notify_to` is kept on the batch: its close job mails them once every document settled.
+    """
     dataset = datasets.get(dataset_id)
     settings = current_app.config["SETTINGS"]
     if not uploads:
@@ -84,7 +91,7 @@ def add(
             f"{len(uploads)} files in one upload; at most "
             f"{settings.DATASET_MAX_FILES_PER_UPLOAD} (DATASET_MAX_FILES_PER_UPLOAD)"
         )
-    batch = UploadBatch(id=new_id(), dataset_id=dataset.id)
+    batch = UploadBatch(id=new_id(), dataset_id=dataset.id, notify_to=notify_to or None)
     documents: list[Document] = []
     try:
         for upload in uploads:

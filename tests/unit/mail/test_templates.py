@@ -74,3 +74,28 @@ def test_unknown_template_names_the_known_ones() -> None:
 def test_missing_context_value_is_an_error_not_a_blank() -> None:
     with pytest.raises(InvalidMailContext, match="'job' is undefined"):
         templates.render("job_finished", {})
+
+
+BATCH = {
+    "id": "b1",
+    "dataset_id": "d1",
+    "total_documents": 3,
+    "completed": 2,
+    "failed": 1,
+    "segments": 12,
+    "finished_at": "2026-11-22T10:00:00+00:00",
+    "errors": [{"name": "<x>.pdf", "error": "it could not be read"}],
+}
+
+
+def test_job_finished_with_a_batch_reports_the_upload_in_both_parts() -> None:
+    rendered = templates.render("job_finished", {"job": JOB, "batch": BATCH})
+    assert rendered.subject == "Tasklane upload of 3 documents finished: 2 completed, 1 failed"
+    assert "Your upload batch b1 to dataset d1 finished." in rendered.text
+    assert "Failed:    <x>.pdf: it could not be read" in rendered.text
+    assert "Closed by job j1" in rendered.text
+    assert "GET /api/v1/datasets/d1/batches/b1" in rendered.text
+    assert "<code>&lt;x&gt;.pdf</code>: it could not be read" in rendered.html
+    assert "<code>b1</code>" in rendered.html and "<code>j1</code>" in rendered.html
+    one = templates.render("job_finished", {"job": JOB, "batch": {**BATCH, "total_documents": 1}})
+    assert one.subject.startswith("Tasklane upload of 1 document finished")
