@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 from flask import current_app
+from psycopg.types.json import Json
 from sqlalchemy import BindParameter
 from sqlalchemy import Executable
 from sqlalchemy import Row
@@ -81,6 +82,24 @@ _PROGRESS = (
 _CANCEL_REQUESTED = select(Job.cancel_requested_at).where(Job.id == _param("id"))
 
 
+# PostgreSQL runs the two statements every job pays for (its start, and its success) as plain
+# SQL through the driver: the same UPDATEs as _START and _finish, without SQLAlchemy's per-call
+# machinery, which cost as much CPU as the round trip itself (bench/throughput.py).
+_TERMINAL = ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES))
+_PG_START = (
+    f"UPDATE jobs SET state = '{JobState.STARTED.value}', attempts = attempts + 1, "
+    "worker = %(p_worker)s, queue = %(p_queue)s, started_at = %(p_started_at)s, "
+    "finished_at = NULL, updated_at = %(p_started_at)s "
+    f"WHERE id = %(p_id)s AND state NOT IN ({_TERMINAL}) AND attempts < %(p_max_attempts)s "
+    "AND set_config('synchronous_commit', 'off', true) IS NOT NULL RETURNING id"
+)
+_PG_SUCCEED = (
+    f"UPDATE jobs SET state = '{JobState.SUCCEEDED.value}', result = %(p_result)s, "
+    "error_type = NULL, error_message = NULL, finished_at = %(p_now)s, updated_at = %(p_now)s "
+    "WHERE id = %(p_id)s AND set_config('synchronous_commit', %(p_sync)s, true) IS NOT NULL"
+)
+
+
 @cache
 def _finish_statement(columns: frozenset[str]) -> Update:
     return update(Job).where(Job.id == _param("id")).values({c: _param(c) for c in columns})
@@ -103,7 +122,7 @@ def _run(
     A connection the server dropped (a restart) fails its first statement and invalidates
     the pool; the statement then runs once more on a fresh connection.
     """
-    engine: Engine = current_app.extensions["ledger_engine"]
+    engine = _ledger_engine()
     if not durable and isinstance(statement, Update):
         statement = _asynchronous_commit(statement, engine.dialect.name)
     for last_try in (False, True):
@@ -115,6 +134,40 @@ def _run(
             if last_try or not exc.connection_invalidated:
                 raise
     raise AssertionError("unreachable")
+
+
+def _run_sql(engine: Engine, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """`_run` for plain SQL on the driver's connection; errors are SQLAlchemy's, as there."""
+    for last_try in (False, True):
+        conn = engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql, params)
+            row: tuple[Any, ...] | None = cursor.fetchone() if cursor.description else None
+            cursor.close()
+            return row
+        except engine.dialect.loaded_dbapi.Error as exc:
+            dropped = engine.dialect.is_disconnect(exc, conn.dbapi_connection, None)
+            if dropped:
+                conn.invalidate(exc)
+            if dropped and not last_try:
+                continue
+            raise DBAPIError.instance(
+                sql,
+                params,
+                exc,
+                engine.dialect.loaded_dbapi.Error,
+                connection_invalidated=dropped,
+                dialect=engine.dialect,
+            ) from exc
+        finally:
+            conn.close()
+    raise AssertionError("unreachable")
+
+
+def _ledger_engine() -> Engine:
+    engine: Engine = current_app.extensions["ledger_engine"]
+    return engine
 
 
 def begin_attempt(
@@ -134,8 +187,13 @@ def begin_attempt(
     """
     now = utcnow()
     params = _start_params(job_id, queue, worker, max_attempts, now)
+    engine = _ledger_engine()
     # The common case in one round trip; the UPDATE locks the row against a concurrent cancel.
-    if _run(_START, params, durable=False):
+    if engine.dialect.name == "postgresql":
+        started = _run_sql(engine, _PG_START, params) is not None
+    else:
+        started = _run(_START, params, durable=False) is not None
+    if started:
         return True
     return _begin_slow(
         job_id, task=task, queue=queue, worker=worker, args=args, max_attempts=max_attempts, now=now
@@ -234,6 +292,12 @@ def record_success(job_id: str, result: Any) -> None:
         json.dumps(result)
     except (TypeError, ValueError) as exc:
         record_failure(job_id, TypeError(f"task returned a result that is not JSON: {exc}"))
+        return
+    engine = _ledger_engine()
+    if engine.dialect.name == "postgresql":
+        durable = current_app.config["SETTINGS"].LEDGER_SYNCHRONOUS_COMMIT
+        params = {"p_id": job_id, "p_result": Json(result), "p_now": utcnow()}
+        _run_sql(engine, _PG_SUCCEED, {**params, "p_sync": "on" if durable else "off"})
         return
     _finish(
         job_id,
