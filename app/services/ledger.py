@@ -1,8 +1,9 @@
 """Worker-side ledger transitions: a job row follows its task from start to its last state.
 
 Each transition is one autocommitted statement on the ledger's own engine (no ORM session,
-no pre-ping, statements built once): one round trip per transition, because every job pays
-for these twice. What an API reader sees is never older than the task's last transition.
+no pre-ping, statements built once; on PostgreSQL the start and the success are plain SQL on
+the driver): one round trip per transition, because every job pays for these twice. What an
+API reader sees is never older than the task's last transition.
 
 On PostgreSQL the start and progress writes commit without waiting for the disk: if the
 server crashes and loses one, the message is still unacknowledged, and the job's finish sets
