@@ -87,17 +87,19 @@ _CANCEL_REQUESTED = select(Job.cancel_requested_at).where(Job.id == _param("id")
 # SQL through the driver: the same UPDATEs as _START and _finish, without SQLAlchemy's per-call
 # machinery, which cost as much CPU as the round trip itself (bench/throughput.py).
 _TERMINAL = ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES))
+# `p_sync` ('on' or 'off') is synchronous_commit for this statement's own transaction only.
+_PG_SYNC = "set_config('synchronous_commit', %(p_sync)s, true) IS NOT NULL"
 _PG_START = (
     f"UPDATE jobs SET state = '{JobState.STARTED.value}', attempts = attempts + 1, "
     "worker = %(p_worker)s, queue = %(p_queue)s, started_at = %(p_started_at)s, "
     "finished_at = NULL, updated_at = %(p_started_at)s "
     f"WHERE id = %(p_id)s AND state NOT IN ({_TERMINAL}) AND attempts < %(p_max_attempts)s "
-    "AND set_config('synchronous_commit', 'off', true) IS NOT NULL RETURNING id"
+    f"AND {_PG_SYNC} RETURNING id"
 )
 _PG_SUCCEED = (
     f"UPDATE jobs SET state = '{JobState.SUCCEEDED.value}', result = %(p_result)s, "
     "error_type = NULL, error_message = NULL, finished_at = %(p_now)s, updated_at = %(p_now)s "
-    "WHERE id = %(p_id)s AND set_config('synchronous_commit', %(p_sync)s, true) IS NOT NULL"
+    f"WHERE id = %(p_id)s AND {_PG_SYNC}"
 )
 
 
@@ -115,9 +117,7 @@ def _asynchronous_commit(statement: Update, dialect: str) -> Update:
     return statement.where(func.set_config("synchronous_commit", "off", True).is_not(None))
 
 
-def _run(
-    statement: Update | Executable, params: dict[str, Any], *, durable: bool = True
-) -> Row[Any] | None:
+def _run(statement: Executable, params: dict[str, Any], *, durable: bool = True) -> Row[Any] | None:
     """Execute one statement in its own transaction; its first row, if it returns rows.
 
     A connection the server dropped (a restart) fails its first statement and invalidates
@@ -191,7 +191,7 @@ def begin_attempt(
     engine = _ledger_engine()
     # The common case in one round trip; the UPDATE locks the row against a concurrent cancel.
     if engine.dialect.name == "postgresql":
-        started = _run_sql(engine, _PG_START, params) is not None
+        started = _run_sql(engine, _PG_START, {**params, "p_sync": "off"}) is not None
     else:
         started = _run(_START, params, durable=False) is not None
     if started:

@@ -95,9 +95,21 @@ def postgres(ctx: None) -> None:
         pytest.skip("PostgreSQL only (set DATABASE_URL to a PostgreSQL server)")
 
 
-def test_start_and_progress_skip_the_disk_wait_for_that_statement_only(postgres: None) -> None:
-    """Every job starts with this write: it must not wait for an fsync (see ledger's doc)."""
+def test_a_ledger_write_sets_synchronous_commit_for_its_own_statement_only(
+    postgres: None,
+) -> None:
+    """Every job's start (and by default its finish) must not wait for an fsync; nothing
+    else on the connection may inherit that (see the ledger module's doc)."""
     job_id = make_job()
+    engine = current_app.extensions["ledger_engine"]
+    # The clause the plain-SQL start and success statements carry.
+    plain = (
+        f"UPDATE jobs SET updated_at = now() WHERE id = %(p_id)s AND {ledger._PG_SYNC} "
+        "RETURNING current_setting('synchronous_commit')"
+    )
+    for sync in ("off", "on"):
+        assert ledger._run_sql(engine, plain, {"p_id": job_id, "p_sync": sync}) == (sync,)
+    # ...and the one SQLAlchemy statements get (progress, failures, retries, cancels).
     statement = ledger._asynchronous_commit(
         update(Job)
         .where(Job.id == ledger._param("id"))
@@ -105,7 +117,6 @@ def test_start_and_progress_skip_the_disk_wait_for_that_statement_only(postgres:
         .returning(func.current_setting("synchronous_commit")),
         "postgresql",
     )
-    engine = current_app.extensions["ledger_engine"]
     with engine.connect() as conn:
         inside = conn.execute(statement, {"p_id": job_id, "p_updated_at": utcnow()}).scalar()
         after = conn.execute(select(func.current_setting("synchronous_commit"))).scalar()
