@@ -5,6 +5,8 @@ claimed and flushed for the run (or a private embedded redis-server), and a fres
 database (or a temporary SQLite file).
 
     REDIS_URL / DATABASE_URL    use these servers as given
+    TASKLANE_TEST_PG_ADMIN      the PostgreSQL server (any database on it) in which each run
+                                creates its fresh database (default: 127.0.0.1:5432/test)
     TASKLANE_TEST_EMBEDDED=1    ignore local servers; embedded Redis and SQLite only
 """
 
@@ -26,7 +28,9 @@ from tests.support.waiting import wait_for
 
 LOCAL_REDIS = "redis://127.0.0.1:6379"
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-CLAIM_KEY = "tasklane:test-session"
+# Claims live in database 0, never in the claimed database itself: flushing the claimed index
+# then cannot delete its own claim and open a window for a second run to take it.
+CLAIM_KEY = "tasklane:test-claim:{index}"
 
 
 def embedded_only() -> bool:
@@ -63,18 +67,30 @@ def redis_server(tmp: Path) -> Iterator[str]:
 @contextmanager
 def _claimed_local_db() -> Iterator[str]:
     token = uuid.uuid4().hex
-    for index in range(1, 16):
-        client = redis.Redis.from_url(f"{LOCAL_REDIS}/{index}")
-        # A claim expires, so a crashed session frees its index within the hour.
-        if client.set(CLAIM_KEY, token, nx=True, ex=3600):
+    claims = redis.Redis.from_url(f"{LOCAL_REDIS}/0")
+    try:
+        for index in range(1, 16):
+            key = CLAIM_KEY.format(index=index)
+            # SET NX is the atomic claim; it expires, so a crashed session frees its index.
+            if not claims.set(key, token, nx=True, ex=3600):
+                continue
+            client = redis.Redis.from_url(f"{LOCAL_REDIS}/{index}")
             client.flushdb()
-            client.set(CLAIM_KEY, token, ex=3600)
             try:
                 yield f"{LOCAL_REDIS}/{index}"
             finally:
                 client.flushdb()
+                client.close()
+                # Release only our own claim (it may have expired and been taken since).
+                if claims.get(key) == token.encode():
+                    claims.delete(key)
             return
-    raise RuntimeError("every Redis database index 1-15 is claimed by another test session")
+    finally:
+        claims.close()
+    raise RuntimeError(
+        "every Redis database index 1-15 is claimed by another test session; wait for them "
+        "to finish, or set REDIS_URL to another server"
+    )
 
 
 @contextmanager
@@ -119,8 +135,9 @@ def database(tmp: Path) -> Iterator[str]:
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
-    if not embedded_only() and answers("127.0.0.1", 5432):
-        with _fresh_postgres_database() as url:
+    admin = os.environ.get("TASKLANE_TEST_PG_ADMIN")
+    if admin or (not embedded_only() and answers("127.0.0.1", 5432)):
+        with _fresh_postgres_database(admin or LOCAL_POSTGRES) as url:
             yield url
         return
     tmp.mkdir(parents=True, exist_ok=True)
@@ -128,13 +145,13 @@ def database(tmp: Path) -> Iterator[str]:
 
 
 @contextmanager
-def _fresh_postgres_database() -> Iterator[str]:
+def _fresh_postgres_database(admin_url: str) -> Iterator[str]:
     name = f"tasklane_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(LOCAL_POSTGRES, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
-        yield LOCAL_POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
