@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import WorkerLostError
+from celery.signals import task_failure
+from celery.signals import worker_init
 from celery.signals import worker_process_init
+from celery.signals import worker_ready
+from celery.signals import worker_shutdown
 from flask import Flask
 from kombu import Exchange
 from kombu import Queue
@@ -14,6 +19,9 @@ from app import beat
 from app import queues
 from app.extensions.ext_database import db
 from app.extensions.ext_database import dispose_engine_after_fork
+from app.ledger import leases
+from app.ledger import outbox
+from app.ledger.errors import DATABASE_ERRORS
 from app.tasking import build_task_class
 from app.tasking import route_task
 from config import Settings
@@ -29,7 +37,7 @@ TASK_MODULES = [
 ]
 
 # Highest priority a job may ask for; RabbitMQ queues are declared with this maximum.
-MAX_PRIORITY = 9
+MAX_PRIORITY = outbox.MAX_PRIORITY
 
 
 def task_queues() -> list[Queue]:
@@ -70,9 +78,12 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "event_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
-        # A job is acknowledged after it ran; a killed worker's job goes back to the queue.
+        # A job is acknowledged after it ran (its outcome recorded). A killed worker's job
+        # comes back through its expired lease (app/ledger/leases.py), published ahead of
+        # the backlog: a rejected message would go to the far end of the queue instead,
+        # and come back minutes later behind everything waiting.
         "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
+        "task_reject_on_worker_lost": False,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         # Long tasks: a worker reserves only what it is about to run.
         "worker_prefetch_multiplier": settings.WORKER_PREFETCH_MULTIPLIER,
@@ -139,5 +150,32 @@ def init_app(app: Flask) -> Celery:
         dispose_engine_after_fork(app.extensions["ledger_engine"])
 
     worker_process_init.connect(on_fork, weak=False)
+    _connect_ledger(app)
     app.extensions["celery"] = celery_app
     return celery_app
+
+
+def _connect_ledger(app: Flask) -> None:
+    """Every worker main process runs the outbox relay and lease recovery."""
+
+    def on_ready(**_kwargs: Any) -> None:
+        outbox.ensure_relay(app)
+
+    def on_shutdown(**_kwargs: Any) -> None:
+        outbox.stop_relay(app)
+
+    def on_worker_lost(
+        task_id: str | None = None, exception: BaseException | None = None, **_kw: Any
+    ) -> None:
+        # The pool saw the child running the job die: its lease need not run out first.
+        if task_id and isinstance(exception, WorkerLostError):
+            try:
+                leases.expire(app.extensions["ledger_engine"], task_id)
+            except DATABASE_ERRORS:
+                pass  # the lease expires by itself
+
+    worker_init.connect(lambda **_kw: outbox.mark_worker(), weak=False)
+    worker_process_init.connect(lambda **_kw: outbox.mark_worker(), weak=False)
+    worker_ready.connect(on_ready, weak=False)
+    worker_shutdown.connect(on_shutdown, weak=False)
+    task_failure.connect(on_worker_lost, weak=False)

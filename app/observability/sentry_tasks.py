@@ -17,10 +17,10 @@ from celery.signals import task_failure
 from celery.signals import task_postrun
 from celery.signals import task_prerun
 from sqlalchemy import select
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
+from app.ledger.errors import DATABASE_ERRORS
+from app.ledger.transitions import record_sentry_event
 from app.models import Job
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def annotate_job_event(engine: Engine, event: dict[str, Any]) -> None:
     try:
         with engine.connect() as conn:
             attempts = conn.scalar(select(Job.attempts).where(Job.id == job_id))
-    except SQLAlchemyError:
+    except DATABASE_ERRORS:
         attempts = None
     if attempts is not None:
         tags["attempt"] = attempts
@@ -74,9 +74,8 @@ def connect(engine: Engine) -> None:
         if event_id is None:
             return
         try:
-            with engine.begin() as conn:
-                conn.execute(update(Job).where(Job.id == task_id).values(sentry_event_id=event_id))
-        except SQLAlchemyError:
+            record_sentry_event(engine, task_id or "", event_id)
+        except DATABASE_ERRORS:
             log.warning("could not store Sentry event %s on job %s", event_id, task_id)
 
     def report_hard_time_limit(

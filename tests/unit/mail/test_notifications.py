@@ -19,17 +19,18 @@ from app.models.base import utcnow
 from app.models.mail import Mail
 from app.services.jobs import NOTIFY_HEADER
 from app.services.mail import notifications
+from tests.support.jobs import job_row
 
 TO = ["owner@example.org"]
 
 
 def new_job(state: JobState, notify_to: list[str] | None = TO) -> Job:
-    job = Job(
+    job = job_row(
+        state,
         id=str(uuid.uuid4()),
         task="tests.echo",
         queue="dataset",
         args={},
-        state=state,
         attempts=1,
         notify_to=notify_to,
         finished_at=utcnow() if state.terminal else None,
