@@ -229,8 +229,10 @@ def retry(celery_app: Celery, job_id: str, *, broker_timeout: float) -> Job:
     message = requests.requeue(db.session, job_id, attempt_budget(task))
     if message is None:
         raise _refused(job_id, "only failed or cancelled jobs can be retried")
+    # Read before publishing: the answer shows the job as the retry left it, `queued`.
+    requeued = get(job_id)
     publish_after_commit(celery_app, message, timeout=broker_timeout)
-    return get(job_id)
+    return requeued
 
 
 def list_jobs(
