@@ -12,8 +12,6 @@ from sqlalchemy.exc import SQLAlchemyError
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, psycopg.Error, sqlite3.Error)
 
 
-
-
 def database_unavailable(exc: BaseException) -> bool:
     """Whether `exc` means the database is away (down, restarting, out of connections,
     locked), as opposed to a bug in a statement."""
