@@ -32,9 +32,11 @@ from flask import has_app_context
 
 from app import queues
 from app.extensions.ext_database import db
+from app.hooks import Outcome
 from app.ledger import leases
 from app.ledger import transitions as ledger
 from app.ledger.errors import DATABASE_ERRORS
+from app.models import JobState
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,7 @@ def build_task_class(app: Flask) -> type[Task]:
                 return self.run(*args, **kwargs)
             except JobCancelled:
                 self._write(ledger.record_cancelled, request.id, number)
+                self._after_run(request.id, JobState.CANCELLED)
                 raise Ignore() from None
 
         def progress(
@@ -173,19 +176,33 @@ def build_task_class(app: Flask) -> type[Task]:
                         time.sleep(delay)
                         delay = min(delay * 2, LEDGER_WRITE_MAX_DELAY)
 
+        def _after_run(
+            self, job_id: str, state: JobState, exc: BaseException | None = None
+        ) -> None:
+            """The after-run hooks (app/hooks.py), once the outcome is recorded."""
+            registry = app.extensions.get("hooks")
+            if registry is None:
+                return
+            outcome = Outcome(self, job_id, state, exc, in_main_process=self._attempt() is None)
+            with self._context():
+                registry.run(outcome)
+
         def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
             self._write(ledger.record_success, task_id, retval, self._attempt())
+            self._after_run(task_id, JobState.SUCCEEDED)
 
         def on_failure(
             self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
         ) -> None:
             self._write(ledger.record_failure, task_id, exc, self._attempt())
+            self._after_run(task_id, JobState.FAILED, exc)
 
         def on_retry(
             self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
         ) -> None:
             when = getattr(getattr(einfo, "exception", None), "when", None)
             self._write(ledger.record_retry, task_id, exc, _retry_eta(when), self._attempt())
+            self._after_run(task_id, JobState.RETRYING, exc)
 
     return FlaskTask
 

@@ -16,12 +16,18 @@ from kombu import Exchange
 from kombu import Queue
 
 from app import beat
+from app import hooks
 from app import queues
 from app.extensions.ext_database import db
 from app.extensions.ext_database import dispose_engine_after_fork
 from app.ledger import leases
 from app.ledger import outbox
 from app.ledger.errors import DATABASE_ERRORS
+from app.observability import metrics
+from app.observability import sentry_tasks
+from app.services.mail import notifications
+from app.services.tracing import publish
+from app.services.tracing import shipper
 from app.tasking import build_task_class
 from app.tasking import route_task
 from config import Settings
@@ -151,8 +157,31 @@ def init_app(app: Flask) -> Celery:
 
     worker_process_init.connect(on_fork, weak=False)
     _connect_ledger(app)
+    app.extensions["hooks"] = after_run_hooks(app)
+    # A stopping worker sends the traces it still buffers.
+    worker_shutdown.connect(lambda **_kw: shipper.flush(SHUTDOWN_FLUSH_TIMEOUT), weak=False)
     app.extensions["celery"] = celery_app
     return celery_app
+
+
+# Seconds a stopping worker spends sending the traces it still buffers.
+SHUTDOWN_FLUSH_TIMEOUT = 5.0
+
+
+def _ops_trace_hand_off(outcome: hooks.Outcome) -> None:
+    # The run's own process only: a trace is built from the run's request.
+    if not outcome.in_main_process:
+        publish.on_task_postrun(task=outcome.task, task_id=outcome.job_id)
+
+
+def after_run_hooks(app: Flask) -> hooks.Registry:
+    """What runs after the ledger recorded a run's outcome, in this order."""
+    registry = hooks.Registry()
+    registry.add("notify", notifications.after_run)
+    registry.add("ops_trace", _ops_trace_hand_off)
+    registry.add("metrics", metrics.after_run)
+    registry.add("sentry", sentry_tasks.after_run_hook(app.extensions["ledger_engine"]))
+    return registry
 
 
 def _connect_ledger(app: Flask) -> None:

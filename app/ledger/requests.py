@@ -21,6 +21,7 @@ from app.models import JobState
 from app.models.base import utcnow
 from app.models.job import DEFAULT_MAX_ATTEMPTS
 from app.models.job import new_job_id
+from app.observability.ledger_trace import current_trace_id
 
 AnySession = Session | scoped_session[Any]
 
@@ -42,6 +43,8 @@ def create(session: AnySession, job: Job) -> Job:
     job.args = job.args or {}
     job.created_at = job.created_at or now
     job.updated_at = job.created_at
+    # The ledger's Core INSERT fires no ORM event: stamp the submitting trace here.
+    job.trace_id = job.trace_id or current_trace_id()
     # NULL: the intent to publish, in the row itself (app/ledger/outbox.py).
     job.published_at = None
     values = {c.key: getattr(job, c.key) for c in Job.__table__.columns}

@@ -39,6 +39,7 @@ from app.models import Job
 from app.models import JobAttempt
 from app.models import JobState
 from app.models.base import utcnow
+from app.observability.ledger_trace import current_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,7 @@ def _insert_started(
             "lease_owner": leases.owner(worker),
             "lease_expires_at": lease,
             "published_at": now,
+            "trace_id": current_trace_id(),
             "created_at": now,
             "started_at": now,
             "updated_at": now,
