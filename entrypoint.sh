@@ -11,7 +11,8 @@ usage() {
 usage: entrypoint.sh MODE [ARGS]
 
 modes:
-  api              apply migrations, then serve the API with gunicorn (gevent workers)
+  api              apply migrations (unless MIGRATION_ENABLED=false), then serve the API
+                   with gunicorn (gevent workers)
   worker PROFILE   a Celery worker for a profile from app/queues.py:
                      cpu  prefork on dataset
                      io   gevent on generation,mail,ops_trace
@@ -21,6 +22,8 @@ modes:
   dev              API + one worker per profile + beat on embedded defaults, one terminal
 
 environment (all optional):
+  REDIS_URL        the broker; unset, a process attaches to the running `dev` stack's Redis
+  MIGRATION_ENABLED (true)  API_CONTROL_SOCKET (instance/gunicorn.ctl)
   API_BIND (0.0.0.0:5001)  API_WORKERS (2)  API_TIMEOUT (60)
   WORKER_QUEUES  WORKER_POOL  WORKER_CONCURRENCY   override the profile's defaults
   WORKER_AUTOSCALE (max,min)  WORKER_MAX_TASKS_PER_CHILD  WORKER_MAX_MEMORY_PER_CHILD (KiB)
@@ -37,9 +40,16 @@ mode="${1:-}"
 
 case "$mode" in
   api)
-    flask --app app db upgrade
+    # Many replicas: set MIGRATION_ENABLED=false on them and run the upgrade once (`migrate`).
+    if [ "${MIGRATION_ENABLED:-true}" = "true" ]; then
+      flask --app app db upgrade
+    fi
     export TASKLANE_ROLE=api
+    mkdir -p instance
+    # gunicorn's default control socket is one path per user for every gunicorn on the host;
+    # this checkout's lives in its own instance folder.
     exec gunicorn \
+      --control-socket "${API_CONTROL_SOCKET:-instance/gunicorn.ctl}" \
       --worker-class gevent \
       --workers "${API_WORKERS:-2}" \
       --bind "${API_BIND:-0.0.0.0:5001}" \

@@ -1,0 +1,75 @@
+"""`./entrypoint.sh dev` brings the whole stack up on embedded defaults, and Ctrl-C takes it
+all down: no API, worker, beat or redis-server process of it is left.
+
+How fast it answers is measured in the README (bench figures), not asserted here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from app import embedded_redis
+from tests.support.processes import alive
+from tests.support.processes import descendants
+from tests.support.processes import redis_servers_in
+from tests.support.services import free_port
+from tests.support.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTANCE = ROOT / "instance"
+
+
+def _health(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def test_dev_answers_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
+    if embedded_redis.attached_url(str(INSTANCE)):
+        pytest.skip("a dev stack of this checkout is running; it owns the embedded Redis")
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REDIS_", "CELERY_", "WORKER_", "DATABASE_", "API_"))
+    }
+    env.update(API_PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path / 'dev.db'}")
+    log_path = tmp_path / "dev.log"
+    with open(log_path, "wb") as log:
+        dev = subprocess.Popen(
+            ["./entrypoint.sh", "dev"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for(
+            lambda: dev.poll() is None and _health(f"http://127.0.0.1:{port}/api/v1/health"),
+            timeout=120,
+            interval=0.2,
+            what=f"dev to answer /health (log: {log_path})",
+        )
+        wait_for(
+            lambda: "started beat" in log_path.read_text(errors="replace"),
+            timeout=60,
+            what="dev to start the workers and beat",
+        )
+        stack = descendants(dev.pid)
+        assert redis_servers_in(INSTANCE) & stack, "dev runs its own redis-server"
+        assert len(stack) >= 5, stack  # redis, API (master + worker), two workers, beat
+
+        dev.send_signal(signal.SIGINT)  # what Ctrl-C in its terminal sends
+        assert dev.wait(timeout=90) == 0, log_path.read_text(errors="replace")
+        wait_for(lambda: not alive(stack), timeout=30, what="every process of the stack to end")
+        assert not redis_servers_in(INSTANCE)
+        assert embedded_redis.attached_url(str(INSTANCE)) is None
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+            dev.wait()
