@@ -17,7 +17,7 @@ modes:
                      cpu  prefork on dataset
                      io   gevent on generation,mail,ops_trace
                      all  every queue in one gevent worker (small installs)
-  beat             Celery beat (periodic jobs)
+  beat             Celery beat on RedBeat (periodic jobs; run one or more, one leads)
   migrate          apply database migrations and exit
   dev              API + one worker per profile + beat on embedded defaults, one terminal
 
@@ -27,7 +27,7 @@ environment (all optional):
   API_BIND (0.0.0.0:5001)  API_WORKERS (2)  API_TIMEOUT (60)
   WORKER_QUEUES  WORKER_POOL  WORKER_CONCURRENCY   override the profile's defaults
   WORKER_AUTOSCALE (max,min)  WORKER_MAX_TASKS_PER_CHILD  WORKER_MAX_MEMORY_PER_CHILD (KiB)
-  WORKER_NAME (PROFILE@%h)  BEAT_SCHEDULE_FILE (instance/celerybeat-schedule)  LOG_LEVEL (INFO)
+  WORKER_NAME (PROFILE@%h)  LOG_LEVEL (INFO)
 USAGE
 }
 
@@ -91,10 +91,8 @@ case "$mode" in
     ;;
   beat)
     export TASKLANE_ROLE=beat
-    mkdir -p instance
-    exec celery -A app.celery beat \
-      --schedule "${BEAT_SCHEDULE_FILE:-instance/celerybeat-schedule}" \
-      --loglevel "${LOG_LEVEL:-INFO}"
+    # RedBeat keeps the schedule and the leader lock in Redis: no local schedule file.
+    exec celery -A app.celery beat --loglevel "${LOG_LEVEL:-INFO}"
     ;;
   migrate)
     exec flask --app app db upgrade

@@ -94,9 +94,8 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "enable_utc": True,
         "imports": TASK_MODULES + settings.TASKLANE_EXTRA_TASK_MODULES,
         "beat_schedule": beat_schedule(settings),
-        # Any number of beats may run; only the holder of a Redis lock sends (app/beat.py).
-        "beat_scheduler": "app.beat:SingleBeatScheduler",
-        "tasklane_beat": {"redis_url": app.config["REDIS_URL"], "lock_ttl": settings.BEAT_LOCK_TTL},
+        # Any number of beats may run; RedBeat's lock in Redis lets one send (app/beat.py).
+        **beat.beat_config(app.config["REDIS_URL"], settings.BEAT_LOCK_TTL),
         "worker_hijack_root_logger": False,
     }
 
