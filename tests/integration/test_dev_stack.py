@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -63,6 +64,24 @@ def test_dev_answers_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
         stack = descendants(dev.pid)
         assert redis_servers_in(INSTANCE) & stack, "dev runs its own redis-server"
         assert len(stack) >= 5, stack  # redis, API (master + worker), two workers, beat
+
+        # A process started on its own, without REDIS_URL, attaches to the stack's Redis.
+        published = embedded_redis.attached_url(str(INSTANCE))
+        assert published and published.startswith("unix://")
+        alone = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import app.celery as c; print(c.flask_app.config['REDIS_URL'])",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert alone.stdout.strip() == published
 
         dev.send_signal(signal.SIGINT)  # what Ctrl-C in its terminal sends
         assert dev.wait(timeout=90) == 0, log_path.read_text(errors="replace")
