@@ -62,6 +62,8 @@ def _start(children: list[Child], env: dict[str, str]) -> None:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            # Killed outright, the supervisor cannot stop its children: the kernel does.
+            preexec_fn=embedded_redis.die_with_parent if sys.platform == "linux" else None,
         )
         _say(f"started {child.role} (pid {child.process.pid})")
 

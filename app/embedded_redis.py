@@ -69,9 +69,9 @@ def command(directory: Path, *, port: int | None = None, persist: bool = False) 
     return args
 
 
-def _die_with_parent() -> None:
-    # Linux: the kernel sends SIGTERM to the server if its owner dies, even by SIGKILL, so a
-    # crashed supervisor or test run cannot leave a server behind.
+def die_with_parent() -> None:
+    """`preexec_fn` of a child: on Linux the kernel sends it SIGTERM when its parent dies,
+    even by SIGKILL, so a crashed supervisor or test run cannot leave it behind."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -128,7 +128,7 @@ def launch(directory: Path, *, port: int | None = None, persist: bool = False) -
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
     server = Server(url, process, log_path)
     deadline = time.monotonic() + START_TIMEOUT
