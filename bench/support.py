@@ -1,4 +1,4 @@
-"""What the benchmarks share: services, the app, worker processes, progress, CPU use, a drain.
+"""What the benchmarks share: services, the app, worker processes, progress, a drain.
 
 Services, databases and processes come from the test suite's own support (tests/support):
 a claimed Redis database index or an embedded redis-server, a fresh PostgreSQL database or a
@@ -31,9 +31,9 @@ from app.models import JobState
 from app.models.base import utcnow
 from app.services.jobs import Submission
 from app.services.jobs import submit
+from bench.cpu import CpuWindow
 from config import Settings
 from tests.support import services as test_services
-from tests.support.processes import descendants
 from tests.support.workers import WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,6 @@ STALL_TIMEOUT = 30.0  # a drain or a submission run with no progress for this lo
 WORKER_START_TIMEOUT = 120.0  # start-up is imports: a busy 2-core machine is slow at it
 POLL_INTERVAL = 0.2
 IS_TTY = sys.stdout.isatty()
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class BenchError(RuntimeError):
@@ -191,77 +190,6 @@ def tail(process: WorkerProcess, lines: int = 25) -> str:
     return f"last lines of {process.log_path}:\n" + "\n".join("    " + line for line in text)
 
 
-def cpu_by_role(worker_pid: int, database: str) -> dict[str, float]:
-    """CPU seconds used so far (/proc): the worker and its children, the PostgreSQL backends
-    of `database`, Redis (all of it: it may be shared), this process and the whole machine."""
-    totals = {"worker": 0.0, "postgres": 0.0, "redis": 0.0}
-    ours = descendants(worker_pid) | {worker_pid}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-            comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-            fields = raw[raw.rindex(")") + 2 :].split()
-            cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
-            if int(entry.name) in ours:
-                totals["worker"] += cpu
-            elif comm.startswith("redis-server"):
-                totals["redis"] += cpu
-            elif database and comm.startswith("postgres"):
-                # A backend's title names its database: "postgres: USER DB HOST(PORT) STATE".
-                if f" {database} ".encode() in (entry / "cmdline").read_bytes():
-                    totals["postgres"] += cpu
-        except (OSError, ValueError, IndexError):
-            continue  # the process exited while being read
-    own = os.times()
-    totals["bench"] = own.user + own.system
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    totals["busy"] = (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK  # all but idle and iowait
-    return totals
-
-
-class CpuWindow:
-    """Who used the CPU between the first sign of work and the end of a drain."""
-
-    def __init__(self, worker_pid: int, database_url: str, jobs: int) -> None:
-        url = make_url(database_url)
-        self.database = (url.database or "") if url.get_backend_name() == "postgresql" else ""
-        self.worker_pid, self.jobs = worker_pid, jobs
-        self.start: dict[str, float] | None = None
-        self.end: dict[str, float] = {}
-        self.finished_before = 0
-        self.t0 = self.t1 = 0.0
-
-    def observe(self, finished: int, running: int = 0) -> None:
-        if finished + running > 0 and self.start is None:
-            self.start, self.t0 = cpu_by_role(self.worker_pid, self.database), time.monotonic()
-            self.finished_before = finished
-
-    def close(self) -> None:
-        self.end, self.t1 = cpu_by_role(self.worker_pid, self.database), time.monotonic()
-
-    def describe(self) -> str:
-        if not self.start or not self.end:
-            return "CPU: not measured"
-        wall, cores = self.t1 - self.t0, os.cpu_count() or 1
-        used = {k: max(0.0, self.end[k] - self.start[k]) for k in self.end}
-        busy = used.pop("busy") / (wall * cores) * 100 if wall > 0 else 0.0
-        if not self.database:
-            used.pop("postgres")
-        parts = ", ".join(f"{k} {v:.2f}s" for k, v in used.items())
-        return (
-            f"CPU over {wall:.2f}s of draining: {parts}; machine {busy:.0f}% busy ({cores} "
-            f"cores); worker CPU {self.worker_ms_per_job():.2f} ms/job (less sensitive to load)"
-        )
-
-    def worker_ms_per_job(self) -> float | None:
-        if not self.start or not self.end:
-            return None
-        used = max(0.0, self.end["worker"] - self.start["worker"])
-        return used / max(1, self.jobs - self.finished_before) * 1e3
-
-
 @dataclass
 class DrainResult:
     label: str
@@ -275,6 +203,21 @@ class DrainResult:
     @property
     def rate(self) -> float:
         return self.jobs / self.span_seconds if self.span_seconds > 0 else float("inf")
+
+
+def enqueue(jobs: int, send: Callable[[], object]) -> float:
+    """Call `send` `jobs` times with progress shown; the seconds it took."""
+    progress = Progress("enqueued", jobs)
+    started = time.perf_counter()
+    for i in range(jobs):
+        send()
+        if i % 100 == 99:
+            progress.update(i + 1)
+    progress.update(jobs)
+    progress.finish()
+    seconds = time.perf_counter() - started
+    say(f"    enqueued {jobs} in {seconds:.2f}s ({jobs / seconds:.0f} jobs/s)")
+    return seconds
 
 
 def drain_tasklane(
@@ -297,21 +240,15 @@ def drain_tasklane(
     flush_redis(app)
     phase(f"{label}: enqueueing {jobs} {CANARY} jobs through jobs.submit (no worker running)")
     ours = (Job.task == CANARY) & (Job.created_at >= utcnow())
-    progress = Progress("enqueued", jobs)
-    started = time.perf_counter()
     with app.app_context():
-        for i in range(jobs):
-            submit(
+        enqueue_seconds = enqueue(
+            jobs,
+            lambda: submit(
                 celery_app,
                 Submission(task=CANARY, args={}),
                 broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
-            )
-            if i % 100 == 99:
-                progress.update(i + 1)
-        progress.update(jobs)
-        progress.finish()
-    enqueue_seconds = time.perf_counter() - started
-    say(f"    enqueued {jobs} in {enqueue_seconds:.2f}s ({jobs / enqueue_seconds:.0f} jobs/s)")
+            ),
+        )
 
     def counts() -> dict[str, int]:
         with app.app_context():

@@ -70,6 +70,7 @@ from app.extensions.ext_database import db  # noqa: E402
 from app.models import Job  # noqa: E402
 from app.services import api_keys  # noqa: E402
 from bench import support  # noqa: E402
+from bench.cpu import CpuWindow  # noqa: E402
 from bench.support import BenchError  # noqa: E402
 from bench.support import DrainResult  # noqa: E402
 from bench.support import Progress  # noqa: E402
@@ -94,16 +95,8 @@ def drain_bare(services: support.Services, args: argparse.Namespace, tmp: Path) 
     if bare.BROKER_URL != services.redis_url:
         raise BenchError("bench.bare_celery_app was imported before its broker was configured")
     support.phase(f"bare celery: enqueueing {n} {bare.TASK_NAME} jobs (no worker running)")
-    progress = Progress("enqueued", n)
-    started = time.perf_counter()
-    for i in range(n):
-        bare.noop.apply_async(queue=args.queues.split(",")[0])
-        if i % 100 == 99:
-            progress.update(i + 1)
-    progress.update(n)
-    progress.finish()
-    enqueue_seconds = time.perf_counter() - started
-    say(f"    enqueued {n} in {enqueue_seconds:.2f}s ({n / enqueue_seconds:.0f} jobs/s)")
+    queue = args.queues.split(",")[0]
+    enqueue_seconds = support.enqueue(n, lambda: bare.noop.apply_async(queue=queue))
 
     worker = support.celery_worker(
         "bench.bare_celery_app",
@@ -119,7 +112,7 @@ def drain_bare(services: support.Services, args: argparse.Namespace, tmp: Path) 
     worker.spawn()
     assert worker.process is not None
     progress = Progress("ran", n)
-    cpu = support.CpuWindow(worker.process.pid, services.database_url, n)
+    cpu = CpuWindow(worker.process.pid, services.database_url, n)
 
     def drained() -> bool:
         if worker.process is not None and worker.process.poll() is not None:
