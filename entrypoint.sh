@@ -11,20 +11,23 @@ usage() {
 usage: entrypoint.sh MODE [ARGS]
 
 modes:
-  api              apply migrations, then serve the API with gunicorn (gevent workers)
+  api              apply migrations (unless MIGRATION_ENABLED=false), then serve the API
+                   with gunicorn (gevent workers)
   worker PROFILE   a Celery worker for a profile from app/queues.py:
                      cpu  prefork on dataset
                      io   gevent on generation,mail,ops_trace
                      all  every queue in one gevent worker (small installs)
-  beat             Celery beat (periodic jobs)
+  beat             Celery beat on RedBeat (periodic jobs; run one or more, one leads)
   migrate          apply database migrations and exit
   dev              API + one worker per profile + beat on embedded defaults, one terminal
 
 environment (all optional):
+  REDIS_URL        the broker; unset, a process attaches to the running `dev` stack's Redis
+  MIGRATION_ENABLED (true)  API_CONTROL_SOCKET (instance/gunicorn.ctl)
   API_BIND (0.0.0.0:5001)  API_WORKERS (2)  API_TIMEOUT (60)
   WORKER_QUEUES  WORKER_POOL  WORKER_CONCURRENCY   override the profile's defaults
   WORKER_AUTOSCALE (max,min)  WORKER_MAX_TASKS_PER_CHILD  WORKER_MAX_MEMORY_PER_CHILD (KiB)
-  WORKER_NAME (PROFILE@%h)  BEAT_SCHEDULE_FILE (instance/celerybeat-schedule)  LOG_LEVEL (INFO)
+  WORKER_NAME (PROFILE@%h)  LOG_LEVEL (INFO)
 USAGE
 }
 
@@ -37,9 +40,16 @@ mode="${1:-}"
 
 case "$mode" in
   api)
-    flask --app app db upgrade
+    # Many replicas: set MIGRATION_ENABLED=false on them and run the upgrade once (`migrate`).
+    if [ "${MIGRATION_ENABLED:-true}" = "true" ]; then
+      flask --app app db upgrade
+    fi
     export TASKLANE_ROLE=api
+    mkdir -p instance
+    # gunicorn's default control socket is one path per user for every gunicorn on the host;
+    # this checkout's lives in its own instance folder.
     exec gunicorn \
+      --control-socket "${API_CONTROL_SOCKET:-instance/gunicorn.ctl}" \
       --worker-class gevent \
       --workers "${API_WORKERS:-2}" \
       --bind "${API_BIND:-0.0.0.0:5001}" \
@@ -81,10 +91,8 @@ case "$mode" in
     ;;
   beat)
     export TASKLANE_ROLE=beat
-    mkdir -p instance
-    exec celery -A app.celery beat \
-      --schedule "${BEAT_SCHEDULE_FILE:-instance/celerybeat-schedule}" \
-      --loglevel "${LOG_LEVEL:-INFO}"
+    # RedBeat keeps the schedule and the leader lock in Redis: no local schedule file.
+    exec celery -A app.celery beat --loglevel "${LOG_LEVEL:-INFO}"
     ;;
   migrate)
     exec flask --app app db upgrade

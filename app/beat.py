@@ -1,39 +1,28 @@
-"""Celery beat with one active scheduler: any number may run, only the lock holder sends.
+"""Celery beat on RedBeat: the schedule from settings, its state and the leader lock in Redis.
 
-Every beat process ticks; each tick first takes or renews a Redis lock whose lifetime is
-BEAT_LOCK_TTL. A beat without the lock is a standby and sends nothing. A stopping beat
-releases the lock, so a standby takes over at its next check; a crashed one loses it when
-the TTL runs out.
+Any number of beats may run against one Redis. RedBeat (celery-redbeat) lets only the holder
+of its lock send: the others wait in `beat_init` for it, and a crashed leader's lock runs out
+after `redbeat_lock_timeout` (BEAT_LOCK_TTL). Each entry's last send time lives in Redis, so
+the beat that takes over continues the schedule: a tick that fell due during the takeover is
+sent once, at once, and none is sent twice.
 
-Two guards keep a tick from being sent twice, even if a paused beat wakes up after its lock
-expired and a standby took over: a send first claims the tick in Redis (`SET NX` with a
-window of half the period), and the last send time of each entry is shared in Redis, so
-a beat that takes over continues the schedule instead of starting it afresh.
+The one addition here is a name for the leader, for the status page (`leader()`).
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC
-from datetime import datetime
+import os
+import socket
 from datetime import timedelta
 from typing import Any
 
-import redis
-from celery.beat import PersistentScheduler
-from celery.beat import ScheduleEntry
 from celery.schedules import crontab
 from celery.schedules import schedule
-from redis.exceptions import LockError
-from redis.exceptions import RedisError
+from redbeat import RedBeatScheduler
+from redbeat.schedulers import get_redis
 
-log = logging.getLogger(__name__)
-
-LOCK_KEY = "tasklane:beat:lock"
-CLAIM_KEY = "tasklane:beat:sent:{name}"
-LAST_RUN_KEY = "tasklane:beat:last-run:{name}"
-# Crontab lines have one-minute resolution; two beats' sends of one tick are seconds apart.
-CRONTAB_CLAIM_WINDOW = 30.0
+KEY_PREFIX = "tasklane:beat:"
+LEADER_KEY = KEY_PREFIX + "leader"
 # A tick nobody ran within this time is dropped rather than run late (crontab entries).
 CRONTAB_EXPIRES = 3600
 
@@ -73,94 +62,34 @@ def entry(task: str, value: str) -> dict[str, Any]:
     return {"task": task, "schedule": parsed, "options": {"expires": expires}}
 
 
-def claim_window(sched: Any) -> float:
-    if isinstance(sched, schedule) and not isinstance(sched, crontab):
-        return float(sched.run_every.total_seconds()) / 2
-    return CRONTAB_CLAIM_WINDOW
+def beat_config(redis_url: str, lock_ttl: float) -> dict[str, Any]:
+    """Celery settings for RedBeat: its own Redis connection, lock and key prefix."""
+    return {
+        "beat_scheduler": "app.beat:Scheduler",
+        "redbeat_redis_url": redis_url,
+        # Explicitly none: the broker's transport options (priority steps...) are not for it.
+        "redbeat_redis_options": {},
+        "redbeat_key_prefix": KEY_PREFIX,
+        "redbeat_lock_timeout": lock_ttl,
+        # The leader renews its lock every tick and a standby retries this often, so both
+        # must be well inside the lock's lifetime.
+        "beat_max_loop_interval": lock_ttl / 5,
+    }
 
 
-class SingleBeatScheduler(PersistentScheduler):  # type: ignore[misc]
-    """PersistentScheduler that sends only while it holds the beat lock in Redis."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        app = kwargs["app"] if "app" in kwargs else args[0]
-        conf = app.conf.tasklane_beat
-        self.lock_ttl = float(conf["lock_ttl"])
-        self.redis = redis.Redis.from_url(
-            conf["redis_url"], socket_timeout=self.lock_ttl / 3, socket_connect_timeout=2
-        )
-        self.lock = self.redis.lock(
-            LOCK_KEY, timeout=self.lock_ttl, blocking=False, thread_local=False
-        )
-        self.active = False
-        super().__init__(*args, **kwargs)
-
-    @property
-    def check_interval(self) -> float:
-        # Renew well inside the TTL, so a slow tick never lets the lock lapse.
-        return self.lock_ttl / 3
+class Scheduler(RedBeatScheduler):  # type: ignore[misc]
+    """RedBeat's scheduler, which also names the leader (host:pid) while it holds the lock."""
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        if not self._hold_lock():
-            return self.check_interval
-        return min(float(super().tick(*args, **kwargs)), self.check_interval)
-
-    def _hold_lock(self) -> bool:
-        if self.active:
-            try:
-                self.lock.reacquire()
-                return True
-            except (LockError, RedisError) as exc:
-                log.warning("beat: lost the beat lock (%s); standing by", exc)
-                self.active = False
-        try:
-            acquired = bool(self.lock.acquire(blocking=False))
-        except RedisError as exc:
-            log.warning("beat: Redis unreachable (%s); not sending periodic jobs", exc)
-            return False
-        if acquired:
-            log.info("beat: holding the beat lock; this beat sends the periodic jobs")
-            self.active = True
-            self._continue_shared_schedule()
-        return acquired
-
-    def _continue_shared_schedule(self) -> None:
-        """Take over each entry's last send time from whichever beat sent it."""
-        for name, item in self.schedule.items():
-            raw = self.redis.get(LAST_RUN_KEY.format(name=name))
-            if raw:
-                item.last_run_at = datetime.fromtimestamp(float(raw), UTC)
-        # Rebuild the heap from the adopted times.
-        self._heap = None
-
-    def apply_async(
-        self, entry: ScheduleEntry, producer: Any = None, advance: bool = True, **kwargs: Any
-    ) -> Any:
-        if not self._claim(entry):
-            log.info("beat: %s was already sent for this tick; not sending it again", entry.name)
-            return None
-        return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
-
-    def _claim(self, entry: ScheduleEntry) -> bool:
-        if not self.active:
-            return False
-        window_ms = max(int(claim_window(entry.schedule) * 1000), 100)
-        now = datetime.now(UTC).timestamp()
-        try:
-            claimed = self.redis.set(CLAIM_KEY.format(name=entry.name), now, nx=True, px=window_ms)
-            if claimed:
-                self.redis.set(LAST_RUN_KEY.format(name=entry.name), now)
-        except RedisError as exc:
-            log.warning("beat: could not claim %s (%s); not sending it", entry.name, exc)
-            return False
-        return bool(claimed)
+        remaining = float(super().tick(*args, **kwargs))
+        # Written after RedBeat extended its lock, with the lock's lifetime: it names a live
+        # leader and disappears with a crashed one.
+        get_redis(self.app).set(
+            LEADER_KEY, f"{socket.gethostname()}:{os.getpid()}", px=int(self.lock_timeout * 1000)
+        )
+        return remaining
 
     def close(self) -> None:
+        if self.lock is not None and self.lock.owned():
+            get_redis(self.app).delete(LEADER_KEY)
         super().close()
-        if self.active:
-            try:
-                self.lock.release()
-                log.info("beat: released the beat lock")
-            except (LockError, RedisError):
-                pass
-            self.active = False

@@ -1,17 +1,14 @@
-"""Flask CLI commands: `flask keys ...` for API keys, `flask embedded-redis ...`."""
+"""Flask CLI commands: `flask keys ...` for API keys."""
 
 from __future__ import annotations
 
 import click
 from flask import Flask
-from flask import current_app
 from flask.cli import AppGroup
 
-from app import embedded_redis
 from app.services import api_keys
 
 keys = AppGroup("keys", help="Create, list and revoke API keys.")
-redis_cli = AppGroup("embedded-redis", help="Start or stop the embedded Redis.")
 
 
 @keys.command("create")
@@ -43,23 +40,5 @@ def revoke_key(prefix: str) -> None:
     click.echo(f"revoked {count} key(s)")
 
 
-@redis_cli.command("start")
-def start_redis() -> None:
-    """Start the embedded Redis (no-op when REDIS_URL is set or it already runs)."""
-    if current_app.config["SETTINGS"].REDIS_URL:
-        raise click.ClickException(
-            "REDIS_URL is set; Tasklane uses that server, not an embedded one"
-        )
-    click.echo(embedded_redis.ensure_running(current_app.instance_path))
-
-
-@redis_cli.command("stop")
-def stop_redis() -> None:
-    """Stop the embedded Redis; its data is kept for the next start."""
-    stopped = embedded_redis.stop(current_app.instance_path)
-    click.echo("stopped" if stopped else "not running")
-
-
 def register_commands(app: Flask) -> None:
     app.cli.add_command(keys)
-    app.cli.add_command(redis_cli)

@@ -1,9 +1,9 @@
 """`./entrypoint.sh dev`: the whole stack in one terminal on embedded defaults.
 
-Starts the embedded Redis (unless REDIS_URL is set), applies migrations, prints a fresh API
-key, then runs the API, one worker per profile and beat, each through `entrypoint.sh`, with
-every log line prefixed by its role. Ctrl-C (or SIGTERM) stops them all, in order, and the
-embedded Redis with them.
+Starts the embedded Redis as its own child (unless REDIS_URL is set) and publishes its URL
+in the instance folder, applies migrations, prints a fresh API key, then runs the API, one
+worker per profile and beat, each through `entrypoint.sh`, with every log line prefixed by
+its role. Ctrl-C (or SIGTERM) stops them all, in order, and the embedded Redis last.
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from pathlib import Path
 from typing import IO
 
+from flask import Flask
 from flask_migrate import upgrade
 
 from app import create_app
@@ -58,6 +62,8 @@ def _start(children: list[Child], env: dict[str, str]) -> None:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            # Killed outright, the supervisor cannot stop its children: the kernel does.
+            preexec_fn=embedded_redis.die_with_parent if sys.platform == "linux" else None,
         )
         _say(f"started {child.role} (pid {child.process.pid})")
 
@@ -70,25 +76,42 @@ def _emit(child: Child, data: bytes) -> None:
         print(f"\033[{child.colour}m{child.role:<10} |\033[0m {text}", flush=True)
 
 
-def _pump(children: list[Child], stop: list[bool]) -> str | None:
-    """Relay output until a stop is requested or a child exits; returns the exited role."""
+def _pump(
+    children: list[Child], stop: list[bool], until: Callable[[], bool] | None = None
+) -> str | None:
+    """Relay output until a stop is requested, `until()` holds or a child exits (its role)."""
     selector = selectors.DefaultSelector()
     for child in children:
         assert child.process is not None and child.process.stdout is not None
         os.set_blocking(child.process.stdout.fileno(), False)
         selector.register(child.process.stdout, selectors.EVENT_READ, child)
-    while not stop[0]:
-        for key, _ in selector.select(timeout=0.5):
-            child = key.data
-            stream: IO[bytes] = key.fileobj  # type: ignore[assignment]
-            data = stream.read(65536) or b""
-            if data:
-                _emit(child, data)
-        for child in children:
-            assert child.process is not None
-            if child.process.poll() is not None:
-                return child.role
+    try:
+        while not stop[0]:
+            for key, _ in selector.select(timeout=0.1 if until else 0.5):
+                child = key.data
+                stream: IO[bytes] = key.fileobj  # type: ignore[assignment]
+                data = stream.read(65536) or b""
+                if data:
+                    _emit(child, data)
+            for child in children:
+                assert child.process is not None
+                if child.process.poll() is not None:
+                    return child.role
+            if until is not None and until():
+                return None
+    finally:
+        selector.close()
     return None
+
+
+def _answers(url: str) -> bool:
+    try:
+        # Long enough to wait in the listen backlog while the gunicorn worker is still booting,
+        # rather than piling up probes that it would all answer at once.
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def _stop(children: list[Child]) -> None:
@@ -112,20 +135,46 @@ def _stop(children: list[Child]) -> None:
         _say(f"{child.role} stopped (exit {child.process.returncode})")
 
 
+def _start_redis(instance_path: str) -> embedded_redis.Server | None:
+    if os.environ.get("REDIS_URL"):
+        return None
+    server = embedded_redis.launch(Path(instance_path) / "redis", persist=True)
+    # Every process below gets the URL; one started by hand in another terminal finds it here.
+    embedded_redis.publish(instance_path, server.url)
+    os.environ["REDIS_URL"] = server.url
+    _say(f"embedded Redis on {server.url} (pid {server.process.pid})")
+    return server
+
+
 def main() -> int:
     port = int(os.environ.get("API_PORT", "5001"))
+    # The instance folder of the app package, known before the app (and its Redis) exist.
+    instance_path = Flask("app").instance_path
+    server = _start_redis(instance_path)
+    try:
+        return _run(port)
+    finally:
+        if server is not None:
+            embedded_redis.unpublish(instance_path)
+            server.stop()
+            _say("embedded Redis stopped (its data is kept in instance/redis/)")
+
+
+def _run(port: int) -> int:
     app = create_app()
-    settings = app.config["SETTINGS"]
-    started_redis = False
-    if not settings.REDIS_URL:
-        sock = embedded_redis.socket_path(app.instance_path)
-        started_redis = not os.path.exists(sock)
-        _say(f"embedded Redis on unix://{embedded_redis.ensure_running(app.instance_path)}")
     with app.app_context():
         _say(f"database {app.config['SQLALCHEMY_DATABASE_URI']}: applying migrations")
         upgrade()
         _key, token = api_keys.create("dev")
-    env = dict(os.environ, API_BIND=f"127.0.0.1:{port}", API_WORKERS="1", PYTHONUNBUFFERED="1")
+    # The API child must not run the upgrade again: that is a second full start of the app
+    # before gunicorn even binds.
+    env = dict(
+        os.environ,
+        API_BIND=f"127.0.0.1:{port}",
+        API_WORKERS="1",
+        MIGRATION_ENABLED="false",
+        PYTHONUNBUFFERED="1",
+    )
     children = [
         Child(role, command, COLOURS[i % len(COLOURS)])
         for i, (role, command) in enumerate(_roles(port))
@@ -139,22 +188,27 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    _start(children, env)
     base = f"http://127.0.0.1:{port}/api/v1"
-    _say(f"API on {base} (docs: {base}/docs); a dev API key for this run:")
-    _say(f"  export TASKLANE_KEY={token}")
-    _say(
-        f'  curl -s -X POST {base}/jobs -H "Authorization: Bearer $TASKLANE_KEY" '
-        "-H 'Content-Type: application/json' -d '{\"task\": \"system.canary\"}'"
-    )
-    _say("Ctrl-C stops everything")
-    exited = _pump(children, stop)
+    # The API first, the workers and beat once it answers: four processes importing the app
+    # at once on a small machine would each take several times as long, and the API is what
+    # a developer waits for. Jobs submitted meanwhile wait in their queues.
+    api, rest = children[0], children[1:]
+    _start([api], env)
+    exited = _pump([api], stop, until=lambda: _answers(f"{base}/health"))
+    if not exited and not stop[0]:
+        _say(f"API answers on {base} (docs: {base}/docs)")
+        _say("a dev API key for this run:")
+        _say(f"  export TASKLANE_KEY={token}")
+        _say(
+            f'  curl -s -X POST {base}/jobs -H "Authorization: Bearer $TASKLANE_KEY" '
+            "-H 'Content-Type: application/json' -d '{\"task\": \"system.canary\"}'"
+        )
+        _say("starting the workers and beat; Ctrl-C stops everything")
+        _start(rest, env)
+        exited = _pump(children, stop)
     if exited:
         _say(f"{exited} exited unexpectedly; stopping the rest (its log is above)")
     _stop(children)
-    if started_redis:
-        embedded_redis.stop(app.instance_path)
-        _say("embedded Redis stopped")
     return 1 if exited else 0
 
 

@@ -240,21 +240,3 @@ def job_task(
         **options,
     )
     return decorator
-
-
-def route_task(
-    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_kw: Any
-) -> dict[str, str]:
-    """Celery router: a task goes to the queue it was declared with, and nowhere else.
-
-    Celery's own `celery.*` tasks keep the default queue; any other task without a declared
-    queue is refused at publish time rather than left on a queue nobody consumes.
-    """
-    declared = getattr(task, "tasklane_queue", None)
-    if declared:
-        return {"queue": queues.queue(declared).name}
-    if name.startswith("celery."):
-        return {}
-    raise queues.UnknownQueueError(
-        f"task {name!r} declares no queue; declare it with app.tasking.job_task(queue=...)"
-    )

@@ -29,7 +29,6 @@ from app.services.mail import notifications
 from app.services.tracing import publish
 from app.services.tracing import shipper
 from app.tasking import build_task_class
-from app.tasking import route_task
 from config import Settings
 
 # Every module whose tasks a worker must know; a module per queue or concern.
@@ -98,11 +97,12 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": settings.TASK_SOFT_TIME_LIMIT,
         "task_time_limit": settings.TASK_TIME_LIMIT,
         "task_queues": task_queues(),
-        # Only Celery's own housekeeping tasks (celery.*) fall back here; every Tasklane
-        # task names its queue, and the queue contract test enforces that.
+        # Celery's router sends each task to the queue it declared (task_routes, set in
+        # init_app once the task modules are loaded). Only Celery's own housekeeping tasks
+        # (celery.*) fall back to the default queue; the queue contract test enforces that every
+        # Tasklane task declares one, and a publish to an undeclared queue fails (QueueNotFound).
         "task_default_queue": "dataset",
         "task_create_missing_queues": False,
-        "task_routes": (route_task,),
         # The job ledger holds results and states; the backend serves chords and groups.
         "task_ignore_result": True,
         "result_extended": True,
@@ -111,9 +111,8 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "enable_utc": True,
         "imports": TASK_MODULES + settings.TASKLANE_EXTRA_TASK_MODULES,
         "beat_schedule": beat_schedule(settings),
-        # Any number of beats may run; only the holder of a Redis lock sends (app/beat.py).
-        "beat_scheduler": "app.beat:SingleBeatScheduler",
-        "tasklane_beat": {"redis_url": app.config["REDIS_URL"], "lock_ttl": settings.BEAT_LOCK_TTL},
+        # Any number of beats may run; RedBeat's lock in Redis lets one send (app/beat.py).
+        **beat.beat_config(app.config["REDIS_URL"], settings.BEAT_LOCK_TTL),
         "worker_hijack_root_logger": False,
     }
 
@@ -142,6 +141,15 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
     return {task: beat.entry(task, value) for enabled, task, value in declared if enabled}
 
 
+def declared_routes(celery_app: Celery) -> dict[str, dict[str, str]]:
+    """Celery's task_routes: every task to the queue it was declared with (`job_task`)."""
+    return {
+        name: {"queue": task.tasklane_queue}
+        for name, task in celery_app.tasks.items()
+        if getattr(task, "tasklane_queue", None)
+    }
+
+
 def init_app(app: Flask) -> Celery:
     settings: Settings = app.config["SETTINGS"]
     celery_app = Celery(app.import_name, task_cls=build_task_class(app))
@@ -149,6 +157,7 @@ def init_app(app: Flask) -> Celery:
     celery_app.set_default()
     # Load the task modules now, so the API knows every task's signature and queue.
     celery_app.loader.import_default_modules()
+    celery_app.conf.task_routes = declared_routes(celery_app)
 
     def on_fork(**_kwargs: Any) -> None:
         with app.app_context():

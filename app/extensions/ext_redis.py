@@ -1,29 +1,38 @@
-"""Redis: the configured server, or the embedded one Tasklane runs itself.
+"""Redis: the configured server, or the running dev stack's embedded one; never a new one.
 
-Resolving the URL does no I/O: the embedded server's socket path is derived from the
-instance folder, so every process of one checkout agrees on it. Entry points start the
-embedded server (`app.embedded_redis.ensure_for`) before they use it.
+Without REDIS_URL a process attaches to the Redis that `./entrypoint.sh dev` runs for this
+checkout (it publishes its URL in the instance folder). With neither, the app refuses to
+build: a second worker host that forgot REDIS_URL must fail loudly, not get a broker of its
+own where its jobs go nowhere.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 import redis
 from flask import Flask
 
 from app import embedded_redis
+from config import ConfigError
 from config import Settings
+
+
+def broker_url(redis_url: str) -> str:
+    """kombu's spelling of a Redis URL: a unix socket is `redis+socket://`."""
+    parts = urlsplit(redis_url)
+    if parts.scheme != "unix":
+        return redis_url
+    db = dict(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair).get("db", "0")
+    return f"redis+socket://{parts.path}?virtual_host={db}"
 
 
 def init_app(app: Flask) -> None:
     settings: Settings = app.config["SETTINGS"]
-    if settings.REDIS_URL:
-        url = settings.REDIS_URL
-        broker = url
-    else:
-        socket = embedded_redis.socket_path(app.instance_path)
-        url = f"unix://{socket}?db=0"
-        broker = f"redis+socket://{socket}?virtual_host=0"
+    url = settings.REDIS_URL or embedded_redis.attached_url(app.instance_path)
+    if not url:
+        raise ConfigError(embedded_redis.NOT_CONFIGURED)
     app.config["REDIS_URL"] = url
-    app.config["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL or broker
-    app.config["CELERY_RESULT_BACKEND"] = settings.CELERY_RESULT_BACKEND or broker
+    app.config["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL or broker_url(url)
+    app.config["CELERY_RESULT_BACKEND"] = settings.CELERY_RESULT_BACKEND or broker_url(url)
     app.extensions["redis"] = redis.Redis.from_url(url)

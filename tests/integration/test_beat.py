@@ -1,4 +1,4 @@
-"""Two real `celery beat` processes against one Redis: one sends, each tick goes out once.
+"""Three real `celery beat` processes (RedBeat) on one Redis: one sends, each tick goes out once.
 
 The beats get a Redis of their own that no worker consumes, so every periodic message they
 send stays in its queue and the test reads exactly what was sent, and when (a periodic
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,11 +17,15 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
-from app.embedded_redis import server_binary
+from app import create_app
+from app.services import beat_status
+from tests.conftest import make_settings
+from tests.support import services
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,44 +34,17 @@ LOCK_TTL = 2.0
 TASK = "maintenance.reap_stale_jobs"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def beat_redis(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir"]
-        + [str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-    try:
-        wait_for(lambda: _pings(client), timeout=15, what="the beat test's redis-server")
+    with services.embedded_redis_server(tmp_path / "redis") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
 
 
 class Beat:
     def __init__(self, name: str, env: dict[str, str], tmp: Path) -> None:
         self.name = name
         self.log_path = tmp / f"beat-{name}.log"
-        command = [sys.executable, "-m", "celery", "-A", "app.celery", "beat"]
-        command += ["--schedule", str(tmp / f"beat-{name}-schedule"), "--loglevel", "INFO"]
+        command = [sys.executable, "-m", "celery", "-A", "app.celery", "beat", "-l", "INFO"]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -78,7 +56,14 @@ class Beat:
     def active(self) -> bool:
         if self.process.poll() is not None:
             raise AssertionError(f"beat {self.name} exited; log:\n{self.log()}")
-        return "holding the beat lock" in self.log()
+        return "beat: Acquired lock" in self.log()
+
+    def acquired_at(self) -> float:
+        """When this beat took the lock (its log line's local time)."""
+        [stamp] = re.findall(
+            r"^\[?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}).*Acquired lock", self.log(), re.M
+        )
+        return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
@@ -92,6 +77,7 @@ def beat_env(worker_env: dict[str, str], beat_redis: str) -> dict[str, str]:
         **worker_env,
         "REDIS_URL": beat_redis,
         "BEAT_LOCK_TTL": str(LOCK_TTL),
+        "TZ": "UTC",
         "REAP_STALE_JOBS_SCHEDULE": str(PERIOD),
         "PURGE_EXPIRED_JOBS_ENABLED": "false",
         "QUEUE_MONITOR_ENABLED": "false",
@@ -128,8 +114,9 @@ def _the_active(beats: list[Beat]) -> Beat | None:
 
 
 def test_one_of_several_beats_sends_each_tick_once_and_standbys_take_over(
-    beat_env: dict[str, str], beat_redis: str, tmp_path: Path
+    beat_env: dict[str, str], beat_redis: str, base_settings: dict[str, Any], tmp_path: Path
 ) -> None:
+    status_app = create_app(make_settings(base_settings, REDIS_URL=beat_redis))
     # Started together: they race for the lock, and whoever loses stands by.
     beats = [Beat(name, beat_env, tmp_path) for name in ("a", "b", "c")]
     try:
@@ -144,6 +131,13 @@ def test_one_of_several_beats_sends_each_tick_once_and_standbys_take_over(
         start = sent_times(beat_redis)[-1] if sent_times(beat_redis) else 0.0
         wait_for(lambda: _ticks_after(beat_redis, start) >= 4, timeout=30, what="4 ticks")
         assert _the_active(beats) is first, "a standby must not send while the lock is held"
+        with status_app.app_context():
+            assert beat_status.leader() == f"{socket.gethostname()}:{first.process.pid}"
+            [reap] = [e for e in beat_status.periodic_status() if e["task"] == TASK]
+            assert reap["last_run_at"] is not None and reap["next_run_at"] is not None
+            assert reap["last_run_at"].timestamp() == pytest.approx(
+                sent_times(beat_redis)[-1], abs=1
+            )
 
         # A crash: the lock is left to expire, then a standby takes over.
         first.stop(signal.SIGKILL)
@@ -151,13 +145,22 @@ def test_one_of_several_beats_sends_each_tick_once_and_standbys_take_over(
         rest = [beat for beat in beats if beat is not first]
         second = wait_for(lambda: _the_active(rest), timeout=30, what="a standby to take over")
         wait_for(lambda: _ticks_after(beat_redis, crashed_at) >= 3, timeout=30, what="3 ticks")
-        taken_over = [t for t in sent_times(beat_redis) if t > crashed_at][0]
-        # The crashed beat's lock runs out after its TTL; a standby checks every third of it.
+        after = [t for t in sent_times(beat_redis) if t > crashed_at]
+        taken_over = after[0]
+        # The lock outlives the crashed leader by up to its TTL: ticks fell due meanwhile.
+        assert taken_over - crashed_at > PERIOD, "no tick was due during the takeover"
+        # None lost: the overdue tick goes out on the new leader's first tick, not a period
+        # later; none doubled: it goes out once (the schedule continues from its send).
+        assert taken_over - second.acquired_at() < PERIOD / 2
+        assert after[1] - taken_over > PERIOD / 2
+        # The crashed beat's lock runs out after its TTL; a standby retries every fifth of it.
         assert taken_over - crashed_at < PERIOD + LOCK_TTL + 3
+        with status_app.app_context():
+            assert beat_status.leader() == f"{socket.gethostname()}:{second.process.pid}"
 
         # A clean stop releases the lock at once.
         second.stop(signal.SIGTERM)
-        assert "released the beat lock" in second.log()
+        assert "beat: Releasing lock" in second.log()
         stopped_at = sent_times(beat_redis)[-1]
         [third] = [beat for beat in rest if beat is not second]
         wait_for(third.active, timeout=10, interval=0.1, what="the last standby to take over")

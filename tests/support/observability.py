@@ -234,11 +234,7 @@ def observability_stack(
 def observability_beat(observability_stack: Stack) -> Iterator[WorkerProcess]:
     """Celery beat on the stack, running the two cron entries of the test task module."""
     stack = observability_stack
-    env = {
-        **stack.env,
-        "TASKLANE_TEST_CRON": "1",
-        "BEAT_SCHEDULE_FILE": str(stack.log_dir / "celerybeat-schedule"),
-    }
+    env = {**stack.env, "TASKLANE_TEST_CRON": "1"}
     beat = WorkerProcess(
         f"beat-{os.getpid()}@tests", ["./entrypoint.sh", "beat"], env=env, log_dir=stack.log_dir
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +22,7 @@ from pathlib import Path
 import redis
 import sqlalchemy as sa
 
-from app.embedded_redis import server_binary
-from tests.support.waiting import wait_for
+from app import embedded_redis
 
 LOCAL_REDIS = "redis://127.0.0.1:6379"
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -45,7 +43,7 @@ def answers(host: str, port: int) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -60,7 +58,7 @@ def redis_server(tmp: Path) -> Iterator[str]:
         with _claimed_local_db() as url:
             yield url
         return
-    with _embedded_redis(tmp) as url:
+    with embedded_redis_server(tmp) as url:
         yield url
 
 
@@ -94,40 +92,13 @@ def _claimed_local_db() -> Iterator[str]:
 
 
 @contextmanager
-def _embedded_redis(tmp: Path) -> Iterator[str]:
-    port = _free_port()
-    tmp.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [
-            server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
+def embedded_redis_server(tmp: Path) -> Iterator[str]:
+    """A private, diskless redis-server on a free port for this run; stopped when it ends."""
+    server = embedded_redis.launch(tmp, port=free_port())
     try:
-        wait_for(lambda: _ping(url), timeout=15, what="the embedded redis-server")
-        yield url
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(timeout=15)
-
-
-def _ping(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
+        server.stop()
 
 
 @contextmanager

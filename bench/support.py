@@ -1,0 +1,313 @@
+"""What the benchmarks share: services, the app, worker processes, progress, a drain.
+
+Services, databases and processes come from the test suite's own support (tests/support):
+a claimed Redis database index or an embedded redis-server, a fresh PostgreSQL database or a
+temporary SQLite file (REDIS_URL / DATABASE_URL / TASKLANE_TEST_PG_ADMIN /
+TASKLANE_TEST_EMBEDDED choose as they do for the tests), and `WorkerProcess` for every child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.extensions.ext_database import db
+from app.models import Job
+from app.models import JobState
+from app.models.base import utcnow
+from app.services.jobs import Submission
+from app.services.jobs import submit
+from bench.cpu import CpuWindow
+from config import Settings
+from tests.support import services as test_services
+from tests.support.workers import WorkerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+CANARY = "system.canary"
+STALL_TIMEOUT = 30.0  # a drain or a submission run with no progress for this long fails
+WORKER_START_TIMEOUT = 120.0  # start-up is imports: a busy 2-core machine is slow at it
+POLL_INTERVAL = 0.2
+IS_TTY = sys.stdout.isatty()
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot go on; the message says what failed and where to look."""
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def phase(message: str) -> None:
+    say(f"==> {message}")
+
+
+class Progress:
+    """A counter line: rewritten in place on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total = label, total
+        self.started = self.last_change = time.monotonic()
+        self.last_print = 0.0
+        self.done = 0
+        self.printed: int | None = None
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if done != self.done:
+            self.done, self.last_change = done, now
+        if IS_TTY or now - self.last_print >= 3.0:
+            self.last_print = now
+            self._print(end="" if IS_TTY else "\n")
+
+    def finish(self) -> None:
+        if IS_TTY or self.printed != self.done:
+            self._print(end="\n")
+
+    def _print(self, end: str) -> None:
+        self.printed = self.done
+        line = (
+            f"    {self.label}: {self.done}/{self.total} ({time.monotonic() - self.started:.1f}s)"
+        )
+        print(f"\r{line}\x1b[K" if IS_TTY else line, end=end, flush=True)
+
+    def stuck(self) -> str | None:
+        """Why the run is stuck (nothing started in time, or no progress since), else None."""
+        now = time.monotonic()
+        if self.done == 0 and now - self.started > WORKER_START_TIMEOUT:
+            return f"nothing done within {WORKER_START_TIMEOUT:.0f}s"
+        if self.done and now - self.last_change > STALL_TIMEOUT:
+            return f"no progress for {STALL_TIMEOUT:.0f}s"
+        return None
+
+
+def poll(done: Callable[[], bool], progress: Progress, check: Callable[[], str]) -> None:
+    """Until `done()`; BenchError naming `check()` (where to look) once the run is stuck."""
+    while not done():
+        reason = progress.stuck()
+        if reason:
+            raise BenchError(f"{progress.label}: {reason}; {check()}")
+        time.sleep(POLL_INTERVAL)
+    progress.finish()
+
+
+@dataclass
+class Services:
+    redis_url: str
+    database_url: str
+
+    def describe(self) -> str:
+        database = make_url(self.database_url).render_as_string(hide_password=True)
+        return f"redis {self.redis_url}, database {database}"
+
+
+def start_services(stack: contextlib.ExitStack, tmp: Path) -> Services:
+    """The test suite's services, removed when `stack` closes."""
+    redis_url = stack.enter_context(test_services.redis_server(tmp / "redis"))
+    database_url = stack.enter_context(test_services.database(tmp / "db"))
+    return Services(redis_url, database_url)
+
+
+def tasklane_env(services: Services, **extra: str) -> dict[str, str]:
+    """Environment of a Tasklane worker or API: production settings on the bench's services."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CELERY_", "WORKER_", "OTEL_")) and k != "TASKLANE_EXTRA_TASK_MODULES"
+    }
+    env.update(
+        TASKLANE_ENV="production",
+        SECRET_KEY="bench",
+        DATABASE_URL=services.database_url,
+        REDIS_URL=services.redis_url,
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+def build_app(services: Services) -> Flask:
+    """The Tasklane app in this process, its schema migrated, configured like the workers."""
+    values = {k: v for k, v in tasklane_env(services).items() if k in Settings.model_fields}
+    # Quieter logs in the benchmark process only; workers and API keep production's INFO.
+    settings = Settings(_env_file=None, **{**values, "LOG_LEVEL": "WARNING"})  # type: ignore[call-arg, arg-type]
+    app = create_app(settings)
+    with app.app_context():
+        try:
+            upgrade(revision="heads")
+        except SystemExit as exc:  # Flask-Migrate logs the error, then exits
+            raise BenchError(
+                f"the schema migration failed (status {exc.code}), see above"
+            ) from None
+    return app
+
+
+def dispose(app: Flask) -> None:
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def flush_redis(app: Flask) -> None:
+    app.extensions["redis"].flushdb()
+
+
+def celery_worker(
+    app_module: str,
+    name: str,
+    *,
+    pool: str,
+    concurrency: int,
+    queues: str,
+    env: dict[str, str],
+    log_dir: Path,
+) -> WorkerProcess:
+    """A `celery worker` started as entrypoint.sh starts production ones (not spawned yet)."""
+    hostname = f"{name}-{secrets.token_hex(3)}@bench"
+    command = [sys.executable, "-m", "celery", "-A", app_module, "worker", "-P", pool]
+    command += ["-c", str(concurrency), "-Q", queues, "-n", hostname, "-l", "INFO"]
+    if pool == "prefork":
+        command += ["-O", "fair"]
+    return WorkerProcess(hostname, command, env=env, log_dir=log_dir)
+
+
+def tail(process: WorkerProcess, lines: int = 25) -> str:
+    text = process.log().splitlines()[-lines:]
+    return f"last lines of {process.log_path}:\n" + "\n".join("    " + line for line in text)
+
+
+@dataclass
+class DrainResult:
+    label: str
+    jobs: int
+    enqueue_seconds: float
+    startup_seconds: float  # worker spawn -> first task started (excluded from the rate)
+    span_seconds: float  # first task started -> last task finished
+    cpu: str
+    cpu_ms_per_job: float | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.span_seconds if self.span_seconds > 0 else float("inf")
+
+
+def enqueue(jobs: int, send: Callable[[], object]) -> float:
+    """Call `send` `jobs` times with progress shown; the seconds it took."""
+    progress = Progress("enqueued", jobs)
+    started = time.perf_counter()
+    for i in range(jobs):
+        send()
+        if i % 100 == 99:
+            progress.update(i + 1)
+    progress.update(jobs)
+    progress.finish()
+    seconds = time.perf_counter() - started
+    say(f"    enqueued {jobs} in {seconds:.2f}s ({jobs / seconds:.0f} jobs/s)")
+    return seconds
+
+
+def drain_tasklane(
+    app: Flask,
+    services: Services,
+    *,
+    jobs: int,
+    pool: str,
+    concurrency: int,
+    queues: str,
+    log_dir: Path,
+    label: str = "tasklane (ledger on)",
+    **worker_env: str,
+) -> DrainResult:
+    """N canary jobs through `jobs.submit` with no worker running, then a worker drains them.
+
+    Rate = N / (first ledger `started_at` -> last `finished_at`): worker start-up is excluded.
+    """
+    celery_app, settings = app.extensions["celery"], app.config["SETTINGS"]
+    flush_redis(app)
+    phase(f"{label}: enqueueing {jobs} {CANARY} jobs through jobs.submit (no worker running)")
+    ours = (Job.task == CANARY) & (Job.created_at >= utcnow())
+    with app.app_context():
+        enqueue_seconds = enqueue(
+            jobs,
+            lambda: submit(
+                celery_app,
+                Submission(task=CANARY, args={}),
+                broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+            ),
+        )
+
+    def counts() -> dict[str, int]:
+        with app.app_context():
+            rows = db.session.execute(
+                select(Job.state, func.count()).where(ours).group_by(Job.state)
+            ).all()
+            db.session.rollback()
+        return {str(JobState(state).value): int(count) for state, count in rows}
+
+    env = tasklane_env(services, **worker_env)
+    worker = celery_worker(
+        "app.celery",
+        "tasklane",
+        pool=pool,
+        concurrency=concurrency,
+        queues=queues,
+        env=env,
+        log_dir=log_dir,
+    )
+    phase(f"{label}: starting worker: {' '.join(worker.command[1:])}")
+    spawned = time.time()
+    worker.spawn()
+    assert worker.process is not None
+    progress = Progress("succeeded", jobs)
+    cpu = CpuWindow(worker.process.pid, services.database_url, jobs)
+    try:
+
+        def drained() -> bool:
+            state = counts()
+            if state.get("failed", 0) + state.get("cancelled", 0):
+                raise BenchError(f"Tasklane jobs did not succeed: {state}; {tail(worker)}")
+            if worker.process is not None and worker.process.poll() is not None:
+                raise BenchError(f"the Tasklane worker exited; {tail(worker)}")
+            progress.update(state.get("succeeded", 0))
+            cpu.observe(progress.done, state.get("started", 0))
+            return progress.done >= jobs
+
+        poll(drained, progress, lambda: f"{counts()}; {tail(worker)}")
+        cpu.close()
+    finally:
+        worker.stop()
+    with app.app_context():
+        rows = db.session.execute(select(Job.started_at, Job.finished_at).where(ours)).all()
+        db.session.rollback()
+    spans = [(begin, end) for begin, end in rows if begin and end]
+    if len(spans) != jobs:
+        raise BenchError("the ledger holds succeeded jobs without started_at/finished_at")
+    in_task = [(end - begin).total_seconds() for begin, end in spans]
+    first, last = min(begin for begin, _ in spans), max(end for _, end in spans)
+    say(
+        f"    ledger started_at -> finished_at per job: mean {statistics.fmean(in_task) * 1e3:.2f}"
+        f" ms, p50 {statistics.median(in_task) * 1e3:.2f} ms"
+    )
+    return DrainResult(
+        label,
+        jobs,
+        enqueue_seconds,
+        first.timestamp() - spawned,
+        (last - first).total_seconds(),
+        cpu.describe(),
+        cpu.worker_ms_per_job(),
+    )
