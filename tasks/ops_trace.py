@@ -6,28 +6,31 @@ from typing import Any
 
 from celery import Task
 from celery.signals import task_postrun
-from celery.signals import worker_shutdown
 from flask import current_app
-from sqlalchemy.exc import SQLAlchemyError
 
-from app.services.providers.retry import backoff_delay
-from app.services.tracing import delivery
-from app.services.tracing import shipper
-from app.services.tracing.publish import on_task_postrun
+from app.services import tracing
+from app.services.retrying import backoff_delay
+from app.services.tracing import export
 from app.tasking import job_task
 
+# The longest wait between two tries while a back end is down.
+RETRY_MAX_DELAY = 300.0
+
+
+def on_task_postrun(task: Task | None = None, task_id: str | None = None, **_kw: Any) -> None:
+    """Hand every attempt of a `traced=True` task to `tracing.hand_off`."""
+    if task is None or task_id is None or not getattr(task, "traced", False):
+        return
+    if task.request.called_directly:
+        return
+    # FlaskTask's context: the task's own app context has ended by now.
+    with task._context():
+        tracing.hand_off(task_id, task.name)
+
+
 # Every worker imports this module, so every traced task is traced wherever it runs.
+# (Moves to the after-run hook registry, which then calls `tracing.hand_off` itself.)
 task_postrun.connect(on_task_postrun, weak=False)
-
-# Seconds a stopping worker spends sending the traces it still buffers.
-SHUTDOWN_FLUSH_TIMEOUT = 5.0
-
-
-def _flush_on_shutdown(**_kw: Any) -> None:
-    shipper.flush(SHUTDOWN_FLUSH_TIMEOUT)
-
-
-worker_shutdown.connect(_flush_on_shutdown, weak=False)
 
 
 @job_task(
@@ -35,11 +38,23 @@ worker_shutdown.connect(_flush_on_shutdown, weak=False)
     queue="ops_trace",
     soft_time_limit=60,
     time_limit=90,
-    max_retries=5,
+    # A ceiling: TRACE_SHIP_MAX_ATTEMPTS (at most 20) is the limit applied.
+    max_retries=19,
 )
-def ship(self: Task, record: dict[str, Any]) -> None:
+def ship(self: Task, record: dict[str, Any], sinks: list[str] | None = None) -> None:
+    settings = current_app.config["SETTINGS"]
     try:
-        delivery.deliver(record, current_app.config["SETTINGS"], current_app.extensions["redis"])
-    except SQLAlchemyError as exc:
-        delay = backoff_delay(self.request.retries, base=1, cap=60)
-        raise self.retry(exc=exc, countdown=delay) from None
+        export.ship(record, settings, sinks if sinks is not None else settings.TRACE_SINKS)
+    except export.ExportFailed as exc:
+        delay = backoff_delay(
+            self.request.retries,
+            base=settings.TRACE_SHIP_RETRY_DELAY,
+            cap=min(RETRY_MAX_DELAY, settings.TASK_MAX_COUNTDOWN),
+        )
+        # Only the sinks that failed: the others have the record already.
+        raise self.retry(
+            exc=exc,
+            countdown=delay,
+            kwargs={"record": record, "sinks": list(exc.args[0])},
+            max_retries=settings.TRACE_SHIP_MAX_ATTEMPTS - 1,
+        ) from None
