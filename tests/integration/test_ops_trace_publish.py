@@ -29,7 +29,7 @@ def app_without_broker(app: Flask, base_settings: dict[str, Any]) -> Iterator[Fl
 
 
 def test_a_hand_off_without_a_broker_returns_false_and_leaves_no_ship_job(
-    app_without_broker: Flask, caplog: pytest.LogCaptureFixture
+    app_without_broker: Flask,
 ) -> None:
     job_id = str(uuid.uuid4())
     with app_without_broker.app_context():
@@ -45,8 +45,6 @@ def test_a_hand_off_without_a_broker_returns_false_and_leaves_no_ship_job(
         db.session.commit()
 
         assert tracing.hand_off(job_id, "generation.complete") is False
-
-        assert f"trace of job {job_id} dropped" in caplog.text
         # The ship job's ledger row was taken back: no job waits for a message never sent.
         shipped = db.session.scalars(select(Job).where(Job.task == "ops_trace.ship")).all()
         assert all(job.args["record"]["job_id"] != job_id for job in shipped)
