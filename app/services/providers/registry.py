@@ -10,7 +10,6 @@ import httpx2
 from app.services.errors import JobError
 from app.services.providers.base import Provider
 from app.services.providers.offline import OfflineProvider
-from app.services.providers.openai import OpenAICompatible
 from app.services.providers.spec import OFFLINE
 from app.services.providers.spec import ProviderSpec
 from config import Settings
@@ -35,6 +34,9 @@ class Registry:
         self._providers: dict[str, Provider] = {OFFLINE: OfflineProvider()}
         self._models: dict[str, tuple[str, ...]] = {OFFLINE: OfflineProvider.models}
         for name, raw in settings.GENERATION_PROVIDERS.items():
+            # The `openai` package takes a second or more to import: only when one is used.
+            from app.services.providers.openai import OpenAICompatible
+
             spec = ProviderSpec.model_validate(raw)
             self._providers[name] = OpenAICompatible(name, spec, client)
             self._models[name] = spec.models
