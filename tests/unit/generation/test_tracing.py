@@ -157,3 +157,16 @@ def test_wrong_langfuse_keys_fail_the_export(otlp: OtlpReceiver, langfuse: OtlpR
 def test_an_otlp_sink_without_endpoint_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="TRACE_OTLP_ENDPOINT must be set"):
         _settings(TRACE_SINKS="otlp")
+
+
+def test_the_otlp_sink_speaks_grpc_where_configured() -> None:
+    settings = _settings(
+        TRACE_SINKS="otlp", TRACE_OTLP_ENDPOINT="localhost:4317", OTEL_EXPORTER="otlp_grpc"
+    )
+    chosen = export.exporter(settings, "otlp")
+    assert type(chosen).__module__.startswith("opentelemetry.exporter.otlp.proto.grpc")
+    # Langfuse takes OTLP over HTTP only, whatever the collector speaks.
+    langfuse = export.exporter(
+        settings.model_copy(update={"TRACE_LANGFUSE_HOST": "http://lf:3000"}), "langfuse"
+    )
+    assert type(langfuse).__module__.startswith("opentelemetry.exporter.otlp.proto.http")
