@@ -186,23 +186,20 @@ class Settings(BaseSettings):
     GENERATION_PROGRESS_INTERVAL: float = Field(default=0.2, ge=0.01, le=1.0)
     # Where traces go, comma separated: database, otlp, langfuse (empty: nowhere).
     TRACE_SINKS: Annotated[list[Literal["database", "otlp", "langfuse"]], NoDecode] = ["database"]
-    # OTLP/HTTP traces endpoint of a collector (JSON encoding), e.g. http://otel:4318/v1/traces.
+    # OTLP traces endpoint of a collector: a URL (protobuf over HTTP), e.g.
+    # http://otel:4318/v1/traces, or host:port when OTEL_EXPORTER is otlp_grpc.
     TRACE_OTLP_ENDPOINT: str | None = None
-    # Langfuse (or compatible) base URL and project keys for its ingestion API.
+    # Langfuse (or compatible) base URL and project keys; spans go to its OTLP endpoint.
     TRACE_LANGFUSE_HOST: str | None = None
     TRACE_LANGFUSE_PUBLIC_KEY: str | None = None
     TRACE_LANGFUSE_SECRET_KEY: str | None = None
     # Characters kept of each string in a trace's inputs and outputs.
     TRACE_MAX_FIELD_CHARS: int = Field(default=2000, ge=50)
-    # Records buffered per HTTP sink in a worker; beyond this the oldest are dropped.
-    TRACE_BUFFER_LIMIT: int = Field(default=1000, ge=1)
-    # Records per shipment, and the longest a record waits for its batch to fill.
-    TRACE_BATCH_SIZE: int = Field(default=100, ge=1)
-    TRACE_FLUSH_INTERVAL: float = Field(default=2.0, gt=0)
-    # Attempts per batch before it is dropped (and counted), with doubling, jittered delays.
-    TRACE_SHIP_MAX_ATTEMPTS: int = Field(default=5, ge=1)
+    # Tries of an ops_trace.ship job while a sink is down, with doubling, jittered delays
+    # from TRACE_SHIP_RETRY_DELAY seconds; then the job fails, and the ledger says why.
+    TRACE_SHIP_MAX_ATTEMPTS: int = Field(default=10, ge=1, le=20)
     TRACE_SHIP_RETRY_DELAY: float = Field(default=1.0, gt=0)
-    # Seconds to wait for an HTTP sink's answer.
+    # Seconds one export may take, the exporter's own quick retries included.
     TRACE_SHIP_TIMEOUT: float = Field(default=10.0, gt=0)
 
     @field_validator("GENERATION_PROVIDERS", mode="before")

@@ -11,17 +11,17 @@ from flask import current_app
 from app.services import answering
 from app.services import generation
 from app.services import generation_batch
+from app.services import tracing
 from app.services.errors import JobError
 from app.services.jobs import BrokerUnavailable
 from app.services.providers.base import ProviderRejected
 from app.services.providers.base import RetryableProviderError
-from app.services.providers.retry import backoff_delay
-from app.services.tracing import records
+from app.services.retrying import backoff_delay
 from app.tasking import ExpectedFailure
 from app.tasking import job_task
 
-records.register_details("generation.complete", generation.trace_details)
-records.register_details("generation.answer", generation.trace_details)
+tracing.register_details("generation.complete", generation.trace_details)
+tracing.register_details("generation.answer", generation.trace_details)
 
 
 def _generate(task: Task, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:

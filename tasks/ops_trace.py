@@ -6,11 +6,13 @@ from typing import Any
 
 from celery import Task
 from flask import current_app
-from sqlalchemy.exc import SQLAlchemyError
 
-from app.services.providers.retry import backoff_delay
-from app.services.tracing import delivery
+from app.services.retrying import backoff_delay
+from app.services.tracing import export
 from app.tasking import job_task
+
+# The longest wait between two tries while a back end is down.
+RETRY_MAX_DELAY = 300.0
 
 
 @job_task(
@@ -18,11 +20,23 @@ from app.tasking import job_task
     queue="ops_trace",
     soft_time_limit=60,
     time_limit=90,
-    max_retries=5,
+    # A ceiling: TRACE_SHIP_MAX_ATTEMPTS (at most 20) is the limit applied.
+    max_retries=19,
 )
-def ship(self: Task, record: dict[str, Any]) -> None:
+def ship(self: Task, record: dict[str, Any], sinks: list[str] | None = None) -> None:
+    settings = current_app.config["SETTINGS"]
     try:
-        delivery.deliver(record, current_app.config["SETTINGS"], current_app.extensions["redis"])
-    except SQLAlchemyError as exc:
-        delay = backoff_delay(self.request.retries, base=1, cap=60)
-        raise self.retry(exc=exc, countdown=delay) from None
+        export.ship(record, settings, sinks if sinks is not None else settings.TRACE_SINKS)
+    except export.ExportFailed as exc:
+        delay = backoff_delay(
+            self.request.retries,
+            base=settings.TRACE_SHIP_RETRY_DELAY,
+            cap=min(RETRY_MAX_DELAY, settings.TASK_MAX_COUNTDOWN),
+        )
+        # Only the sinks that failed: the others have the record already.
+        raise self.retry(
+            exc=exc,
+            countdown=delay,
+            kwargs={"record": record, "sinks": list(exc.args[0])},
+            max_retries=settings.TRACE_SHIP_MAX_ATTEMPTS - 1,
+        ) from None

@@ -1,10 +1,9 @@
-"""/api/v1/traces: operation traces kept by the database sink, and the sinks' counters."""
+"""/api/v1/traces: operation traces kept by the database sink."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema
@@ -14,7 +13,6 @@ from marshmallow import validate
 from app.api.auth import require_api_key
 from app.models.trace import Trace
 from app.services import pagination
-from app.services.tracing import stats
 
 STATUSES = ["succeeded", "failed", "cancelled", "retrying", "started"]
 
@@ -58,16 +56,6 @@ class TracePageSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-class SinkStatusSchema(Schema):
-    name = fields.String()
-    shipped = fields.Integer()
-    dropped = fields.Integer(metadata={"description": "records given up on (buffer full, send)"})
-    failed_attempts = fields.Integer()
-    last_error = fields.String(allow_none=True)
-    last_failed_attempts_at = fields.String(allow_none=True)
-    last_dropped_at = fields.String(allow_none=True)
-
-
 @blp.route("")
 class TraceCollection(MethodView):
     @blp.arguments(TraceQuerySchema, location="query")
@@ -84,13 +72,3 @@ class TraceCollection(MethodView):
             query, Trace.created_at, Trace.id, limit=args["limit"], cursor=args.get("cursor")
         )
         return {"items": items, "next_cursor": next_cursor}
-
-
-@blp.route("/sinks")
-class SinkCollection(MethodView):
-    @blp.response(200, SinkStatusSchema(many=True))
-    def get(self) -> list[dict[str, Any]]:
-        """Per sink (and the publisher): records shipped, dropped and failed send attempts."""
-        names = [*current_app.config["SETTINGS"].TRACE_SINKS, stats.PUBLISHER]
-        counters = stats.read(current_app.extensions["redis"], names)
-        return [{"name": name, **counters[name]} for name in names]

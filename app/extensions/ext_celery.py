@@ -25,9 +25,8 @@ from app.ledger import outbox
 from app.ledger.errors import DATABASE_ERRORS
 from app.observability import metrics
 from app.observability import sentry_tasks
+from app.services import tracing
 from app.services.mail import notifications
-from app.services.tracing import publish
-from app.services.tracing import shipper
 from app.tasking import build_task_class
 from config import Settings
 
@@ -167,20 +166,16 @@ def init_app(app: Flask) -> Celery:
     worker_process_init.connect(on_fork, weak=False)
     _connect_ledger(app)
     app.extensions["hooks"] = after_run_hooks(app)
-    # A stopping worker sends the traces it still buffers.
-    worker_shutdown.connect(lambda **_kw: shipper.flush(SHUTDOWN_FLUSH_TIMEOUT), weak=False)
     app.extensions["celery"] = celery_app
     return celery_app
 
 
-# Seconds a stopping worker spends sending the traces it still buffers.
-SHUTDOWN_FLUSH_TIMEOUT = 5.0
-
-
 def _ops_trace_hand_off(outcome: hooks.Outcome) -> None:
-    # The run's own process only: a trace is built from the run's request.
-    if not outcome.in_main_process:
-        publish.on_task_postrun(task=outcome.task, task_id=outcome.job_id)
+    # The run's own process only: a trace is built from the run's request and its span.
+    task = outcome.task
+    if not outcome.in_main_process and getattr(task, "traced", False):
+        if not task.request.called_directly:
+            tracing.hand_off(outcome.job_id, outcome.task.name)
 
 
 def after_run_hooks(app: Flask) -> hooks.Registry:

@@ -68,19 +68,30 @@ def _endpoint(settings: Settings, signal: str) -> str | None:
     return base
 
 
-def span_exporter(settings: Settings) -> SpanExporter:
-    if settings.OTEL_EXPORTER == "console":
-        return ConsoleSpanExporter()
-    if settings.OTEL_EXPORTER == "otlp_grpc":
+def otlp_span_exporter(
+    exporter: str,
+    endpoint: str | None,
+    *,
+    timeout: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> SpanExporter:
+    """OTLP over gRPC for `otlp_grpc` (an OTEL_EXPORTER value), else protobuf over HTTP."""
+    if exporter == "otlp_grpc":
         _grpc_under_gevent()
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcSpanExporter,
         )
 
-        return GrpcSpanExporter(endpoint=_endpoint(settings, "traces"))
+        return GrpcSpanExporter(endpoint=endpoint, timeout=timeout, headers=headers)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=_endpoint(settings, "traces"))
+    return OTLPSpanExporter(endpoint=endpoint, timeout=timeout, headers=headers)
+
+
+def span_exporter(settings: Settings) -> SpanExporter:
+    if settings.OTEL_EXPORTER == "console":
+        return ConsoleSpanExporter()
+    return otlp_span_exporter(settings.OTEL_EXPORTER, _endpoint(settings, "traces"))
 
 
 def metric_exporter(settings: Settings) -> MetricExporter:

@@ -127,7 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._json(400, {"error": {"message": "body is not JSON", "type": "invalid"}})
             return
-        reply, seen = self.server._next(body, dict(self.headers.items()))
+        # Header names are case-insensitive (the openai client sends them lower-case).
+        received = {name.title(): value for name, value in self.headers.items()}
+        reply, seen = self.server._next(body, received)
         if reply.delay:
             time.sleep(reply.delay)
         if reply.status != 200:

@@ -1,7 +1,7 @@
 """The remote services of the generation and ops_trace lanes, run locally for a test session.
 
 One fake OpenAI-compatible provider (configured twice: `fake`, and `fake-strict` with a
-one-second deadline), an OTLP/HTTP collector and a Langfuse ingestion API. `settings`
+one-second deadline), an OTLP/HTTP collector and Langfuse's OTLP endpoint. `settings`
 points the app and every worker at them, with short retry delays so tests run quickly.
 """
 
@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.trace_receivers import Receiver
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.otlp_receiver import otlp_receiver
 
 LANGFUSE_KEYS = ("pk-lf-test", "sk-lf-test")
 
@@ -22,8 +23,8 @@ LANGFUSE_KEYS = ("pk-lf-test", "sk-lf-test")
 @dataclass(frozen=True)
 class GenerationStubs:
     openai: FakeOpenAI
-    otlp: Receiver
-    langfuse: Receiver
+    otlp: OtlpReceiver
+    langfuse: OtlpReceiver
 
     @property
     def settings(self) -> dict[str, str]:
@@ -37,15 +38,13 @@ class GenerationStubs:
             "GENERATION_RETRY_MAX_DELAY": "0.5",
             "GENERATION_PROGRESS_INTERVAL": "0.1",
             "TRACE_SINKS": "database,otlp,langfuse",
-            "TRACE_OTLP_ENDPOINT": self.otlp.endpoint,
+            "TRACE_OTLP_ENDPOINT": self.otlp.endpoint + "/v1/traces",
             "TRACE_LANGFUSE_HOST": self.langfuse.base_url,
             "TRACE_LANGFUSE_PUBLIC_KEY": LANGFUSE_KEYS[0],
             "TRACE_LANGFUSE_SECRET_KEY": LANGFUSE_KEYS[1],
-            "TRACE_FLUSH_INTERVAL": "0.2",
-            "TRACE_BUFFER_LIMIT": "20",
             "TRACE_SHIP_MAX_ATTEMPTS": "3",
             "TRACE_SHIP_RETRY_DELAY": "0.1",
-            "TRACE_SHIP_TIMEOUT": "2",
+            "TRACE_SHIP_TIMEOUT": "1",
         }
 
     @classmethod
@@ -54,8 +53,6 @@ class GenerationStubs:
         with ExitStack() as stack:
             yield cls(
                 openai=stack.enter_context(FakeOpenAI.running()),
-                otlp=stack.enter_context(Receiver.running("/v1/traces")),
-                langfuse=stack.enter_context(
-                    Receiver.running("/api/public/ingestion", auth=LANGFUSE_KEYS)
-                ),
+                otlp=stack.enter_context(otlp_receiver()),
+                langfuse=stack.enter_context(otlp_receiver("/api/public/otel", auth=LANGFUSE_KEYS)),
             )

@@ -1,11 +1,14 @@
 """A local OTLP/HTTP collector on 127.0.0.1: decodes the protobuf the exporters send.
 
 Point `OTEL_EXPORTER_OTLP_ENDPOINT` at `receiver.endpoint`; spans arrive at /v1/traces and
-metrics at /v1/metrics, as they would at an OpenTelemetry Collector.
+metrics at /v1/metrics, as they would at an OpenTelemetry Collector. With a `prefix` and
+`auth` it is Langfuse's OTLP endpoint (`/api/public/otel`, Basic auth with the project's
+keys); `down` makes it answer 503, as a back end that is away would.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import threading
 from collections.abc import Iterator
@@ -36,6 +39,10 @@ class Span:
     parent_span_id: str
     attributes: dict[str, Any]
     resource: dict[str, Any]
+    status: int = 0  # OTLP's StatusCode: 0 unset, 1 ok, 2 error
+    status_message: str = ""
+    start_ns: int = 0
+    end_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,8 @@ class Point:
 
 def _value(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(item) for item in value.array_value.values]
     return getattr(value, kind) if kind else None
 
 
@@ -56,21 +65,32 @@ def _attributes(attributes: Any) -> dict[str, Any]:
 
 
 class OtlpReceiver:
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "", auth: tuple[str, str] | None = None) -> None:
         self.spans: list[Span] = []
         self.points: list[Point] = []
+        self.down = False
+        self.refused = 0
         self._lock = threading.Lock()
         receiver = self
+        basic = "Basic " + base64.b64encode(":".join(auth).encode()).decode() if auth else None
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
-                if self.path == "/v1/traces":
+                if basic and self.headers.get("Authorization") != basic:
+                    self.send_error(401)
+                    return
+                if receiver.down:
+                    receiver.refused += 1
+                    self.send_error(503)
+                    return
+                path = self.path.removeprefix(prefix)
+                if path == "/v1/traces":
                     receiver._traces(body)
                     reply = ExportTraceServiceResponse().SerializeToString()
-                elif self.path == "/v1/metrics":
+                elif path == "/v1/metrics":
                     receiver._metrics(body)
                     reply = ExportMetricsServiceResponse().SerializeToString()
                 else:
@@ -86,7 +106,8 @@ class OtlpReceiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.endpoint = self.base_url + prefix
 
     def _traces(self, body: bytes) -> None:
         request = ExportTraceServiceRequest.FromString(body)
@@ -105,6 +126,10 @@ class OtlpReceiver:
                             parent_span_id=span.parent_span_id.hex(),
                             attributes=_attributes(span.attributes),
                             resource=resource,
+                            status=span.status.code,
+                            status_message=span.status.message,
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
                         )
                     )
         with self._lock:
@@ -133,9 +158,14 @@ class OtlpReceiver:
         with self._lock:
             return [span for span in self.spans if span.trace_id == trace_id]
 
+    def of_job(self, job_id: str) -> list[Span]:
+        """Spans of the ops_trace records of `job_id`."""
+        with self._lock:
+            return [s for s in self.spans if s.attributes.get("tasklane.job_id") == job_id]
+
 
 @contextmanager
-def otlp_receiver() -> Iterator[OtlpReceiver]:
-    receiver = OtlpReceiver()
+def otlp_receiver(prefix: str = "", auth: tuple[str, str] | None = None) -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver(prefix, auth)
     with serving(receiver.server):
         yield receiver

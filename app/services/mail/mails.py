@@ -10,7 +10,6 @@ mail is left `unconfirmed` instead of risking a second copy.
 
 from __future__ import annotations
 
-import random
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
@@ -51,6 +50,7 @@ from app.services.mail.transport import Reply
 from app.services.mail.transport import SmtpSettings
 from app.services.mail.transport import SmtpTransport
 from app.services.mail.transport import Transport
+from app.services.retrying import backoff_delay
 from config import Settings
 
 SEND_TASK = "mail.send"
@@ -198,8 +198,9 @@ def build_message(mail: Mail, sender: str) -> EmailMessage:
 def retry_delay(retries: int) -> float:
     """Exponential backoff with jitter, so retries of many mails don't arrive together."""
     settings = _settings()
-    ceiling = min(settings.MAIL_RETRY_BACKOFF_MAX, settings.MAIL_RETRY_BACKOFF * 2.0**retries)
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    return backoff_delay(
+        retries, base=settings.MAIL_RETRY_BACKOFF, cap=settings.MAIL_RETRY_BACKOFF_MAX
+    )
 
 
 def _finish(mail: Mail, log: MailSend, state: MailState, outcome: str, **values: Any) -> None:

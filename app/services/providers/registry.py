@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import threading
 
-import httpx
+import httpx2
 
 from app.services.errors import JobError
 from app.services.providers.base import Provider
 from app.services.providers.offline import OfflineProvider
-from app.services.providers.openai import OpenAICompatible
 from app.services.providers.spec import OFFLINE
 from app.services.providers.spec import ProviderSpec
 from config import Settings
 
 # Generous: a gevent worker runs hundreds of generations at once over one client.
-CLIENT_LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=200)
+CLIENT_LIMITS = httpx2.Limits(max_connections=2000, max_keepalive_connections=200)
 
 
 class UnknownProvider(JobError):
@@ -31,10 +30,13 @@ class UnknownModel(JobError):
 
 class Registry:
     def __init__(self, settings: Settings) -> None:
-        client = httpx.Client(limits=CLIENT_LIMITS)
+        client = httpx2.Client(limits=CLIENT_LIMITS)
         self._providers: dict[str, Provider] = {OFFLINE: OfflineProvider()}
         self._models: dict[str, tuple[str, ...]] = {OFFLINE: OfflineProvider.models}
         for name, raw in settings.GENERATION_PROVIDERS.items():
+            # The `openai` package takes a second or more to import: only when one is used.
+            from app.services.providers.openai import OpenAICompatible
+
             spec = ProviderSpec.model_validate(raw)
             self._providers[name] = OpenAICompatible(name, spec, client)
             self._models[name] = spec.models

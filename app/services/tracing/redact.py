@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -25,7 +26,8 @@ SECRET_VALUE = re.compile(
 )
 
 
-def _redact_text(text: str) -> str:
+def redact(text: str) -> str:
+    """`text` with secret-looking values replaced (app.observability.redaction's contract)."""
     return SECRET_VALUE.sub(
         lambda m: "://" + REDACTED + "@" if m.group(0).startswith("://") else REDACTED, text
     )
@@ -39,26 +41,25 @@ def _truncate(text: str, limit: int) -> str:
 
 def clean(value: Any, *, max_chars: int, depth: int = 0) -> Any:
     """A copy of `value` with secrets replaced and strings, lists and nesting cut short."""
-    if isinstance(value, str):
-        return _truncate(_redact_text(value), max_chars)
     if value is None or isinstance(value, bool | int | float):
         return value
     if depth >= MAX_DEPTH:
         return "[nested too deep]"
+    deeper = partial(clean, max_chars=max_chars, depth=depth + 1)
     if isinstance(value, dict):
-        cleaned: dict[str, Any] = {}
-        for key, item in list(value.items())[:MAX_ITEMS]:
-            key = str(key)
-            if SECRET_KEY.search(key):
-                cleaned[key] = REDACTED
-            else:
-                cleaned[key] = clean(item, max_chars=max_chars, depth=depth + 1)
+        cleaned = {
+            str(k): REDACTED
+            if SECRET_KEY.search(str(k))
+            else clean(v, max_chars=max_chars, depth=depth + 1)
+            for k, v in list(value.items())[:MAX_ITEMS]
+        }
         if len(value) > MAX_ITEMS:
             cleaned["…"] = f"{len(value) - MAX_ITEMS} more keys"
         return cleaned
     if isinstance(value, list | tuple):
-        items = [clean(item, max_chars=max_chars, depth=depth + 1) for item in value[:MAX_ITEMS]]
+        items = [deeper(item) for item in value[:MAX_ITEMS]]
         if len(value) > MAX_ITEMS:
             items.append(f"…{len(value) - MAX_ITEMS} more items")
         return items
-    return _truncate(_redact_text(repr(value)), max_chars)
+    # The one call of the text redactor.
+    return _truncate(redact(value if isinstance(value, str) else repr(value)), max_chars)

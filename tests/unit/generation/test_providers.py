@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 
-import httpx
+import httpx2
 import pytest
 
 from app.services.providers.base import ChatRequest
@@ -16,10 +16,10 @@ from app.services.providers.base import RetryableProviderError
 from app.services.providers.offline import OfflineProvider
 from app.services.providers.offline import summarise
 from app.services.providers.openai import OpenAICompatible
-from app.services.providers.openai import parse_retry_after
-from app.services.providers.retry import backoff_delay
 from app.services.providers.spec import ProviderSpec
 from app.services.providers.spec import validate_providers
+from app.services.retrying import backoff_delay
+from app.services.retrying import parse_retry_after
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_openai import Reply
 
@@ -31,12 +31,12 @@ def fake() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client() as client:
+def http() -> Iterator[httpx2.Client]:
+    with httpx2.Client() as client:
         yield client
 
 
-def _client(fake: FakeOpenAI, http: httpx.Client, **spec: object) -> OpenAICompatible:
+def _client(fake: FakeOpenAI, http: httpx2.Client, **spec: object) -> OpenAICompatible:
     options = {"base_url": fake.base_url, "api_key": fake.api_key, **spec}
     return OpenAICompatible("fake", ProviderSpec.model_validate(options), http)
 
@@ -45,7 +45,7 @@ def _ask(marker: str) -> ChatRequest:
     return ChatRequest("gpt-test", [{"role": "user", "content": marker}], {"temperature": 0})
 
 
-def test_streams_the_answer_with_usage(fake: FakeOpenAI, http: httpx.Client) -> None:
+def test_streams_the_answer_with_usage(fake: FakeOpenAI, http: httpx2.Client) -> None:
     fake.script("u-stream", Reply(text="one two three"))
     deltas = list(_client(fake, http).stream(_ask("u-stream")))
     assert "".join(d.text for d in deltas) == "one two three"
@@ -56,7 +56,7 @@ def test_streams_the_answer_with_usage(fake: FakeOpenAI, http: httpx.Client) -> 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
 def test_rate_limits_and_server_errors_are_retryable(
-    fake: FakeOpenAI, http: httpx.Client, status: int
+    fake: FakeOpenAI, http: httpx2.Client, status: int
 ) -> None:
     fake.script(f"u-{status}", Reply(status=status, retry_after=7, error="busy"))
     with pytest.raises(RetryableProviderError) as caught:
@@ -66,7 +66,7 @@ def test_rate_limits_and_server_errors_are_retryable(
 
 
 def test_other_client_errors_are_final_and_carry_the_providers_message(
-    fake: FakeOpenAI, http: httpx.Client
+    fake: FakeOpenAI, http: httpx2.Client
 ) -> None:
     fake.script("u-400", Reply(status=400, error="'temperature' must be <= 2"))
     with pytest.raises(ProviderRejected) as caught:
@@ -75,18 +75,18 @@ def test_other_client_errors_are_final_and_carry_the_providers_message(
     assert "'temperature' must be <= 2" in str(caught.value)
 
 
-def test_a_wrong_key_is_final(fake: FakeOpenAI, http: httpx.Client) -> None:
+def test_a_wrong_key_is_final(fake: FakeOpenAI, http: httpx2.Client) -> None:
     with pytest.raises(ProviderRejected, match="HTTP 401: Incorrect API key"):
         list(_client(fake, http, api_key="sk-wrong").stream(_ask("anything")))
 
 
-def test_a_silent_provider_times_out(fake: FakeOpenAI, http: httpx.Client) -> None:
+def test_a_silent_provider_times_out(fake: FakeOpenAI, http: httpx2.Client) -> None:
     fake.script("u-slow", Reply(delay=3))
     with pytest.raises(ProviderTimeout):
         list(_client(fake, http, timeout=0.5).stream(_ask("u-slow")))
 
 
-def test_a_trickling_stream_hits_the_deadline(fake: FakeOpenAI, http: httpx.Client) -> None:
+def test_a_trickling_stream_hits_the_deadline(fake: FakeOpenAI, http: httpx2.Client) -> None:
     fake.script("u-trickle", Reply(text=" ".join(["w"] * 50), chunk_delay=0.1))
     received = []
     with pytest.raises(ProviderTimeout):
@@ -95,7 +95,7 @@ def test_a_trickling_stream_hits_the_deadline(fake: FakeOpenAI, http: httpx.Clie
     assert 0 < len([t for t in received if t]) < 50
 
 
-def test_an_unreachable_provider_is_retryable(http: httpx.Client) -> None:
+def test_an_unreachable_provider_is_retryable(http: httpx2.Client) -> None:
     spec = ProviderSpec(base_url="http://127.0.0.1:9/v1", connect_timeout=0.5)
     client = OpenAICompatible("gone", spec, http)
     with pytest.raises(RetryableProviderError, match="ConnectError"):

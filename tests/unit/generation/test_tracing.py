@@ -1,25 +1,22 @@
-"""Trace records leave safe and small, encoded as OTLP and Langfuse expect, shipped boundedly."""
+"""Trace records leave safe and small, as gen_ai spans in the job's trace, over real OTLP."""
 
 from __future__ import annotations
 
-import base64
-import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-import redis
 
-from app.services.tracing import stats
+from app.services.tracing import export
 from app.services.tracing.redact import clean
-from app.services.tracing.shipper import BoundedBuffer
-from app.services.tracing.shipper import Shipper
-from app.services.tracing.sinks import LangfuseSink
-from app.services.tracing.sinks import OtlpSink
-from app.services.tracing.sinks import http_sinks
 from config import Settings
-from tests.support.trace_receivers import Receiver
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.otlp_receiver import otlp_receiver
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+RUN_SPAN_ID = "00f067aa0ba902b7"
+KEYS = ("pk-lf-unit", "sk-lf-unit")
 
 RECORD: dict[str, Any] = {
     "id": "7a0c5c8e-3f1c-4d39-a9c4-4b0a0f7f5b11",
@@ -29,7 +26,7 @@ RECORD: dict[str, Any] = {
     "parent_job_id": "batch-1",
     "attempt": 2,
     "inputs": {"messages": [{"role": "user", "content": "hi"}]},
-    "outputs": {"text": "partial"},
+    "outputs": {"text": "partial", "finish_reason": "length"},
     "error_type": "ProviderTimeout",
     "error_message": "no complete answer within 1.0s",
     "latency_ms": 1000.5,
@@ -39,6 +36,8 @@ RECORD: dict[str, Any] = {
     "completion_tokens": 5,
     "started_at": "2026-01-01T12:00:00+00:00",
     "finished_at": "2026-01-01T12:00:01+00:00",
+    "trace_id": TRACE_ID,
+    "parent_span_id": RUN_SPAN_ID,
 }
 
 
@@ -64,121 +63,110 @@ def test_long_values_are_truncated_and_say_so() -> None:
     assert len(cleaned["items"]) == 51 and cleaned["items"][-1] == "…30 more items"
 
 
-def test_otlp_span_carries_the_record() -> None:
-    body = OtlpSink("http://x", httpx.Client(), {}).encode([RECORD])
-    resource = body["resourceSpans"][0]
-    assert resource["resource"]["attributes"][0]["value"] == {"stringValue": "tasklane"}
-    span = resource["scopeSpans"][0]["spans"][0]
-    assert span["status"] == {"code": 2, "message": "no complete answer within 1.0s"}
-    assert span["startTimeUnixNano"] == "1767268800000000000"
-    assert span["endTimeUnixNano"] == "1767268801000000000"
-    attributes = {a["key"]: a["value"] for a in span["attributes"]}
-    assert attributes["gen_ai.usage.input_tokens"] == {"intValue": "3"}
-    assert attributes["tasklane.parent_job_id"] == {"stringValue": "batch-1"}
-    # Children of one parent job share a trace id.
-    sibling = OtlpSink("http://x", httpx.Client(), {}).span({**RECORD, "id": "other"})
-    assert sibling["traceId"] == span["traceId"] and sibling["spanId"] != span["spanId"]
+def _settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def test_langfuse_events_for_a_child_generation_and_a_root_span() -> None:
-    sink = LangfuseSink("http://x", httpx.Client(), {})
-    child = sink.events(RECORD)
-    assert [e["type"] for e in child] == ["generation-create"]
-    body = child[0]["body"]
-    assert body["traceId"] == "batch-1" and body["level"] == "ERROR"
-    assert body["usage"] == {"input": 3, "output": 5, "total": 8, "unit": "TOKENS"}
-    root = sink.events({**RECORD, "parent_job_id": None, "provider": None, "status": "succeeded"})
-    assert [e["type"] for e in root] == ["trace-create", "span-create"]
-    assert root[1]["body"]["traceId"] == "job-1" and root[1]["body"]["level"] == "DEFAULT"
+@pytest.fixture
+def otlp() -> Iterator[OtlpReceiver]:
+    with otlp_receiver() as receiver:
+        yield receiver
 
 
-def test_sinks_come_from_settings_with_langfuse_basic_auth() -> None:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        TRACE_SINKS="database,otlp,langfuse",
-        TRACE_OTLP_ENDPOINT="http://otel:4318/v1/traces",
-        TRACE_LANGFUSE_HOST="http://lf:3000/",
-        TRACE_LANGFUSE_PUBLIC_KEY="pk",
-        TRACE_LANGFUSE_SECRET_KEY="sk",
+@pytest.fixture
+def langfuse() -> Iterator[OtlpReceiver]:
+    with otlp_receiver("/api/public/otel", auth=KEYS) as receiver:
+        yield receiver
+
+
+def _sinks(otlp: OtlpReceiver, langfuse: OtlpReceiver) -> Settings:
+    return _settings(
+        TRACE_SINKS="otlp,langfuse",
+        TRACE_OTLP_ENDPOINT=otlp.endpoint + "/v1/traces",
+        TRACE_LANGFUSE_HOST=langfuse.base_url + "/",
+        TRACE_LANGFUSE_PUBLIC_KEY=KEYS[0],
+        TRACE_LANGFUSE_SECRET_KEY=KEYS[1],
+        # A sink that is down fails the export within this, and Celery retries later.
+        TRACE_SHIP_TIMEOUT=0.3,
     )
-    otlp, langfuse = http_sinks(settings, httpx.Client())
-    assert otlp.url == "http://otel:4318/v1/traces"
-    assert langfuse.url == "http://lf:3000/api/public/ingestion"
-    assert langfuse._headers["Authorization"] == "Basic " + base64.b64encode(b"pk:sk").decode()
+
+
+def test_a_generation_becomes_a_gen_ai_span_of_the_jobs_trace_on_both_sinks(
+    otlp: OtlpReceiver, langfuse: OtlpReceiver
+) -> None:
+    export.ship(RECORD, _sinks(otlp, langfuse), ["otlp", "langfuse"])
+
+    [span] = otlp.of_job("job-1")
+    assert (span.trace_id, span.parent_span_id) == (TRACE_ID, RUN_SPAN_ID)
+    assert (span.name, span.kind) == ("chat gpt-test", 3)  # SPAN_KIND_CLIENT
+    assert (span.status, span.status_message) == (2, "no complete answer within 1.0s")
+    assert (span.start_ns, span.end_ns) == (1767268800 * 10**9, 1767268801 * 10**9)
+    assert span.service == "tasklane-ops-trace"
+    attributes = span.attributes
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.system"] == "fake"
+    assert attributes["gen_ai.request.model"] == "gpt-test"
+    assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (
+        3,
+        5,
+    )
+    assert attributes["gen_ai.response.finish_reasons"] == ["length"]
+    assert attributes["tasklane.parent_job_id"] == "batch-1"
+    # Langfuse got the same span, as a generation it can show, through its basic auth.
+    [seen] = langfuse.of_job("job-1")
+    assert (seen.trace_id, seen.span_id) == (span.trace_id, span.span_id)
+    assert seen.attributes["langfuse.observation.type"] == "generation"
+    assert '"partial"' in seen.attributes["langfuse.observation.output"]
+
+
+def test_a_retried_export_repeats_the_span_and_a_root_keeps_the_stored_trace(
+    otlp: OtlpReceiver,
+) -> None:
+    root = {**RECORD, "parent_span_id": None, "provider": None, "status": "succeeded"}
+    settings = _settings()
+    [first] = export.spans(root, settings)
+    [again] = export.spans(root, settings)
+    assert first.context is not None and again.context is not None
+    assert first.context.span_id == again.context.span_id
+    assert format(first.context.trace_id, "032x") == TRACE_ID and first.parent is None
+    assert first.name == "generation.complete"
+    # No stored trace (OpenTelemetry off when the job was submitted): a trace of its own.
+    [alone] = export.spans({**root, "trace_id": None}, settings)
+    assert alone.context is not None
+    assert format(alone.context.trace_id, "032x") == uuid.UUID(RECORD["id"]).hex
+
+
+def test_a_sink_that_is_down_fails_the_export_and_only_it_is_named(
+    otlp: OtlpReceiver, langfuse: OtlpReceiver
+) -> None:
+    langfuse.down = True
+    with pytest.raises(export.ExportFailed) as failed:
+        export.ship({**RECORD, "job_id": "job-down"}, _sinks(otlp, langfuse), ["otlp", "langfuse"])
+    assert list(failed.value.args[0]) == ["langfuse"]
+    assert langfuse.refused >= 1 and not langfuse.of_job("job-down")
+    assert len(otlp.of_job("job-down")) == 1
+
+
+def test_wrong_langfuse_keys_fail_the_export(otlp: OtlpReceiver, langfuse: OtlpReceiver) -> None:
+    settings = _sinks(otlp, langfuse).model_copy(update={"TRACE_LANGFUSE_SECRET_KEY": "wrong"})
+    with pytest.raises(export.ExportFailed, match="langfuse"):
+        export.ship({**RECORD, "job_id": "job-401"}, settings, ["langfuse"])
+    assert not langfuse.of_job("job-401")
 
 
 def test_an_otlp_sink_without_endpoint_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="TRACE_OTLP_ENDPOINT must be set"):
-        Settings(_env_file=None, TRACE_SINKS="otlp")  # type: ignore[call-arg]
+        _settings(TRACE_SINKS="otlp")
 
 
-def test_a_full_buffer_drops_the_oldest() -> None:
-    buffer = BoundedBuffer(3)
-    assert all(buffer.put({"n": n}) for n in range(3))
-    assert buffer.put({"n": 3}) is False
-    assert [r["n"] for r in buffer.take(10, linger=0.01)] == [1, 2, 3]
-
-
-def test_take_returns_a_full_batch_without_waiting_for_the_linger() -> None:
-    buffer = BoundedBuffer(100)
-    for n in range(5):
-        buffer.put({"n": n})
-    assert len(buffer.take(5, linger=60)) == 5
-
-
-@pytest.fixture
-def counters(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.delete(stats.PREFIX + "otlp")
-    client.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver.running("/v1/traces") as server:
-        yield server
-
-
-def _shipper(receiver: Receiver, counters: redis.Redis, **overrides: Any) -> Shipper:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        TRACE_SINKS="otlp",
-        TRACE_OTLP_ENDPOINT=receiver.endpoint,
-        TRACE_SHIP_RETRY_DELAY=0.01,
-        TRACE_SHIP_MAX_ATTEMPTS=3,
-        TRACE_FLUSH_INTERVAL=0.05,
-        **overrides,
+def test_the_otlp_sink_speaks_grpc_where_configured() -> None:
+    settings = _settings(
+        TRACE_SINKS="otlp", TRACE_OTLP_ENDPOINT="localhost:4317", OTEL_EXPORTER="otlp_grpc"
     )
-    return Shipper(OtlpSink(receiver.endpoint, httpx.Client(), {}), settings, counters)
-
-
-def test_a_failed_batch_is_retried_then_shipped(receiver: Receiver, counters: redis.Redis) -> None:
-    shipper = _shipper(receiver, counters)
-    # Workers elsewhere in the session ship to "otlp" too: compare before and after.
-    before = stats.read(counters, ["otlp"])["otlp"]
-    receiver.down = True
-    flip = threading.Timer(0.02, lambda: setattr(receiver, "down", False))
-    flip.start()
-    assert shipper.ship([RECORD]) is True
-    flip.join()
-    after = stats.read(counters, ["otlp"])["otlp"]
-    assert after["shipped"] - before["shipped"] == 1
-    assert after["failed_attempts"] - before["failed_attempts"] >= 1
-    assert len(receiver.received()) == 1
-
-
-def test_a_sink_that_stays_down_costs_bounded_memory_and_counts_drops(
-    receiver: Receiver, counters: redis.Redis
-) -> None:
-    receiver.down = True
-    shipper = _shipper(receiver, counters, TRACE_BUFFER_LIMIT=5, TRACE_BATCH_SIZE=2)
-    before = stats.read(counters, ["otlp"])["otlp"]
-    for n in range(50):
-        shipper.offer({**RECORD, "id": str(n)})
-        assert len(shipper.buffer) <= 5
-    figures = stats.read(counters, ["otlp"])["otlp"]
-    # At most a buffer and one batch in hand; the rest is dropped and counted.
-    assert figures["dropped"] - before["dropped"] >= 50 - 5 - 2
-    assert "HTTP 503" in figures["last_error"]
-    assert receiver.received() == []
+    chosen = export.exporter(settings, "otlp")
+    assert type(chosen).__module__.startswith("opentelemetry.exporter.otlp.proto.grpc")
+    # Langfuse takes OTLP over HTTP only, whatever the collector speaks.
+    langfuse = export.exporter(
+        settings.model_copy(update={"TRACE_LANGFUSE_HOST": "http://lf:3000"}), "langfuse"
+    )
+    assert type(langfuse).__module__.startswith("opentelemetry.exporter.otlp.proto.http")
