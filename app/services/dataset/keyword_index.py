@@ -15,14 +15,21 @@ from sqlalchemy import text
 
 from app.extensions.ext_database import db
 
+# The full-text match runs first, materialised: left to itself the planner walks the
+# dataset's segments and runs the MATCH once per row (seconds, not milliseconds), and
+# CROSS JOIN (SQLite keeps its order) makes the matches drive the join.
 _SQLITE = text(
     """
-    SELECT s.id, -bm25(dataset_segments_fts) AS score
-    FROM dataset_segments_fts
-    JOIN dataset_segments AS s ON s.id = dataset_segments_fts.rowid
-    JOIN dataset_documents AS d ON d.id = s.document_id
-    WHERE dataset_segments_fts MATCH :match AND s.dataset_id = :dataset AND NOT d.removing
-    ORDER BY bm25(dataset_segments_fts), s.id
+    WITH hits AS MATERIALIZED (
+        SELECT rowid AS id, bm25(dataset_segments_fts) AS rank
+        FROM dataset_segments_fts WHERE dataset_segments_fts MATCH :match
+    )
+    SELECT s.id, -hits.rank AS score
+    FROM hits
+    CROSS JOIN dataset_segments AS s ON s.id = hits.id
+    CROSS JOIN dataset_documents AS d ON d.id = s.document_id
+    WHERE s.dataset_id = :dataset AND NOT d.removing
+    ORDER BY hits.rank, s.id
     LIMIT :limit
     """
 )
