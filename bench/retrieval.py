@@ -121,7 +121,11 @@ def content_words(text: str) -> list[str]:
 
 
 class Filler:
-    """Segments of ~100-160 words: 80% Zipf made-up words, 20% the corpus's own words."""
+    """Segments of ~100-160 words: Zipf made-up words, 1 in 20 a word of the corpus.
+
+    The corpus has some 450 content words, so each is in ~1.5% of filler segments: as
+    common as a frequent English word (a real query's words are mostly rarer).
+    """
 
     def __init__(self, vocabulary: list[str], rng: random.Random) -> None:
         self.rng = rng
@@ -136,7 +140,7 @@ class Filler:
     def segment(self) -> str:
         count = self.rng.randint(100, 160)
         words = self.rng.choices(self.made_up, cum_weights=self.cumulative, k=count)
-        for i in self.rng.sample(range(count), count // 5):
+        for i in self.rng.sample(range(count), count // 20):
             words[i] = self.rng.choice(self.real)
         return " ".join(words).capitalize() + "."
 
