@@ -220,6 +220,16 @@ class Client:
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self.path = f"/api/v1/datasets/{dataset_id}/retrieve"
 
+    def baseline(self) -> float:
+        """One authenticated GET of the dataset: the API's fixed cost, on the same load."""
+        began = time.perf_counter()
+        self.conn.request("GET", self.path.removesuffix("/retrieve"), headers=self.headers)
+        response = self.conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET dataset: HTTP {response.status}")
+        return time.perf_counter() - began
+
     def retrieve(self, query: str, mode: str) -> tuple[float, list[int]]:
         body = json.dumps({"query": query, "mode": mode, "top_k": TOP_K})
         began = time.perf_counter()
@@ -237,6 +247,7 @@ def measure(client: Client, labelled: Labelled, answers: list[int]) -> dict[str,
         for mode in MODES:
             client.retrieve(query, mode)
     timings: dict[str, list[float]] = {mode: [] for mode in MODES}
+    baseline: list[float] = []
     ranks: dict[str, list[int | None]] = {mode: [] for mode in MODES}
     for number, (query, passage) in enumerate(labelled.queries):
         for shift in range(len(MODES)):
@@ -245,9 +256,12 @@ def measure(client: Client, labelled: Labelled, answers: list[int]) -> dict[str,
             timings[mode].append(elapsed * 1000)
             target = answers[passage]
             ranks[mode].append(found.index(target) + 1 if target in found else None)
+        baseline.append(client.baseline() * 1000)
         if (number + 1) % 25 == 0:
             say(f"    {number + 1}/{len(labelled.queries)} queries x {len(MODES)} modes")
-    report = {}
+    report: dict[str, dict[str, float]] = {
+        "GET": {"p50": statistics.median(baseline), "p99": float(np.percentile(baseline, 99))}
+    }
     for mode in MODES:
         got = ranks[mode]
         report[mode] = {
@@ -332,6 +346,12 @@ def run_backend(backend: str, args: argparse.Namespace, stack: ExitStack) -> dic
 def print_size(backend: str, size: int, report: dict[str, dict[str, float]]) -> None:
     say(f"  [{backend}] {size} segments")
     for mode, r in report.items():
+        if mode == "GET":
+            say(
+                f"    (GET of the dataset, the API's fixed cost: p50 {r['p50']:.1f} ms, "
+                f"p99 {r['p99']:.1f} ms)"
+            )
+            continue
         say(
             f"    {mode:8} p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  "
             f"hit@1 {r['hit1']:.2f}  hit@3 {r['hit3']:.2f}  MRR {r['mrr']:.3f}"
