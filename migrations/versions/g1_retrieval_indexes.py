@@ -118,6 +118,36 @@ def upgrade():
             if statement.strip():
                 op.execute(statement + "END;")
         op.execute("INSERT INTO dataset_segments_fts(dataset_segments_fts) VALUES ('rebuild')")
+        _sqlite_vectors()
+
+
+def _sqlite_vectors() -> None:
+    """Index the vectors already stored: the same vec0 table and triggers per dimension
+    that app/services/dataset/vector_index.prepare makes for new ones."""
+    conn = op.get_bind()
+    sizes = conn.scalars(
+        sa.text("SELECT DISTINCT length(vector) FROM dataset_segments WHERE vector IS NOT NULL")
+    ).all()
+    for size in sizes:
+        dimensions = int(size) // 4
+        table = f"dataset_vectors_{dimensions}"
+        op.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING vec0(dataset_id text partition "
+            f"key, embedding float[{dimensions}] distance_metric=cosine)"
+        )
+        op.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_insert AFTER INSERT ON dataset_segments "
+            f"WHEN length(new.vector) = {size} BEGIN INSERT INTO {table}(rowid, dataset_id, "
+            "embedding) VALUES (new.id, new.dataset_id, new.vector); END"
+        )
+        op.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_delete AFTER DELETE ON dataset_segments "
+            f"WHEN length(old.vector) = {size} BEGIN DELETE FROM {table} WHERE rowid = old.id; END"
+        )
+        op.execute(
+            f"INSERT INTO {table}(rowid, dataset_id, embedding) SELECT id, dataset_id, vector "
+            f"FROM dataset_segments WHERE length(vector) = {size}"
+        )
 
 
 def downgrade():
@@ -150,5 +180,9 @@ def downgrade():
         batch_op.alter_column("keywords", existing_type=sa.JSON(), nullable=False)
         batch_op.drop_column("search_text")
         batch_op.drop_column("vector")
-    with op.batch_alter_table("datasets") as batch_op:
-        batch_op.drop_column("index_version")
+    if dialect == "sqlite":
+        # Not batch mode: recreating `datasets` would DROP it, and with foreign keys on,
+        # SQLite's implicit DELETE would cascade to every document and segment.
+        op.execute("ALTER TABLE datasets DROP COLUMN index_version")
+    else:
+        op.drop_column("datasets", "index_version")
