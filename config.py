@@ -161,6 +161,11 @@ class Settings(BaseSettings):
     DATASET_MAX_UPLOAD_BYTES: int = Field(default=100 * 1024 * 1024, ge=1024)
     # Most files (or raw texts) one upload may carry.
     DATASET_MAX_FILES_PER_UPLOAD: int = Field(default=100, ge=1)
+    # Hybrid retrieval's reciprocal rank fusion constant: 1 / (k + rank) per list.
+    DATASET_RRF_K: int = Field(default=60, ge=1)
+    # Candidates each of keyword and vector search hands to the fusion (at least top_k):
+    # deeper lists mostly add items far down one list ahead of a strong match in the other.
+    DATASET_FUSION_CANDIDATES: int = Field(default=10, ge=1, le=1000)
     # OpenAI-compatible embeddings endpoint base URL (…/v1); None means keyword retrieval only.
     EMBEDDING_BASE_URL: str | None = None
     # Embedding model name sent to the provider.

@@ -236,8 +236,17 @@ class BatchItem(MethodView):
 class Retrieve(MethodView):
     @blp.arguments(RetrieveSchema)
     @blp.response(200, RetrievalSchema)
+    @blp.alt_response(
+        422,
+        description="Keyword mode and the query has no indexable term (only stop words), "
+        "or vector/hybrid mode and no embedding provider is configured",
+    )
     def post(self, body: dict[str, Any], dataset_id: str) -> dict[str, Any]:
-        """Best-matching segments for a query, with scores and their documents."""
+        """Best-matching segments for a query, with scores and their documents.
+
+        keyword: the database's full-text index (BM25 on SQLite, ts_rank_cd on
+        PostgreSQL); vector: cosine similarity; hybrid: reciprocal rank fusion of both.
+        """
         results = retrieval.retrieve(
             dataset_id, body["query"], top_k=body["top_k"], mode=body["mode"]
         )

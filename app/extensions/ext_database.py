@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+from functools import cache
 from typing import Any
 
+import sqlite_vec  # type: ignore[import-untyped]
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import create_engine
@@ -29,10 +32,29 @@ def database_url(app: Flask, settings: Settings) -> str:
     return "sqlite:///" + os.path.join(app.instance_path, "tasklane.db")
 
 
+@cache
+def sqlite_module() -> Any:
+    """A DB-API sqlite3 that can load extensions (the vector index is sqlite-vec).
+
+    The standard library's when Python was built with extension loading, else the
+    pysqlite3-binary wheel (some Python builds, pyenv's default among them, lack it).
+    """
+    if hasattr(sqlite3.Connection, "enable_load_extension"):
+        return sqlite3
+    try:
+        import pysqlite3.dbapi2 as module  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError as exc:  # pragma: no cover - depends on the platform
+        raise RuntimeError(
+            "this Python's sqlite3 cannot load extensions and pysqlite3-binary is not "
+            "installed; run `uv sync` or use PostgreSQL (DATABASE_URL)"
+        ) from exc
+    return module
+
+
 def engine_options(url: str, settings: Settings) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # SQLite is shared by the API and several worker processes: wait on locks, don't fail.
-        return {"connect_args": {"timeout": 30}}
+        return {"connect_args": {"timeout": 30}, "module": sqlite_module()}
     return {
         "pool_size": settings.SQLALCHEMY_POOL_SIZE,
         "max_overflow": settings.SQLALCHEMY_MAX_OVERFLOW,
@@ -48,6 +70,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # The dataset vector index (vec0 tables and the triggers that keep them) needs it.
+    dbapi_connection.enable_load_extension(True)
+    sqlite_vec.load(dbapi_connection)
+    dbapi_connection.enable_load_extension(False)
 
 
 def ledger_engine_options(url: str, settings: Settings) -> dict[str, Any]:

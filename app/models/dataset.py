@@ -12,6 +12,7 @@ from sqlalchemy import Enum
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import Integer
+from sqlalchemy import LargeBinary
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
@@ -63,6 +64,9 @@ class Dataset(Base):
     chunk_overlap: Mapped[int] = mapped_column(default=100)
     # Whether segments get vectors from the configured embedding provider.
     embeddings_enabled: Mapped[bool] = mapped_column(default=True)
+    # Bumped in the transaction that changes which segments retrieval sees (a swap, a
+    # removal), so every process can tell its cached vector matrix is stale.
+    index_version: Mapped[int] = mapped_column(default=0, server_default="0")
     api_key_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -146,8 +150,24 @@ class Segment(Base):
     position: Mapped[int]
     text: Mapped[str] = mapped_column(Text)
     word_count: Mapped[int]
-    # Stemmed term -> count, the keyword index BM25 scores against.
-    keywords: Mapped[dict[str, int]] = mapped_column(JSON)
-    # Unit-length vector from the embedding provider, when one is configured.
-    embedding: Mapped[list[float] | None] = mapped_column(JSON)
+    # The text's stemmed terms, space-separated: what the database's full-text index
+    # (SQLite FTS5, PostgreSQL tsvector) tokenises without a stemmer of its own, so both
+    # stem exactly as the query analyser does (app/services/dataset/keywords.py).
+    search_text: Mapped[str] = mapped_column(Text)
+    # Unit-length vector from the embedding provider as little-endian float32, when one
+    # is configured; the vector index (app/services/dataset/vector_index.py) reads it.
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Parts of the search indexes no model describes, being dialect-specific: SQLite's FTS5
+# table and sqlite-vec tables (and their shadow tables), PostgreSQL's generated tsvector
+# column and its GIN index. Alembic's autogenerate must neither add nor drop them.
+SEARCH_INDEX_PREFIXES = ("dataset_segments_fts", "dataset_vectors_", "search_vector")
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic `include_name` hook: False for the search index objects above."""
+    if name is None:
+        return True
+    return not name.removeprefix("ix_dataset_segments_").startswith(SEARCH_INDEX_PREFIXES)

@@ -203,4 +203,9 @@ def test_bad_requests_get_problem_json(datasets: DatasetApi, client: Any) -> Non
         "POST", f"/{dataset['id']}/retrieve", 422, json={"query": "x", "mode": "vector"}
     )
     assert "EMBEDDING_BASE_URL" in no_vectors["detail"]
+    stop_words = datasets.call(
+        "POST", f"/{dataset['id']}/retrieve", 422, json={"query": "to be or not to be"}
+    )
+    assert stop_words["title"] == "Query has no indexable term"
+    assert "stop word" in stop_words["detail"] and "vector" in stop_words["detail"]
     datasets.call("POST", "", 400, json={"name": "x", "chunk_size": 200, "chunk_overlap": 300})

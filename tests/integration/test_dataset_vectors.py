@@ -85,9 +85,9 @@ def test_every_segment_gets_a_vector_through_batched_retried_calls(
     assert indexed["batch"]["counts"] == {"completed": len(CORPUS_QUERIES)}
     with vector_app.app_context():
         vectors = db.session.scalars(
-            select(Segment.embedding).where(Segment.dataset_id == indexed["dataset"]["id"])
+            select(Segment.vector).where(Segment.dataset_id == indexed["dataset"]["id"])
         ).all()
-    assert vectors and all(vector and len(vector) == 256 for vector in vectors)
+    assert vectors and all(vector and len(vector) == 256 * 4 for vector in vectors)
     assert 503 in provider.statuses
     assert max(provider.batches) <= 4
 

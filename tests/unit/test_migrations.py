@@ -8,6 +8,7 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 
 from app.extensions.ext_database import db
+from app.models.dataset import include_name
 
 
 def test_migrations_have_a_single_head(app: Flask) -> None:
@@ -19,5 +20,7 @@ def test_migrations_have_a_single_head(app: Flask) -> None:
 
 def test_models_match_the_migrated_schema(app: Flask) -> None:
     with app.app_context(), db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"include_name": include_name}), db.metadata
+        )
     assert diff == [], f"models and migrations differ; run `flask db migrate`: {diff}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete
 from sqlalchemy import select
+from sqlalchemy import update
 
 from app.extensions.ext_database import db
 from app.models.dataset import Dataset
@@ -56,3 +57,16 @@ def remove(dataset_id: str) -> None:
     db.session.execute(delete(Dataset).where(Dataset.id == dataset_id))
     db.session.commit()
     storage.remove_dataset(dataset_id)
+
+
+def bump_index_version(dataset_id: str) -> None:
+    """Tell every process the dataset's searchable segments changed, in this transaction.
+
+    Processes caching the dataset's vectors (vector_index) reload when the version they
+    read differs from the one they loaded.
+    """
+    db.session.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset_id)
+        .values(index_version=Dataset.index_version + 1)
+    )

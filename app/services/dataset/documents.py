@@ -274,6 +274,8 @@ def remove(dataset_id: str, document_id: str, *, api_key_id: int | None) -> str:
     """Hide the document from retrieval now; a job deletes its segments and files."""
     document = get(dataset_id, document_id)
     document.removing = True
+    # Hidden from the vector matrices other processes cache, in the same commit.
+    datasets.bump_index_version(dataset_id)
     db.session.commit()
     return _submit_removal(document.id, api_key_id)
 
@@ -299,8 +301,10 @@ def purge(document_id: str) -> dict[str, Any]:
     if document is None:
         return {"document_id": document_id, "segments_deleted": 0}
     dataset_id, batch_id = document.dataset_id, document.batch_id
+    # The index triggers (SQLite) and generated column (PostgreSQL) follow the rows.
     deleted = db.session.execute(delete(Segment).where(Segment.document_id == document_id))
     db.session.execute(delete(Document).where(Document.id == document_id))
+    datasets.bump_index_version(dataset_id)
     db.session.commit()
     storage.remove_document(dataset_id, document_id)
     return {

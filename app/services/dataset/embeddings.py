@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,24 @@ def _transient(exc: BaseException) -> bool:
     return False
 
 
+_clients: dict[tuple[int, float], httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _http_client(timeout: float) -> httpx.Client:
+    """One pooled client per process and timeout, reused by every call.
+
+    Building an httpx.Client (its TLS context) costs tens of milliseconds, more than a
+    whole retrieval; the pid in the key keeps a forked worker off its parent's sockets.
+    """
+    key = (os.getpid(), timeout)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = httpx.Client(timeout=timeout)
+        return client
+
+
 @dataclass(frozen=True)
 class EmbeddingClient:
     base_url: str
@@ -42,9 +62,9 @@ class EmbeddingClient:
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One unit-length vector per text, in order."""
         vectors: list[list[float]] = []
-        with httpx.Client(timeout=self.timeout) as client:
-            for start in range(0, len(texts), self.batch_size):
-                vectors.extend(self._batch(client, list(texts[start : start + self.batch_size])))
+        client = _http_client(self.timeout)
+        for start in range(0, len(texts), self.batch_size):
+            vectors.extend(self._batch(client, list(texts[start : start + self.batch_size])))
         return vectors
 
     def _batch(self, client: httpx.Client, texts: list[str]) -> list[list[float]]:

@@ -50,5 +50,10 @@ class RetrievalUnavailable(JobError):
     title = "Retrieval mode unavailable"
 
 
+class NoIndexableTerms(JobError):
+    status = 422
+    title = "Query has no indexable term"
+
+
 class DocumentFailed(Exception):
     """Processing stopped for a reason in the document itself; the message says what to do."""

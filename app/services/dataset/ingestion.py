@@ -5,7 +5,9 @@ so no stage holds a copy of a large document in memory. The stage a run has reac
 committed before the stage starts; a redelivered or resumed run starts there again.
 Segments reach the index in one transaction that also removes the document's previous
 segments: a run killed midway leaves the old index intact, and a repeated run replaces
-rather than adds, so no segment is ever stored twice.
+rather than adds, so no segment is ever stored twice. The keyword and vector indexes
+follow the segment rows inside that transaction (a generated column, or triggers), and
+the dataset's index version moves with it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete
-from sqlalchemy import insert
 from sqlalchemy import update
 
 from app.extensions.ext_database import db
@@ -27,14 +27,13 @@ from app.models.base import utcnow
 from app.models.dataset import Dataset
 from app.models.dataset import Document
 from app.models.dataset import IndexingStatus
-from app.models.dataset import Segment
 from app.services.dataset import batches
+from app.services.dataset import segments
 from app.services.dataset import storage
 from app.services.dataset.cleaning import clean_lines
 from app.services.dataset.cleaning import count_words
 from app.services.dataset.embeddings import configured_client
 from app.services.dataset.errors import DocumentFailed
-from app.services.dataset.keywords import term_counts
 from app.services.dataset.parsing import parse
 from app.services.dataset.splitting import split
 
@@ -45,7 +44,6 @@ Report = Callable[[int, int | None, str], None]
 
 STAGES = ("parsing", "cleaning", "splitting", "indexing")
 INDEX_BATCH = 256
-INSERT_BATCH = 500
 
 
 def process(document_id: str, job_id: str, report: Report) -> dict[str, Any]:
@@ -173,19 +171,13 @@ def _index(doc: Document, dataset: Dataset, report: Report) -> None:
     client = configured_client() if dataset.embeddings_enabled else None
     total = doc.segment_count or 0
     done = 0
-    segments = _read_jsonl(_path(doc, storage.SEGMENTS))
+    pending = _read_jsonl(_path(doc, storage.SEGMENTS))
     with storage.write_text(_path(doc, storage.INDEXED)) as out:
-        while batch := list(islice(segments, INDEX_BATCH)):
+        while batch := list(islice(pending, INDEX_BATCH)):
             texts = [item["text"] for item in batch]
             vectors = client.embed(texts) if client else [None] * len(texts)
             for text, vector in zip(texts, vectors, strict=True):
-                row = {
-                    "text": text,
-                    "word_count": count_words(text),
-                    "keywords": term_counts(text),
-                    "embedding": vector,
-                }
-                out.write(json.dumps(row) + "\n")
+                out.write(json.dumps(segments.index_row(text, vector)) + "\n")
             done += len(batch)
             db.session.execute(
                 update(Document).where(Document.id == doc.id).values(segments_done=done)
@@ -197,13 +189,7 @@ def _index(doc: Document, dataset: Dataset, report: Report) -> None:
 
 def _swap(doc: Document, dataset: Dataset) -> None:
     """Replace the document's segments with the new ones and complete it, atomically."""
-    db.session.execute(delete(Segment).where(Segment.document_id == doc.id))
-    rows = (
-        {"dataset_id": dataset.id, "document_id": doc.id, "position": position, **row}
-        for position, row in enumerate(_read_jsonl(_path(doc, storage.INDEXED)))
-    )
-    while chunk := list(islice(rows, INSERT_BATCH)):
-        db.session.execute(insert(Segment), chunk)
+    segments.replace(dataset.id, doc.id, _read_jsonl(_path(doc, storage.INDEXED)))
     doc.indexing_status = IndexingStatus.COMPLETED
     doc.completed_at = utcnow()
     doc.resume_stage = None

@@ -1,15 +1,20 @@
-"""Terms for the keyword index: lower-cased words, English stop words dropped, stemmed."""
+"""Terms for the keyword index: lower-cased words, English stop words dropped, stemmed.
+
+Stemming happens here, once, for both the indexed text and the query; the database's
+full-text index only splits the stemmed terms on spaces, so SQLite and PostgreSQL match
+exactly the same terms.
+"""
 
 from __future__ import annotations
 
 import re
-from collections import Counter
 from functools import lru_cache
 from typing import Any
 
 import snowballstemmer  # type: ignore[import-untyped]
 
-WORD = re.compile(r"\w+")
+# Letters and digits; "_" separates words, as both databases' tokenisers treat it.
+WORD = re.compile(r"[^\W_]+")
 STOP_WORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before
     being below between both but by can did do does doing down during each few for from
@@ -41,5 +46,6 @@ def terms(text: str) -> list[str]:
     ]
 
 
-def term_counts(text: str) -> dict[str, int]:
-    return dict(Counter(terms(text)))
+def search_text(text: str) -> str:
+    """What a segment stores for the full-text index: its terms, space-separated."""
+    return " ".join(terms(text))

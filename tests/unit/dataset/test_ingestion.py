@@ -183,5 +183,5 @@ def test_keyword_matching_in_the_database_is_exact_for_any_term(ctx: None) -> No
     found = retrieval.retrieve(doc.dataset_id, "snake_case", top_k=5, mode="keyword")
     assert len(found) == 1 and "snake_case" in found[0]["text"]
     assert retrieval.retrieve(doc.dataset_id, "zürich café", top_k=5, mode="keyword")
-    # "_" is a LIKE wildcard in SQL; here it must only match itself.
+    # "_" separates words, as both full-text indexes split them; no other term matches.
     assert retrieval.retrieve(doc.dataset_id, "snakeXcase", top_k=5, mode="keyword") == []

@@ -1,50 +1,38 @@
-"""BM25 ranking and the keyword analyser."""
+"""The keyword analyser and reciprocal rank fusion."""
 
 from __future__ import annotations
 
-from app.services.dataset.keywords import term_counts
+from app.services.dataset.fusion import reciprocal_rank_fusion
+from app.services.dataset.keywords import search_text
 from app.services.dataset.keywords import terms
-from app.services.dataset.retrieval import Corpus
-from app.services.dataset.retrieval import bm25
-
-
-def rank(query: str, documents: dict[int, dict[str, int]]) -> dict[int, float]:
-    """BM25 over an in-memory corpus; a segment's length is its number of terms."""
-    lengths = {key: sum(counts.values()) for key, counts in documents.items()}
-    corpus = Corpus(
-        size=len(documents),
-        average_length=sum(lengths.values()) / len(documents),
-        frequency={
-            term: sum(1 for counts in documents.values() if term in counts)
-            for term in set(terms(query))
-        },
-    )
-    candidates = {key: (counts, lengths[key]) for key, counts in documents.items()}
-    return bm25(terms(query), candidates, corpus)
 
 
 def test_terms_drop_stop_words_and_stem() -> None:
     assert terms("The whales were hunting the whale") == ["whale", "hunt", "whale"]
+    assert search_text("snake_case Zürich") == "snake case zürich"
 
 
-def test_bm25_ranks_the_document_about_the_query_first() -> None:
-    docs = {
-        1: term_counts("The whale swam in the sea; the whale was white."),
-        2: term_counts("A rabbit ran into a hole in the garden."),
-        3: term_counts("Ships sail the sea every day."),
-    }
-    scores = rank("white whale", docs)
-    assert max(scores, key=scores.__getitem__) == 1
-    assert 2 not in scores
+def test_fusion_puts_an_item_high_in_both_lists_above_one_first_in_only_one() -> None:
+    keyword = [1, 2, 3, 4]
+    vector = [5, 2, 6, 1]
+    fused = reciprocal_rank_fusion([keyword, vector], k=60, limit=3)
+    assert [item for item, _ in fused] == [2, 1, 5]
+    assert all(0 < score <= 1 for _, score in fused)
 
 
-def test_rare_terms_weigh_more_than_common_ones() -> None:
-    docs = {n: term_counts("sea " * 3) for n in range(1, 10)}
-    docs[10] = term_counts("sea kraken")
-    docs[11] = term_counts("sea sea")
-    scores = rank("sea kraken", docs)
-    assert max(scores, key=scores.__getitem__) == 10
+def test_fusion_of_one_list_keeps_its_order_and_first_in_all_lists_scores_one() -> None:
+    assert [item for item, _ in reciprocal_rank_fusion([[3, 1, 2], []], k=60, limit=5)] == [
+        3,
+        1,
+        2,
+    ]
+    [(item, score)] = reciprocal_rank_fusion([[7, 8], [7, 9]], k=10, limit=1)
+    assert (item, score) == (7, 1.0)
 
 
-def test_no_query_terms_no_scores() -> None:
-    assert rank("the and of", {1: term_counts("the whale")}) == {}
+def test_a_small_k_lets_the_first_rank_dominate() -> None:
+    keyword, vector = [1, 5, 3], [4, 6, 7, 3]
+    # k=1: first place in one list (1/2) beats third and fourth place in both (1/4 + 1/5).
+    assert reciprocal_rank_fusion([keyword, vector], k=1, limit=1)[0][0] == 1
+    # k=60: being in both lists counts for more.
+    assert reciprocal_rank_fusion([keyword, vector], k=60, limit=1)[0][0] == 3

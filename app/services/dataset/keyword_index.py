@@ -1,0 +1,65 @@
+"""Keyword search in the database's own full-text index: one call, two back ends.
+
+SQLite: an FTS5 table over `dataset_segments.search_text` (kept by triggers, migration
+g1), ranked by FTS5's `bm25()`. PostgreSQL: a generated `tsvector` column with a GIN
+index, ranked by `ts_rank_cd`. Both index the pre-stemmed terms with a tokeniser that
+only splits words (unicode61, 'simple'), so stemming is the same on both. Documents
+being removed are hidden here, as everywhere in retrieval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import text
+
+from app.extensions.ext_database import db
+
+# The full-text match runs first, materialised: left to itself the planner walks the
+# dataset's segments and runs the MATCH once per row (seconds, not milliseconds), and
+# CROSS JOIN (SQLite keeps its order) makes the matches drive the join.
+_SQLITE = text(
+    """
+    WITH hits AS MATERIALIZED (
+        SELECT rowid AS id, bm25(dataset_segments_fts) AS rank
+        FROM dataset_segments_fts WHERE dataset_segments_fts MATCH :match
+    )
+    SELECT s.id, -hits.rank AS score
+    FROM hits
+    CROSS JOIN dataset_segments AS s ON s.id = hits.id
+    CROSS JOIN dataset_documents AS d ON d.id = s.document_id
+    WHERE s.dataset_id = :dataset AND NOT d.removing
+    ORDER BY hits.rank, s.id
+    LIMIT :limit
+    """
+)
+# Normalisation 1 divides by 1 + log(length): without it long segments win on volume.
+_POSTGRES = text(
+    """
+    SELECT s.id, ts_rank_cd(s.search_vector, q, 1) AS score
+    FROM dataset_segments AS s
+    JOIN dataset_documents AS d ON d.id = s.document_id,
+         to_tsquery('simple', :match) AS q
+    WHERE s.search_vector @@ q AND s.dataset_id = :dataset AND NOT d.removing
+    ORDER BY score DESC, s.id
+    LIMIT :limit
+    """
+)
+
+
+def search(dataset_id: str, query_terms: Sequence[str], limit: int) -> list[tuple[int, float]]:
+    """(segment id, score) of the best `limit` segments with any of the terms, best first.
+
+    `query_terms` come from `keywords.terms`: letters and digits only, so they need no
+    escaping in either query language. Repeated terms count once.
+    """
+    unique = sorted(set(query_terms))
+    if not unique or limit <= 0:
+        return []
+    if db.session.get_bind().dialect.name == "postgresql":
+        statement, match = _POSTGRES, " | ".join(unique)
+    else:
+        # Quoted: a term such as "and" or "near" would otherwise be an FTS5 operator.
+        statement, match = _SQLITE, " OR ".join(f'"{term}"' for term in unique)
+    rows = db.session.execute(statement, {"match": match, "dataset": dataset_id, "limit": limit})
+    return [(int(segment_id), float(score)) for segment_id, score in rows]
