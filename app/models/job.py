@@ -46,6 +46,10 @@ class Job(Base):
         # Newest-first listing and cursor pagination walk this index.
         Index("ix_jobs_created_at_id", "created_at", "id"),
         Index("ix_jobs_queue_state_created_at", "queue", "state", "created_at"),
+        # The dashboard's per-minute chart: a range of finished_at within two states.
+        Index("ix_jobs_state_finished_at", "state", "finished_at"),
+        # The dashboard's failure groups (index-only count) and each group's latest failure.
+        Index("ix_jobs_state_task_error_type", "state", "task", "error_type", "finished_at"),
     )
 
     # The job id is also the Celery task id, so the broker message and the row share one key.
