@@ -17,6 +17,7 @@ modes:
                      io   gevent on generation,mail,ops_trace
                      all  every queue in one gevent worker (small installs)
   beat             Celery beat (periodic jobs)
+  flower           Flower, the Celery monitor, behind basic auth (FLOWER_BASIC_AUTH, FLOWER_PORT)
   migrate          apply database migrations and exit
   dev              API + one worker per profile + beat on embedded defaults, one terminal
 
@@ -88,6 +89,20 @@ case "$mode" in
     ;;
   migrate)
     exec flask --app app db upgrade
+    ;;
+  flower)
+    # Read through Settings, so .env works as for every other setting; Flower can revoke
+    # tasks and stop workers, so it never starts without a password.
+    read -r basic_auth port < <(python -c 'from config import load_settings as l; s = l(); print(s.FLOWER_BASIC_AUTH or "-", s.FLOWER_PORT)')
+    if [ "$basic_auth" = "-" ]; then
+      echo "entrypoint.sh flower: set FLOWER_BASIC_AUTH=user:password (Flower is never started without auth)" >&2
+      exit 64
+    fi
+    exec celery -A app.celery flower \
+      --port="$port" \
+      --basic-auth="$basic_auth" \
+      --max-tasks="${FLOWER_MAX_TASKS:-10000}" \
+      --loglevel="${LOG_LEVEL:-INFO}" "$@"
     ;;
   dev)
     exec python -m app.dev "$@"

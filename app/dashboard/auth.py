@@ -59,6 +59,19 @@ def require_sign_in() -> BaseResponse | None:
     return None
 
 
+# Nothing from outside the app's origin, ever: every asset is vendored (app/static/vendor).
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+@bp.after_request
+def content_security_policy(response: BaseResponse) -> BaseResponse:
+    response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
+    return response
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in() -> BaseResponse | str | tuple[str, int]:
     """Sign in with an API key (any valid key sees everything until keys get scopes)."""

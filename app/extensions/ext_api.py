@@ -5,6 +5,8 @@ from __future__ import annotations
 import swagger_ui_bundle
 from flask import Blueprint
 from flask import Flask
+from flask import Response
+from flask import request
 from flask_smorest import Api
 
 from config import Settings
@@ -14,6 +16,20 @@ API_PREFIX = "/api/v1"
 # the docs render on a machine with no internet access (no CDN).
 SWAGGER_ASSETS_PATH = f"{API_PREFIX}/docs/assets"
 REDOC_SCRIPT = "/static/vendor/redoc/redoc.standalone.js"
+# ReDoc always shows Redocly's logo from their CDN; this policy keeps the docs pages from
+# loading anything (that logo included) from outside the app's own origin.
+DOCS_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'; "
+    "font-src 'self' data:"
+)
+DOCS_PAGES = frozenset({f"{API_PREFIX}/docs", f"{API_PREFIX}/redoc"})
+
+
+def _docs_policy(response: Response) -> Response:
+    if request.path in DOCS_PAGES:
+        response.headers.setdefault("Content-Security-Policy", DOCS_POLICY)
+    return response
 
 
 def init_app(app: Flask) -> None:
@@ -52,3 +68,4 @@ def init_app(app: Flask) -> None:
             static_url_path=SWAGGER_ASSETS_PATH,
         )
     )
+    app.after_request(_docs_policy)

@@ -98,6 +98,9 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "beat_scheduler": "app.beat:SingleBeatScheduler",
         "tasklane_beat": {"redis_url": app.config["REDIS_URL"], "lock_ttl": settings.BEAT_LOCK_TTL},
         "worker_hijack_root_logger": False,
+        # Task events let Flower show tasks by name and state (the ledger does not need them).
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
     }
 
 

@@ -1,0 +1,127 @@
+"""The dashboard in Chromium against the real stack: sign in, watch, cancel, retry, backlog."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+from flask import Flask
+from playwright.sync_api import expect
+
+from tests.browser.conftest import Outside
+from tests.browser.conftest import screenshot
+from tests.browser.conftest import sign_in
+from tests.support.waiting import wait_for
+from tests.support.workers import WorkerProcess
+
+PAGES = {
+    "overview": ("/dashboard/", "#workers"),
+    "jobs": ("/dashboard/jobs", "table.jobs"),
+    "failures": ("/dashboard/failures", "h1"),
+    "datasets": ("/dashboard/datasets", "h1"),
+    "mail": ("/dashboard/mail", "h1"),
+    "generations": ("/dashboard/generations", "h1"),
+}
+
+
+def _submit(rest: httpx.Client, task: str, **args: Any) -> str:
+    response = rest.post("/jobs", json={"task": task, "args": args})
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def _state(rest: httpx.Client, job_id: str) -> str:
+    return str(rest.get(f"/jobs/{job_id}").json()["state"])
+
+
+def test_sign_in_and_every_page_stays_on_its_own_origin(
+    context: tuple[Any, Outside], api_token: str
+) -> None:
+    ctx, outside = context
+    page = ctx.new_page()
+    page.goto("/dashboard/jobs")
+    expect(page.locator("h1")).to_have_text("Sign in")
+    page.fill("input[name=api_key]", "tl_not-a-key")
+    page.click("button[type=submit]")
+    expect(page.locator("[role=alert]")).to_contain_text("unknown or revoked")
+    sign_in(page, api_token)
+    for name, (path, ready) in PAGES.items():
+        page.goto(path)
+        expect(page.locator(ready).first).to_be_visible()
+        screenshot(page, name)
+    # The overview drew its chart (uPlot) from the vendored script.
+    page.goto("/dashboard/")
+    expect(page.locator("#throughput-chart canvas").first).to_be_attached()
+    assert outside.urls == [], f"pages requested outside the app's origin: {outside.urls}"
+
+
+def test_a_long_jobs_progress_moves_live_and_cancel_stops_it(
+    context: tuple[Any, Outside], rest: httpx.Client, api_token: str, tmp_path: Path
+) -> None:
+    ctx, outside = context
+    page = ctx.new_page()
+    sign_in(page, api_token)
+    job_id = _submit(rest, "tests.steps", count=60, interval=0.2, marker_dir=str(tmp_path))
+    page.goto(f"/dashboard/jobs/{job_id}")
+    bar = page.locator("#job-progress progress")
+    expect(bar).not_to_have_attribute("value", "0")
+    first = float(bar.get_attribute("value") or 0)
+    # No reload: the value grows through the event stream alone.
+    page.wait_for_function(
+        "v => Number(document.querySelector('#job-progress progress').value) > v", arg=first
+    )
+    screenshot(page, "job")
+    page.click("button:has-text('Cancel')")
+    expect(page.locator(".flash")).to_contain_text("Cancel")
+    expect(page.locator("#job-state")).to_have_text("cancelled", timeout=20_000)
+    assert _state(rest, job_id) == "cancelled"
+    done = rest.get(f"/jobs/{job_id}").json()["progress"]["current"]
+    assert 0 < done < 60, "cancelled mid-run, with its progress kept"
+    assert outside.urls == []
+
+
+def test_a_failed_job_is_retried_from_its_page(
+    context: tuple[Any, Outside], rest: httpx.Client, api_token: str, tmp_path: Path
+) -> None:
+    ctx, _outside = context
+    page = ctx.new_page()
+    sign_in(page, api_token)
+    job_id = _submit(rest, "tests.fail_once", marker_dir=str(tmp_path))
+    wait_for(lambda: _state(rest, job_id) == "failed", timeout=30, what="the job to fail")
+    page.goto(f"/dashboard/jobs/{job_id}")
+    expect(page.locator("#job-error")).to_contain_text("first attempt fails on purpose")
+    page.click("button:has-text('Retry')")
+    expect(page.locator("#job-state")).to_have_text("succeeded", timeout=20_000)
+    expect(page.locator("#job-result")).to_contain_text("second attempt succeeded")
+    assert rest.get(f"/jobs/{job_id}").json()["attempts"] == 2
+
+
+def test_a_queues_backlog_grows_and_drains_on_the_overview(
+    context: tuple[Any, Outside],
+    rest: httpx.Client,
+    api_token: str,
+    app: Flask,
+    browser_workers: dict[str, WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    ctx, _outside = context
+    celery_app = app.extensions["celery"]
+    cpu = browser_workers["cpu"].hostname
+    page = ctx.new_page()
+    sign_in(page, api_token)
+    waiting = page.locator("tr[data-queue=dataset] .waiting")
+    expect(waiting).to_have_text("0")
+    celery_app.control.cancel_consumer("dataset", destination=[cpu], reply=True, timeout=5)
+    try:
+        for _ in range(6):
+            _submit(rest, "tests.record", marker_dir=str(tmp_path))
+        expect(waiting).to_have_text("6")
+        expect(page.locator("tr[data-queue=dataset] td").last).to_contain_text("no worker")
+        screenshot(page, "backlog")
+    finally:
+        celery_app.control.add_consumer("dataset", destination=[cpu], reply=True, timeout=5)
+    expect(waiting).to_have_text("0", timeout=30_000)
+    wait_for(lambda: len(list(tmp_path.glob("*.ran"))) == 6, timeout=30, what="6 jobs to run")
+    expect(page.locator("#workers")).to_contain_text(re.compile("browser-cpu-.*prefork"))
