@@ -7,6 +7,7 @@ before the next test package starts its own workers.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,40 +37,71 @@ def stack_env(worker_env: dict[str, str]) -> dict[str, str]:
     }
 
 
+FLOWER_AUTH = ("ops", "flower-test")
+
+
+class Stack:
+    def __init__(self, workers: dict[str, WorkerProcess], api: Served, flower: Served) -> None:
+        self.workers = workers
+        self.api = api
+        self.flower = flower
+
+
 @pytest.fixture(scope="package")
-def browser_workers(
-    app: Flask, stack_env: dict[str, str], session_tmp: Path
-) -> Iterator[dict[str, WorkerProcess]]:
+def stack(app: Flask, stack_env: dict[str, str], session_tmp: Path) -> Iterator[Stack]:
+    """Workers (cpu, io), `./entrypoint.sh api` (gunicorn) and `./entrypoint.sh flower`.
+
+    All are spawned at once and then waited for, since each spends seconds importing.
+    """
     celery_app = app.extensions["celery"]
-    started = {}
+    workers = {}
     for profile in ("cpu", "io"):
         hostname = f"browser-{profile}-{os.getpid()}@tests"
         env = {**stack_env, "WORKER_NAME": hostname, "WORKER_CONCURRENCY": "4"}
-        started[profile] = WorkerProcess(
+        workers[profile] = WorkerProcess(
             hostname, ["./entrypoint.sh", "worker", profile], env=env, log_dir=session_tmp
         )
+    api = Served("api", ["api"], {}, session_tmp)
+    api.env = {**stack_env, "API_BIND": f"127.0.0.1:{api.port}", "API_WORKERS": "1"}
+    flower = Served("flower", ["flower"], {}, session_tmp)
+    flower.env = {
+        **stack_env,
+        "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH),
+        "FLOWER_PORT": str(flower.port),
+    }
     try:
-        for worker in started.values():
+        for worker in workers.values():
             worker.spawn()
-        for worker in started.values():
+        api.spawn()
+        flower.spawn()
+        for worker in workers.values():
             worker.wait_ready(celery_app)
-        yield started
+        api.wait_ready("/api/v1/health")
+        flower.wait_ready("/healthcheck")
+        yield Stack(workers, api, flower)
     finally:
-        for worker in started.values():
-            worker.stop()
+        # All at once: each waits for its own graceful shutdown. Flower holds nothing worth
+        # one; don't wait long for its event thread.
+        stops = [lambda: flower.stop(grace=3.0), api.stop]
+        stops += [worker.stop for worker in workers.values()]
+        with ThreadPoolExecutor(max_workers=len(stops)) as pool:
+            for stopped in [pool.submit(stop) for stop in stops]:
+                stopped.result()
 
 
 @pytest.fixture(scope="package")
-def server(
-    stack_env: dict[str, str], session_tmp: Path, browser_workers: dict[str, WorkerProcess]
-) -> Iterator[Served]:
-    """`./entrypoint.sh api`: migrations, then gunicorn with a gevent worker."""
-    served = Served("api", ["api"], {}, session_tmp)
-    served.env = {**stack_env, "API_BIND": f"127.0.0.1:{served.port}", "API_WORKERS": "1"}
-    try:
-        yield served.start("/api/v1/health")
-    finally:
-        served.stop()
+def browser_workers(stack: Stack) -> dict[str, WorkerProcess]:
+    return stack.workers
+
+
+@pytest.fixture(scope="package")
+def server(stack: Stack) -> Served:
+    return stack.api
+
+
+@pytest.fixture(scope="package")
+def flower(stack: Stack) -> Served:
+    return stack.flower
 
 
 @pytest.fixture(scope="package")

@@ -52,6 +52,9 @@ class Served:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, probe_path: str, timeout: float = 90.0) -> Served:
+        return self.spawn().wait_ready(probe_path, timeout)
+
+    def spawn(self) -> Served:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 ["./entrypoint.sh", *self.args],
@@ -61,6 +64,9 @@ class Served:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        return self
+
+    def wait_ready(self, probe_path: str, timeout: float = 90.0) -> Served:
         wait_for(
             lambda: self._answers(probe_path),
             timeout=timeout,
@@ -78,13 +84,13 @@ class Served:
         except httpx.HTTPError:
             return False
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 30.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
         # The whole session: gunicorn's workers and Flower go with their parent.
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=30)
+            self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()

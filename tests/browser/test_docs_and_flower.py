@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import FLOWER_AUTH
 from tests.browser.conftest import Outside
 from tests.browser.stack import Served
 
@@ -44,20 +42,6 @@ def test_swagger_ui_and_redoc_render_with_no_internet(
     assert aborted == [], f"the docs tried to load from outside: {aborted}"
 
 
-@pytest.fixture
-def flower(stack_env: dict[str, str], session_tmp: Path) -> Iterator[Served]:
-    served = Served("flower", ["flower"], {}, session_tmp)
-    served.env = {
-        **stack_env,
-        "FLOWER_BASIC_AUTH": "ops:flower-test",
-        "FLOWER_PORT": str(served.port),
-    }
-    try:
-        yield served.start("/healthcheck")
-    finally:
-        served.stop()
-
-
 def test_flower_shows_a_canary_submitted_over_rest(
     playwright_browser: Any, flower: Served, rest: httpx.Client
 ) -> None:
@@ -66,7 +50,8 @@ def test_flower_shows_a_canary_submitted_over_rest(
     assert response.status_code == 202
     job_id = response.json()["id"]
     ctx = playwright_browser.new_context(
-        base_url=flower.origin, http_credentials={"username": "ops", "password": "flower-test"}
+        base_url=flower.origin,
+        http_credentials={"username": FLOWER_AUTH[0], "password": FLOWER_AUTH[1]},
     )
     try:
         page = ctx.new_page()
