@@ -147,6 +147,7 @@ def main() -> int:
         f'  curl -s -X POST {base}/jobs -H "Authorization: Bearer $TASKLANE_KEY" '
         "-H 'Content-Type: application/json' -d '{\"task\": \"system.canary\"}'"
     )
+    _say(f"dashboard on http://127.0.0.1:{port}/dashboard/ (sign in with the key above)")
     _say("Ctrl-C stops everything")
     exited = _pump(children, stop)
     if exited:
