@@ -166,4 +166,4 @@ def sign_in(page: Any, token: str) -> None:
 
 def screenshot(page: Any, name: str) -> None:
     if SCREENSHOTS:
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"dashboard-{name}.png"))
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"dashboard-{name}.png"), full_page=True)
