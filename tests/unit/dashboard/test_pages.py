@@ -104,7 +104,7 @@ def test_failures_are_grouped_and_a_group_retried(app: Flask, dashboard: FlaskCl
     )
     page = dashboard.get("/dashboard/failures").get_data(as_text=True)
     row = re.search(rf'data-group="tests.echo\|{kind}">(.*?)</tr>', page, re.S)
-    assert row and '<td class="num">3</td>' in row.group(1)
+    assert row and '<td class="num">3</td>' in row.group(1) and "boom" in row.group(1)
     response = dashboard.post(
         "/dashboard/failures/retry",
         data={"task": "tests.echo", "error_type": kind, "csrf_token": csrf_token(dashboard)},
