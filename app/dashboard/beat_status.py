@@ -51,7 +51,11 @@ def _next_run(sched: Any, last_run: datetime | None, now: datetime) -> datetime 
         remaining = sched.remaining_estimate(last_run or now)
     except Exception:  # a custom schedule class that cannot estimate: show no next run
         return None
-    return now + max(remaining, timedelta(0)) if isinstance(remaining, timedelta) else None
+    if not isinstance(remaining, timedelta):
+        return None
+    due = now + max(remaining, timedelta(0))
+    # Celery's estimate drops microseconds; to the nearest second a 06:00 run reads 06:00:00.
+    return (due + timedelta(microseconds=500_000)).replace(microsecond=0)
 
 
 def read(celery_app: Celery, client: redis.Redis) -> BeatStatus:
