@@ -90,11 +90,15 @@ def inspect_workers(celery_app: Celery, timeout: float) -> list[WorkerRow]:
 
 def snapshot(celery_app: Celery, timeout: float, running: dict[str, int]) -> Snapshot:
     """Queues and workers now; `running` is the ledger's started-job count per worker."""
-    workers = inspect_workers(celery_app, timeout)
+    # Ask the broker while the workers answer the broadcast: the panel costs the slower of
+    # the two round trips, not their sum. The ledger read stays on this thread (its session).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting_f = pool.submit(queue_status.waiting_counts, celery_app)
+        workers = inspect_workers(celery_app, timeout)
+        oldest = queue_status.oldest_waiting()
+        waiting = waiting_f.result()
     for worker in workers:
         worker.running = running.get(worker.name, 0)
-    waiting = queue_status.waiting_counts(celery_app)
-    oldest = queue_status.oldest_waiting()
     now = utcnow()
     rows = []
     for spec in queues.QUEUES.values():
