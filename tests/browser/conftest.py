@@ -38,6 +38,7 @@ def stack_env(worker_env: dict[str, str]) -> dict[str, str]:
 
 
 FLOWER_AUTH = ("ops", "flower-test")
+STARTUP_TIMEOUT = 240.0
 
 
 class Stack:
@@ -74,10 +75,11 @@ def stack(app: Flask, stack_env: dict[str, str], session_tmp: Path) -> Iterator[
             worker.spawn()
         api.spawn()
         flower.spawn()
+        # Four processes import the app at once; on a busy 2-core machine that takes a while.
         for worker in workers.values():
-            worker.wait_ready(celery_app)
-        api.wait_ready("/api/v1/health")
-        flower.wait_ready("/healthcheck")
+            worker.wait_ready(celery_app, timeout=STARTUP_TIMEOUT)
+        api.wait_ready("/api/v1/health", timeout=STARTUP_TIMEOUT)
+        flower.wait_ready("/healthcheck", timeout=STARTUP_TIMEOUT)
         yield Stack(workers, api, flower)
     finally:
         # All at once: each waits for its own graceful shutdown. Flower holds nothing worth

@@ -36,10 +36,44 @@ def _state(rest: httpx.Client, job_id: str) -> str:
     return str(rest.get(f"/jobs/{job_id}").json()["state"])
 
 
+def _lane_work(rest: httpx.Client) -> dict[str, str]:
+    """A document indexed, a generation written and a mail sent, each through the API."""
+    dataset = rest.post("/datasets", json={"name": "handbook"})
+    assert dataset.status_code == 201, dataset.text
+    dataset_id = dataset.json()["id"]
+    text = "Queues hold work. Workers take jobs from queues and run them. " * 20
+    upload = rest.post(
+        f"/datasets/{dataset_id}/documents",
+        json={"documents": [{"name": "operators-guide.md", "text": text}]},
+    )
+    assert upload.status_code == 202, upload.text
+    doc_id = upload.json()["documents"][0]["id"]
+    prompt = "The dashboard shows every queue. Workers drain the backlog quickly."
+    generation = rest.post("/generations", json={"prompt": prompt})
+    assert generation.status_code == 202, generation.text
+    mailed = _submit_with(rest, "tests.echo", notify="ops@example.com")
+
+    def settled() -> bool:
+        doc = rest.get(f"/datasets/{dataset_id}/documents/{doc_id}").json()
+        gen = rest.get(f"/generations/{generation.json()['id']}").json()
+        return doc["indexing_status"] == "completed" and gen["status"] == "succeeded"
+
+    wait_for(settled, timeout=60, what="the document and the generation to finish")
+    wait_for(lambda: _state(rest, mailed) == "succeeded", timeout=30, what="the notified job")
+    return {"document": "operators-guide.md", "generation": "Workers drain"}
+
+
+def _submit_with(rest: httpx.Client, task: str, **body: Any) -> str:
+    response = rest.post("/jobs", json={"task": task, "args": {}, **body})
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
 def test_sign_in_and_every_page_stays_on_its_own_origin(
-    context: tuple[Any, Outside], api_token: str
+    context: tuple[Any, Outside], rest: httpx.Client, api_token: str
 ) -> None:
     ctx, outside = context
+    work = _lane_work(rest)
     page = ctx.new_page()
     page.goto("/dashboard/jobs")
     expect(page.locator("h1")).to_have_text("Sign in")
@@ -47,6 +81,18 @@ def test_sign_in_and_every_page_stays_on_its_own_origin(
     page.click("button[type=submit]")
     expect(page.locator("[role=alert]")).to_contain_text("unknown or revoked")
     sign_in(page, api_token)
+    page.goto("/dashboard/datasets")
+    expect(page.locator("tr", has_text=work["document"])).to_contain_text("completed")
+    page.goto("/dashboard/generations")
+    expect(page.locator("tbody tr").first).to_contain_text(work["generation"])
+    mail_row = page.locator("tr", has_text="Tasklane job tests.echo succeeded")
+
+    def mail_sent() -> bool:
+        # The notification is queued once the job has finished: reload until it was sent.
+        page.goto("/dashboard/mail")
+        return mail_row.count() > 0 and "sent" in mail_row.first.inner_text()
+
+    wait_for(mail_sent, timeout=30, interval=0.5, what="the job_finished mail on the Mail page")
     for name, (path, ready) in PAGES.items():
         page.goto(path)
         expect(page.locator(ready).first).to_be_visible()
