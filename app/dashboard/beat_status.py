@@ -43,6 +43,10 @@ def _describe(sched: Any) -> str:
     run_every = getattr(sched, "run_every", None)
     if isinstance(run_every, timedelta) and type(sched).__name__ == "schedule":
         return f"every {run_every.total_seconds():g} s"
+    fields = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+    if all(hasattr(sched, f"_orig_{name}") for name in fields):
+        # A crontab line, as it was written in the settings.
+        return "cron " + " ".join(str(getattr(sched, f"_orig_{name}")) for name in fields)
     return str(sched)
 
 

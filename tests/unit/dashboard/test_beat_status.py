@@ -55,5 +55,6 @@ def test_the_leader_and_each_jobs_last_and_next_run(client: redis.Redis) -> None
     assert minute.next_run is not None
     # Due 60 s after the last run, give or take the test's own run time.
     assert abs((minute.next_run - minute.last_run).total_seconds() - 60) < 5
+    assert daily.schedule == "cron 0 6 * * *"
     assert daily.last_run is None and daily.next_run is not None
     assert (daily.next_run.hour, daily.next_run.minute) == (6, 0)
