@@ -26,6 +26,7 @@ environment (all optional):
   WORKER_QUEUES  WORKER_POOL  WORKER_CONCURRENCY   override the profile's defaults
   WORKER_AUTOSCALE (max,min)  WORKER_MAX_TASKS_PER_CHILD  WORKER_MAX_MEMORY_PER_CHILD (KiB)
   WORKER_NAME (PROFILE@%h)  BEAT_SCHEDULE_FILE (instance/celerybeat-schedule)  LOG_LEVEL (INFO)
+  FLOWER_BASIC_AUTH (user:password, required)  FLOWER_PORT (5555)  FLOWER_MAX_TASKS (10000)
 USAGE
 }
 
