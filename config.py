@@ -267,6 +267,18 @@ class Settings(BaseSettings):
     # Serve Prometheus metrics at /metrics on the API (needs OTEL_ENABLED).
     PROMETHEUS_METRICS_ENABLED: bool = True
 
+    # --- Operator's console (/dashboard) and Flower -------------------------------------------
+    # Seconds between two refreshes of the overview's queue and worker panels.
+    DASHBOARD_REFRESH_SECONDS: float = Field(default=2.0, ge=0.5)
+    # Base URLs that make a job's trace id and Sentry event id links; `{id}` marks where the
+    # id goes, else it is appended (e.g. https://jaeger.example/trace/).
+    DASHBOARD_TRACE_URL: str | None = None
+    DASHBOARD_SENTRY_URL: str | None = None
+    # `./entrypoint.sh flower`: "user:password" (comma separate several); Flower refuses to
+    # start without it, because it can revoke tasks and shut workers down.
+    FLOWER_BASIC_AUTH: str | None = None
+    FLOWER_PORT: int = Field(default=5555, ge=1, le=65535)
+
     # Extra task modules to load, comma separated (the test suite adds its own).
     TASKLANE_EXTRA_TASK_MODULES: Annotated[list[str], NoDecode] = []
 

@@ -18,6 +18,7 @@ modes:
                      io   gevent on generation,mail,ops_trace
                      all  every queue in one gevent worker (small installs)
   beat             Celery beat on RedBeat (periodic jobs; run one or more, one leads)
+  flower           Flower, the Celery monitor, behind basic auth (FLOWER_BASIC_AUTH, FLOWER_PORT)
   migrate          apply database migrations and exit
   dev              API + one worker per profile + beat on embedded defaults, one terminal
 
@@ -28,6 +29,7 @@ environment (all optional):
   WORKER_QUEUES  WORKER_POOL  WORKER_CONCURRENCY   override the profile's defaults
   WORKER_AUTOSCALE (max,min)  WORKER_MAX_TASKS_PER_CHILD  WORKER_MAX_MEMORY_PER_CHILD (KiB)
   WORKER_NAME (PROFILE@%h)  LOG_LEVEL (INFO)
+  FLOWER_BASIC_AUTH (user:password, required)  FLOWER_PORT (5555)  FLOWER_MAX_TASKS (10000)
 USAGE
 }
 
@@ -96,6 +98,20 @@ case "$mode" in
     ;;
   migrate)
     exec flask --app app db upgrade
+    ;;
+  flower)
+    # Read through Settings, so .env works as for every other setting; Flower can revoke
+    # tasks and stop workers, so it never starts without a password.
+    read -r basic_auth port < <(python -c 'from config import load_settings as l; s = l(); print(s.FLOWER_BASIC_AUTH or "-", s.FLOWER_PORT)')
+    if [ "$basic_auth" = "-" ]; then
+      echo "entrypoint.sh flower: set FLOWER_BASIC_AUTH=user:password (Flower is never started without auth)" >&2
+      exit 64
+    fi
+    exec celery -A app.celery flower \
+      --port="$port" \
+      --basic-auth="$basic_auth" \
+      --max-tasks="${FLOWER_MAX_TASKS:-10000}" \
+      --loglevel="${LOG_LEVEL:-INFO}" "$@"
     ;;
   dev)
     exec python -m app.dev "$@"

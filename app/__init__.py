@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app import dashboard
 from app.api import register_blueprints
 from app.api.errors import register_error_handlers
 from app.commands import register_commands
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure(app, settings or load_settings())
     init_extensions(app)
     register_blueprints(app)
+    dashboard.init_app(app)
     register_error_handlers(app)
     register_commands(app)
     return app

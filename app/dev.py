@@ -203,6 +203,7 @@ def _run(port: int) -> int:
             f'  curl -s -X POST {base}/jobs -H "Authorization: Bearer $TASKLANE_KEY" '
             "-H 'Content-Type: application/json' -d '{\"task\": \"system.canary\"}'"
         )
+        _say(f"dashboard on http://127.0.0.1:{port}/dashboard/ (sign in with the key above)")
         _say("starting the workers and beat; Ctrl-C stops everything")
         _start(rest, env)
         exited = _pump(children, stop)

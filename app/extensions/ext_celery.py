@@ -113,6 +113,9 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         # Any number of beats may run; RedBeat's lock in Redis lets one send (app/beat.py).
         **beat.beat_config(app.config["REDIS_URL"], settings.BEAT_LOCK_TTL),
         "worker_hijack_root_logger": False,
+        # Task events let Flower show tasks by name and state (the ledger does not need them).
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
     }
 
 

@@ -91,6 +91,8 @@ class Document(Base):
     __tablename__ = "dataset_documents"
     __table_args__ = (
         Index("ix_dataset_documents_dataset_id_created_at", "dataset_id", "created_at"),
+        # Newest first across datasets, on the dashboard.
+        Index("ix_dataset_documents_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import JSON
 from sqlalchemy import Float
+from sqlalchemy import Index
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy.orm import Mapped
@@ -24,6 +25,8 @@ def new_generation_id() -> str:
 
 class Generation(Base):
     __tablename__ = "generations"
+    # Newest first on the dashboard.
+    __table_args__ = (Index("ix_generations_created_at_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_generation_id)
     # Set once the job is submitted; the row exists first so the task can always load it.

@@ -88,6 +88,10 @@ class Job(Base):
             f"state NOT IN ({_TERMINAL_SQL}) OR finished_at IS NOT NULL",
             name="finished_has_time",
         ),
+        # The dashboard's per-minute chart: a range of finished_at within two states.
+        Index("ix_jobs_state_finished_at", "state", "finished_at"),
+        # The dashboard's failure groups (index-only count) and each group's latest failure.
+        Index("ix_jobs_state_task_error_type", "state", "task", "error_type", "finished_at"),
     )
 
     # The job id is also the Celery task id, so the broker message and the row share one key.

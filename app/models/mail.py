@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import JSON
 from sqlalchemy import Enum
 from sqlalchemy import ForeignKey
+from sqlalchemy import Index
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
@@ -43,6 +44,8 @@ def new_mail_id() -> str:
 
 class Mail(Base):
     __tablename__ = "mails"
+    # Newest first on the dashboard.
+    __table_args__ = (Index("ix_mails_created_at_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_mail_id)
     template: Mapped[str] = mapped_column(String(100))
