@@ -11,6 +11,7 @@ from app.models.job import Job
 from app.models.job import JobState
 from app.models.mail import Mail
 from app.models.mail import MailSend
+from app.models.project import Project
 from app.models.trace import Trace
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "JobState",
     "Mail",
     "MailSend",
+    "Project",
     "Segment",
     "Trace",
     "UploadBatch",

@@ -64,6 +64,8 @@ class Dataset(Base):
     # Whether segments get vectors from the configured embedding provider.
     embeddings_enabled: Mapped[bool] = mapped_column(default=True)
     api_key_id: Mapped[int | None]
+    # The tenant; documents, batches and segments belong to it through the dataset.
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

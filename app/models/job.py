@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import JSON
 from sqlalchemy import Enum
+from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import String
 from sqlalchemy import Text
@@ -46,6 +47,8 @@ class Job(Base):
         # Newest-first listing and cursor pagination walk this index.
         Index("ix_jobs_created_at_id", "created_at", "id"),
         Index("ix_jobs_queue_state_created_at", "queue", "state", "created_at"),
+        # A project's newest-first listing walks this one.
+        Index("ix_jobs_project_id_created_at_id", "project_id", "created_at", "id"),
     )
 
     # The job id is also the Celery task id, so the broker message and the row share one key.
@@ -75,6 +78,8 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     api_key_id: Mapped[int | None]
+    # The tenant; NULL for system jobs (beat, traces shipping), which only admin keys see.
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
     parent_id: Mapped[str | None] = mapped_column(String(36), index=True)
     # Who gets the job_finished mail; NULL (nearly every job) costs nothing at publish or run.
     notify_to: Mapped[list[str] | None] = mapped_column(JSON)
