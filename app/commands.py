@@ -6,28 +6,51 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from app.models.project import DEFAULT_PROJECT
 from app.services import api_keys
+from app.services import tenancy
 
 keys = AppGroup("keys", help="Create, list and revoke API keys.")
 
 
 @keys.command("create")
 @click.argument("name")
-def create_key(name: str) -> None:
+@click.option(
+    "--project",
+    default=DEFAULT_PROJECT,
+    show_default=True,
+    help="The project the key sees and acts on (created if it does not exist).",
+)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(tenancy.SCOPES),
+    help="A scope to grant; repeat for several. Default: every scope but admin.",
+)
+def create_key(name: str, project: str, scopes: tuple[str, ...]) -> None:
     """Create an API key called NAME and print it (it is shown only once)."""
-    key, token = api_keys.create(name)
+    try:
+        key, token = api_keys.create(name, project=project, scopes=scopes or None)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(token)
     click.echo(
-        f"created key {key.prefix}... named {name!r}; store it now, it is not shown again", err=True
+        f"created key {key.prefix}... named {name!r} in project {project!r} with scopes "
+        f"{' '.join(key.scopes)}; store it now, it is not shown again",
+        err=True,
     )
 
 
 @keys.command("list")
 def list_keys() -> None:
-    """List API keys (prefixes only)."""
-    for key in api_keys.list_keys():
+    """List API keys (prefixes only) with their project and scopes."""
+    for key, project in api_keys.list_keys():
         state = "revoked" if key.revoked_at else "active"
-        click.echo(f"{key.prefix}...\t{key.name}\t{state}\t{key.created_at:%Y-%m-%d %H:%M}")
+        click.echo(
+            f"{key.prefix}...\t{key.name}\t{project}\t{','.join(key.scopes)}\t{state}\t"
+            f"{key.created_at:%Y-%m-%d %H:%M}"
+        )
 
 
 @keys.command("revoke")

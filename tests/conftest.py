@@ -99,4 +99,18 @@ def api_token(app: Flask) -> str:
 
 @pytest.fixture
 def auth(api_token: str) -> dict[str, str]:
+    """A key of the default project with every scope but admin, as `keys create` makes."""
     return {"Authorization": f"Bearer {api_token}"}
+
+
+@pytest.fixture(scope="session")
+def admin_token(app: Flask) -> str:
+    with app.app_context():
+        _key, token = api_keys.create("tests-admin", project="operators", scopes=["admin"])
+    return token
+
+
+@pytest.fixture
+def admin_auth(admin_token: str) -> dict[str, str]:
+    """An admin key: sees every project's rows and system jobs (beat, maintenance)."""
+    return {"Authorization": f"Bearer {admin_token}"}

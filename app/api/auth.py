@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from flask import g
 from flask import request
 from werkzeug.exceptions import Unauthorized
 from werkzeug.exceptions import UnsupportedMediaType
 
+from app.api import access
 from app.services import api_keys
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def require_api_key() -> None:
-    """before_request hook: 401 unless the request carries a valid, unrevoked key."""
+    """before_request hook: 401 unless the request carries a valid, unrevoked key.
+
+    Then the key's scopes and project decide the rest (app.api.access): 403 or 404.
+    """
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -23,7 +26,7 @@ def require_api_key() -> None:
         raise _unauthorized(
             "the API key is unknown or revoked; create one with 'flask keys create'"
         )
-    g.api_key_id = key.id
+    access.authorize(key)
 
 
 def require_json_body() -> None:

@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from werkzeug.exceptions import UnsupportedMediaType
 
+from app.api import access
 from app.api import notify
 from app.api.auth import require_api_key
 from app.api.dataset_schemas import BatchSchema
@@ -82,7 +83,10 @@ class DatasetCollection(MethodView):
     @blp.response(200, DatasetListSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List datasets, newest first."""
-        return {"items": datasets.list_datasets(query["limit"], query["offset"])}
+        found = datasets.list_datasets(
+            query["limit"], query["offset"], project_id=access.project_filter()
+        )
+        return {"items": found}
 
 
 @blp.route("/<dataset_id>")

@@ -10,6 +10,7 @@ from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from app.api import access
 from app.api.auth import require_api_key
 from app.api.auth import require_json_body
 from app.api.schemas import JobListQuerySchema
@@ -78,7 +79,7 @@ class JobCollection(MethodView):
     @blp.response(200, JobPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
-        items, next_cursor = jobs.list_jobs(**query)
+        items, next_cursor = jobs.list_jobs(**query, project_id=access.project_filter())
         return {"items": items, "next_cursor": next_cursor}
 
 

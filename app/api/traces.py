@@ -10,9 +10,11 @@ from marshmallow import Schema
 from marshmallow import fields
 from marshmallow import validate
 
+from app.api import access
 from app.api.auth import require_api_key
 from app.models.trace import Trace
 from app.services import pagination
+from app.services import tenancy
 
 STATUSES = ["succeeded", "failed", "cancelled", "retrying", "started"]
 
@@ -62,7 +64,7 @@ class TraceCollection(MethodView):
     @blp.response(200, TracePageSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Traces newest first, filtered; pass `next_cursor` back as `cursor` for more."""
-        query = pagination.newest_first(Trace)
+        query = tenancy.visible_traces(pagination.newest_first(Trace), access.project_filter())
         for name in ("operation", "status", "job_id", "parent_job_id"):
             if args.get(name):
                 query = query.where(getattr(Trace, name) == args[name])

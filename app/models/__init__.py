@@ -12,6 +12,7 @@ from app.models.job import JobAttempt
 from app.models.job import JobState
 from app.models.mail import Mail
 from app.models.mail import MailSend
+from app.models.project import Project
 from app.models.trace import Trace
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "JobState",
     "Mail",
     "MailSend",
+    "Project",
     "Segment",
     "Trace",
     "UploadBatch",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import JSON
+from sqlalchemy import ForeignKey
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -21,5 +23,9 @@ class ApiKey(Base):
     # The first characters of the key, so operators can tell keys apart without the secret.
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # A key sees and acts only on its project's rows, unless `scopes` holds "admin".
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    # Names from app.services.tenancy.SCOPES, e.g. ["jobs:read", "jobs:write"].
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

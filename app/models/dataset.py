@@ -68,6 +68,8 @@ class Dataset(Base):
     # removal), so every process can tell its cached vector matrix is stale.
     index_version: Mapped[int] = mapped_column(default=0, server_default="0")
     api_key_id: Mapped[int | None]
+    # The tenant; documents, batches and segments belong to it through the dataset.
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

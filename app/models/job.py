@@ -92,6 +92,8 @@ class Job(Base):
         Index("ix_jobs_state_finished_at", "state", "finished_at"),
         # The dashboard's failure groups (index-only count) and each group's latest failure.
         Index("ix_jobs_state_task_error_type", "state", "task", "error_type", "finished_at"),
+        # A project's newest-first listing walks this one.
+        Index("ix_jobs_project_id_created_at_id", "project_id", "created_at", "id"),
     )
 
     # The job id is also the Celery task id, so the broker message and the row share one key.
@@ -133,6 +135,8 @@ class Job(Base):
     api_key_id: Mapped[int | None] = mapped_column(
         ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
     )
+    # The tenant; NULL for system jobs (beat, traces shipping), which only admin keys see.
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
     parent_id: Mapped[str | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL"), index=True
     )

@@ -1,15 +1,23 @@
-"""Bearer API keys: random tokens, stored as SHA-256 digests, compared by digest."""
+"""Bearer API keys: random tokens, stored as SHA-256 digests, compared by digest.
+
+Each key belongs to a project and holds scopes (app.services.tenancy).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 
+from flask import current_app
 from sqlalchemy import select
 
 from app.extensions.ext_database import db
 from app.models import ApiKey
+from app.models import Project
 from app.models.base import utcnow
+from app.models.project import DEFAULT_PROJECT
+from app.services import tenancy
 
 TOKEN_PREFIX = "tl_"
 
@@ -19,10 +27,25 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(name: str) -> tuple[ApiKey, str]:
-    """Create a key; the plain token is returned once and never stored."""
+def create(
+    name: str, *, project: str = DEFAULT_PROJECT, scopes: Iterable[str] | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key in `project` (created if missing); the plain token is returned once.
+
+    Without `scopes` the key gets every scope but `admin`. ValueError names unknown scopes.
+    """
+    granted = tenancy.check_scopes(tenancy.DEFAULT_SCOPES if scopes is None else scopes)
+    if not granted:
+        raise ValueError("a key needs at least one scope")
+    project_id = tenancy.project_named(project).id
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(name=name, prefix=token[:10], key_hash=digest(token))
+    key = ApiKey(
+        name=name,
+        prefix=token[:10],
+        key_hash=digest(token),
+        project_id=project_id,
+        scopes=granted,
+    )
     db.session.add(key)
     db.session.commit()
     return key, token
@@ -32,7 +55,27 @@ def authenticate(token: str) -> ApiKey | None:
     key = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == digest(token)))
     if key is None or key.revoked_at is not None:
         return None
+    _projects()[key.id] = key.project_id
     return key
+
+
+def _projects() -> dict[int, int]:
+    # Per app (so per database): a test process may run apps on several databases.
+    cache: dict[int, int] = current_app.extensions.setdefault("api_key_projects", {})
+    return cache
+
+
+def project_of(api_key_id: int | None) -> int | None:
+    """The project of a key; cached in-process, since a key never changes project."""
+    if api_key_id is None:
+        return None
+    cache = _projects()
+    if api_key_id not in cache:
+        project_id = db.session.scalar(select(ApiKey.project_id).where(ApiKey.id == api_key_id))
+        if project_id is None:
+            return None
+        cache[api_key_id] = project_id
+    return cache[api_key_id]
 
 
 def revoke(prefix: str) -> int:
@@ -46,5 +89,7 @@ def revoke(prefix: str) -> int:
     return len(keys)
 
 
-def list_keys() -> list[ApiKey]:
-    return list(db.session.scalars(select(ApiKey).order_by(ApiKey.id)))
+def list_keys() -> list[tuple[ApiKey, str]]:
+    """Every key with the name of its project."""
+    query = select(ApiKey, Project.name).join(Project).order_by(ApiKey.id)
+    return [(key, project) for key, project in db.session.execute(query)]

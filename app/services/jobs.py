@@ -35,6 +35,7 @@ from app.ledger.outbox import NOTIFY_HEADER
 from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
+from app.services import api_keys
 from app.services import pagination
 from app.services.errors import JobError
 from app.services.pagination import newest_first
@@ -82,6 +83,8 @@ class Submission:
     countdown: int | None = None
     priority: int | None = None
     api_key_id: int | None = None
+    # The tenant; when None, the project of `api_key_id` (none at all for system jobs).
+    project_id: int | None = None
     # Only internal callers pick a queue (the readiness canary goes to every queue).
     queue: str | None = None
     parent_id: str | None = None
@@ -154,12 +157,13 @@ def submit(celery_app: Celery, request: Submission, *, broker_timeout: float) ->
         raise UnknownTask(f"no task named {request.task!r}")
     check_arguments(task, request.args)
     queue = queues.queue(request.queue or task.tasklane_queue).name
+    project_id = request.project_id or api_keys.project_of(request.api_key_id)
     if request.idempotency_key:
         existing = db.session.scalar(
             select(Job).where(Job.idempotency_key == request.idempotency_key)
         )
         if existing is not None:
-            return _same_request(existing, request), False
+            return _same_request(existing, request, project_id), False
     now = utcnow()
     job = Job(
         task=task.name,
@@ -169,6 +173,7 @@ def submit(celery_app: Celery, request: Submission, *, broker_timeout: float) ->
         eta=now + timedelta(seconds=request.countdown) if request.countdown else None,
         idempotency_key=request.idempotency_key,
         api_key_id=request.api_key_id,
+        project_id=project_id,
         parent_id=request.parent_id,
         notify_to=request.notify_to or None,
         max_attempts=attempt_budget(task),
@@ -184,12 +189,17 @@ def submit(celery_app: Celery, request: Submission, *, broker_timeout: float) ->
         )
         if existing is None:
             raise
-        return _same_request(existing, request), False
+        return _same_request(existing, request, project_id), False
     publish_after_commit(celery_app, requests.message(job), timeout=broker_timeout)
     return job, True
 
 
-def _same_request(existing: Job, request: Submission) -> Job:
+def _same_request(existing: Job, request: Submission, project_id: int | None) -> Job:
+    if existing.project_id != project_id:
+        # Keys are unique across projects; never hand out (or name) another project's job.
+        raise IdempotencyConflict(
+            f"idempotency key {request.idempotency_key!r} is already in use; use a new key"
+        )
     if existing.task != request.task or existing.args != request.args:
         raise IdempotencyConflict(
             f"idempotency key {request.idempotency_key!r} was used for job {existing.id} "
@@ -242,9 +252,15 @@ def list_jobs(
     task: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    project_id: int | None = None,
 ) -> tuple[list[Job], str | None]:
-    """Newest first; returns a page and the cursor of the next page (None at the end)."""
+    """Newest first; returns a page and the cursor of the next page (None at the end).
+
+    With `project_id`, only that project's jobs; without, every job (admin keys).
+    """
     query = newest_first(Job).options(selectinload(Job.attempt_log))
+    if project_id is not None:
+        query = query.where(Job.project_id == project_id)
     if state:
         query = query.where(Job.state == JobState(state))
     if queue:

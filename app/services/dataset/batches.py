@@ -24,6 +24,7 @@ from app.models.dataset import Document
 from app.models.dataset import IndexingStatus
 from app.models.dataset import UploadBatch
 from app.services import jobs
+from app.services import tenancy
 from app.services.dataset.errors import BatchNotFound
 from app.services.errors import JobError
 from app.services.mail import notifications
@@ -69,6 +70,7 @@ def settle(batch_id: str | None) -> bool:
                 task=CLOSE_TASK,
                 args={"batch_id": batch_id},
                 idempotency_key=close_key(batch_id),
+                project_id=tenancy.batch_project(batch_id),
             ),
             broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
         )

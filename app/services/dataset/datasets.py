@@ -8,6 +8,7 @@ from sqlalchemy import update
 
 from app.extensions.ext_database import db
 from app.models.dataset import Dataset
+from app.services import api_keys
 from app.services.dataset import storage
 from app.services.dataset.errors import DatasetNotFound
 from app.services.dataset.errors import InvalidDatasetSettings
@@ -33,6 +34,7 @@ def create(
         chunk_overlap=chunk_overlap,
         embeddings_enabled=embeddings_enabled,
         api_key_id=api_key_id,
+        project_id=api_keys.project_of(api_key_id),
     )
     db.session.add(dataset)
     db.session.commit()
@@ -46,8 +48,11 @@ def get(dataset_id: str) -> Dataset:
     return dataset
 
 
-def list_datasets(limit: int, offset: int) -> list[Dataset]:
+def list_datasets(limit: int, offset: int, *, project_id: int | None = None) -> list[Dataset]:
+    """Newest first; with `project_id` only that project's, without every one (admin keys)."""
     query = select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id).limit(limit)
+    if project_id is not None:
+        query = query.where(Dataset.project_id == project_id)
     return list(db.session.scalars(query.offset(offset)))
 
 

@@ -27,6 +27,7 @@ from app.models.dataset import Segment
 from app.models.dataset import UploadBatch
 from app.models.dataset import new_id
 from app.services import jobs
+from app.services import tenancy
 from app.services.dataset import datasets
 from app.services.dataset import storage
 from app.services.dataset.detect import detect
@@ -58,7 +59,13 @@ def _submit(task: str, document_id: str, api_key_id: int | None) -> Job:
     settings = current_app.config["SETTINGS"]
     job, _created = jobs.submit(
         current_app.extensions["celery"],
-        jobs.Submission(task=task, args={"document_id": document_id}, api_key_id=api_key_id),
+        jobs.Submission(
+            task=task,
+            args={"document_id": document_id},
+            api_key_id=api_key_id,
+            # The dataset's project, even when an admin key of another project started it.
+            project_id=tenancy.document_project(document_id),
+        ),
         broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
     )
     # The task claims the document itself too, so this only fills in what it may not have.
@@ -288,6 +295,7 @@ def _submit_removal(document_id: str, api_key_id: int | None) -> str:
             task=REMOVE_TASK,
             args={"document_id": document_id},
             api_key_id=api_key_id,
+            project_id=tenancy.document_project(document_id),
             idempotency_key=f"{REMOVE_TASK}:{document_id}",
         ),
         broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,

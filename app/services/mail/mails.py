@@ -134,6 +134,7 @@ def queue_mail(
     context: dict[str, Any],
     dedup_key: str | None = None,
     api_key_id: int | None = None,
+    project_id: int | None = None,
 ) -> tuple[Mail, bool]:
     """Render, store, then queue a mail; returns it and whether it is new.
 
@@ -145,7 +146,12 @@ def queue_mail(
     try:
         job, _ = jobs.submit(
             celery_app,
-            Submission(task=SEND_TASK, args={"mail_id": mail.id}, api_key_id=api_key_id),
+            Submission(
+                task=SEND_TASK,
+                args={"mail_id": mail.id},
+                api_key_id=api_key_id,
+                project_id=project_id,
+            ),
             broker_timeout=_settings().SUBMIT_BROKER_TIMEOUT,
         )
     except jobs.BrokerUnavailable:

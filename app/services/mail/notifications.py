@@ -57,6 +57,8 @@ def notify_job_finished(
         to=to,
         context=context,
         dedup_key=f"job-finished:{job.id}",
+        # The mail about a job belongs to the job's project.
+        project_id=job.project_id,
     )
     return mail
 
