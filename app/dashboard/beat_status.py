@@ -1,24 +1,21 @@
 """Beat as the dashboard shows it: who schedules, and each periodic job's last and next run.
 
 The one place the dashboard reads beat's state, so a change of scheduler (RedBeat) changes
-only `read()`. Today it reads the keys app/beat.py's SingleBeatScheduler keeps in Redis.
+only `read()`: it reads RedBeat's state through app/services/beat_status.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-import redis
 from celery import Celery
 from redis.exceptions import RedisError
 
-from app.beat import LAST_RUN_KEY
-from app.beat import LOCK_KEY
 from app.models.base import utcnow
+from app.services import beat_status as services_beat
 
 
 @dataclass
@@ -62,25 +59,26 @@ def _next_run(sched: Any, last_run: datetime | None, now: datetime) -> datetime 
     return (due + timedelta(microseconds=500_000)).replace(microsecond=0)
 
 
-def read(celery_app: Celery, client: redis.Redis) -> BeatStatus:
+def read(celery_app: Celery) -> BeatStatus:
     """Beat's leader and the periodic jobs; Redis errors become a message, never a 500."""
     now = utcnow()
     schedule: dict[str, dict[str, Any]] = dict(celery_app.conf.beat_schedule or {})
     try:
-        ttl_ms = int(client.pttl(LOCK_KEY))
-        raw = client.mget([LAST_RUN_KEY.format(name=name) for name in schedule]) if schedule else []
+        leader = services_beat.leader()
+        stored = {entry["name"]: entry for entry in services_beat.periodic_status()}
     except RedisError as exc:
         return BeatStatus(
             leader="unknown: Redis did not answer", leader_active=False, jobs=[], error=str(exc)
         )
-    if ttl_ms > 0:
-        leader = f"a beat holds the lock (renewed within the next {ttl_ms / 1000:.0f} s)"
+    if leader:
+        text = f"{leader} holds the RedBeat lock and sends the periodic jobs"
     else:
-        leader = "no beat holds the lock: periodic jobs are not being sent; start one with "
-        leader += "`./entrypoint.sh beat`"
+        text = "no beat holds the lock: periodic jobs are not being sent; start one with "
+        text += "`./entrypoint.sh beat`"
     jobs = []
-    for (name, entry), value in zip(schedule.items(), raw, strict=True):
-        last = datetime.fromtimestamp(float(value), UTC) if value else None
+    for name, entry in schedule.items():
+        known = stored.get(name)
+        last = known["last_run_at"] if known else None
         sched = entry["schedule"]
         jobs.append(
             PeriodicJob(
@@ -88,7 +86,7 @@ def read(celery_app: Celery, client: redis.Redis) -> BeatStatus:
                 task=str(entry.get("task", name)),
                 schedule=_describe(sched),
                 last_run=last,
-                next_run=_next_run(sched, last, now) if ttl_ms > 0 else None,
+                next_run=_next_run(sched, last, now) if leader else None,
             )
         )
-    return BeatStatus(leader=leader, leader_active=ttl_ms > 0, jobs=jobs)
+    return BeatStatus(leader=text, leader_active=leader is not None, jobs=jobs)

@@ -76,23 +76,19 @@ class Attempt:
 
 
 def attempts(job: Job) -> list[Attempt]:
-    """Every attempt of a job, newest last.
-
-    The ledger keeps only the latest attempt on the job row today, so this derives one
-    attempt from it; the one place to change when attempts get a table of their own.
-    """
-    if job.attempts == 0 and job.started_at is None:
-        return []
+    """Every attempt of a job, oldest first, from the ledger's `job_attempts` rows."""
     return [
         Attempt(
-            number=max(job.attempts, 1),
-            worker=job.worker,
-            state=job.state.value,
-            error_type=job.error_type,
-            error_message=job.error_message,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
+            number=row.number,
+            worker=row.worker,
+            # A running attempt has no outcome yet: it is what the job's state says.
+            state=row.outcome or job.state.value,
+            error_type=row.error_type,
+            error_message=row.error_message,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
         )
+        for row in sorted(job.attempt_log, key=lambda row: row.number)
     ]
 
 

@@ -24,7 +24,7 @@ def _celery() -> Any:
 def overview() -> str:
     """The page shell: chart data and beat now; queues and workers arrive through htmx."""
     throughput = queries.finished_per_minute()
-    beat = beat_status.read(_celery(), current_app.extensions["redis"])
+    beat = beat_status.read(_celery())
     return render_template(
         "dashboard/overview.html",
         throughput=asdict(throughput),

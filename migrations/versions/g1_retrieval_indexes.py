@@ -8,7 +8,7 @@ dimension) are made by the application when the first vector of a dimension arri
 `datasets.index_version` tells processes their cached vector matrix is stale.
 
 Revision ID: g1_retrieval_indexes
-Revises: e1_notify_to
+Revises: f1_ledger
 Create Date: 2026-12-01 21:00:00
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "g1_retrieval_indexes"
-down_revision = "e1_notify_to"
+down_revision = "f1_ledger"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """dashboard: indexes for the per-minute chart, the failure groups and newest-first pages
 
 Revision ID: h1_dashboard_indexes
-Revises: e1_notify_to
+Revises: g1_retrieval_indexes
 Create Date: 2026-12-01 21:00:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "h1_dashboard_indexes"
-down_revision = "e1_notify_to"
+down_revision = "g1_retrieval_indexes"
 branch_labels = None
 depends_on = None
 

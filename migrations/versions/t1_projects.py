@@ -4,7 +4,7 @@ Every existing key moves into the project `default` with every scope but admin, 
 existing job and dataset into the same project, so existing keys keep seeing what they saw.
 
 Revision ID: t1_projects
-Revises: e1_notify_to
+Revises: h1_dashboard_indexes
 Create Date: 2026-12-01 21:00:00
 
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "t1_projects"
-down_revision = "e1_notify_to"
+down_revision = "h1_dashboard_indexes"
 branch_labels = None
 depends_on = None
 

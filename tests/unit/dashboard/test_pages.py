@@ -18,6 +18,7 @@ from app.extensions.ext_database import db
 from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
+from app.models.job import JobAttempt
 from tests.unit.dashboard.conftest import csrf_token
 
 PAGES = {
@@ -135,6 +136,32 @@ def test_job_page_shows_error_attempt_and_configured_links(
         trace_id="ab" * 16,
         sentry_event_id="cd" * 16,
     )
+    with app.app_context():
+        # The ledger keeps each attempt; the page lists them all, the lost one included.
+        started = utcnow() - timedelta(minutes=1)
+        db.session.add_all(
+            [
+                JobAttempt(
+                    job_id=job_id,
+                    number=1,
+                    worker="cpu-9@host",
+                    started_at=started,
+                    finished_at=started,
+                    outcome="lost",
+                ),
+                JobAttempt(
+                    job_id=job_id,
+                    number=2,
+                    worker="io-1@host",
+                    started_at=utcnow(),
+                    finished_at=utcnow(),
+                    outcome="failed",
+                    error_type="ValueError",
+                    error_message="bad input",
+                ),
+            ]
+        )
+        db.session.commit()
     original = (settings.DASHBOARD_TRACE_URL, settings.DASHBOARD_SENTRY_URL)
     settings.DASHBOARD_TRACE_URL = "http://jaeger.local/trace/"
     settings.DASHBOARD_SENTRY_URL = "http://sentry.local/events/{id}/"
@@ -145,4 +172,5 @@ def test_job_page_shows_error_attempt_and_configured_links(
     assert f'href="http://jaeger.local/trace/{"ab" * 16}"' in page
     assert f'href="http://sentry.local/events/{"cd" * 16}/"' in page
     assert "io-1@host" in page and "bad input" in page and ">Retry</button>" in page
+    assert "cpu-9@host" in page and "lost" in page
     assert "data-events" not in page  # a finished job opens no event stream
