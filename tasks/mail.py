@@ -5,19 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
-from celery.signals import task_failure
-from celery.signals import task_postrun
 
 from app.services.mail import mails
 from app.services.mail.errors import TransientSendError
-from app.services.mail.notifications import on_task_failure
-from app.services.mail.notifications import on_task_postrun
 from app.tasking import job_task
-
-# Every worker imports this module, so a job submitted with `notify` is mailed about
-# wherever it runs; the handlers return at once for jobs that did not ask.
-task_postrun.connect(on_task_postrun, weak=False)
-task_failure.connect(on_task_failure, weak=False)
 
 
 @job_task(

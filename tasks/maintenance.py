@@ -1,20 +1,19 @@
-"""Periodic maintenance run by beat: the reaper, the queue monitor and the daily report.
+"""Periodic maintenance run by beat: a relay pass, the queue monitor and the daily report.
 
 Each is idempotent: running a tick's job twice changes nothing more than running it once.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from celery import Task
 from flask import current_app
 
+from app.ledger import outbox
 from app.models.base import utcnow
 from app.services import daily_report
 from app.services import queue_monitor
-from app.services import reaper
 from app.tasking import job_task
 
 
@@ -26,18 +25,9 @@ from app.tasking import job_task
     max_retries=0,
 )
 def reap_stale_jobs(self: Task) -> dict[str, Any]:
-    """Fail jobs left `started` by a worker that died."""
-    settings = current_app.config["SETTINGS"]
-    tasks = self.app.tasks
-
-    def time_limit(name: str) -> float:
-        task = tasks.get(name)
-        return float(getattr(task, "time_limit", None) or settings.TASK_TIME_LIMIT)
-
-    reaped = reaper.reap_stale_jobs(
-        time_limit, margin=timedelta(seconds=settings.REAP_STALE_JOBS_MARGIN)
-    )
-    return {"reaped": reaped}
+    """A relay pass: publish unconfirmed jobs, send lost attempts back (backstop of the
+    relays every worker main process runs)."""
+    return outbox.relay_once(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 # On the mail queue: the io worker that sends the alert is not stuck behind the backlog

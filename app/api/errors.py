@@ -12,6 +12,7 @@ from flask import request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 
+from app.ledger.errors import database_unavailable
 from app.services.errors import JobError
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,35 @@ def handle_job_error(exc: JobError) -> Response:
     )
 
 
+# Seconds a client is told to wait while the database is away.
+DATABASE_RETRY_AFTER = "5"
+
+
 def handle_unexpected(exc: Exception) -> Response:
+    if database_unavailable(exc):
+        # Every write is one statement or one transaction, so nothing is half-written:
+        # the client retries the same request (an idempotency key makes that safe).
+        _rollback_quietly()
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+        return problem(
+            503,
+            "Database unavailable",
+            "the job ledger cannot be reached right now; nothing was changed. Retry the "
+            "request after the Retry-After delay.",
+            type_=PROBLEM_TYPE_BASE + "database-unavailable",
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
+        )
     log.exception("unhandled error on %s %s", request.method, request.path)
     return handle_http_exception(InternalServerError())
+
+
+def _rollback_quietly() -> None:
+    from app.extensions.ext_database import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone; the session is discarded at teardown
+        log.debug("rollback after a database error failed", exc_info=True)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -17,9 +17,11 @@ from app.api.schemas import JobPageSchema
 from app.api.schemas import JobSchema
 from app.api.schemas import JobSubmitSchema
 from app.models import Job
+from app.models import JobState
 from app.services import jobs
 from app.services.jobs import InvalidArguments
 from app.services.jobs import Submission
+from app.services.mail import notifications
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs", description="Background jobs")
 blp.before_request(require_api_key)
@@ -44,7 +46,7 @@ class JobCollection(MethodView):
     @blp.response(202, JobSchema)
     @blp.alt_response(409, description="Idempotency key reused with other arguments")
     @blp.alt_response(422, description="Unknown task, invalid arguments or notify address")
-    @blp.alt_response(503, description="Broker unreachable; nothing was created")
+    @blp.alt_response(503, description="Database unreachable; nothing was created")
     def post(self, body: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
         """Submit a job; answers at once with the queued job."""
         settings = current_app.config["SETTINGS"]
@@ -95,7 +97,11 @@ class JobCancel(MethodView):
     @blp.alt_response(409, description="The job has already finished")
     def post(self, job_id: str) -> tuple[Job, int, dict[str, str]]:
         """Cancel: a queued job never runs; a running job is asked to stop."""
-        return jobs.cancel(job_id), 202, {}
+        job = jobs.cancel(job_id)
+        if job.state == JobState.CANCELLED and job.notify_to:
+            # Its outcome is final now: no worker will run it to send the mail.
+            notifications.notify_job_finished(_celery(), job, list(job.notify_to))
+        return job, 202, {}
 
 
 @blp.route("/<job_id>/retry")

@@ -11,6 +11,7 @@ from marshmallow import validate
 from app import queues
 from app.api.notify import Notify
 from app.models import Job
+from app.models import JobAttempt
 from app.models import JobState
 
 STATES = [state.value for state in JobState]
@@ -38,6 +39,26 @@ class ErrorSchema(Schema):
     message = fields.String()
 
 
+class AttemptSchema(Schema):
+    number = fields.Integer()
+    worker = fields.String(allow_none=True)
+    started_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    outcome = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "succeeded, failed, retrying, cancelled, or lost (its worker "
+            "died); null while it runs"
+        },
+    )
+    error = fields.Method("_error", allow_none=True, metadata={"type": "object"})
+
+    def _error(self, attempt: JobAttempt) -> dict[str, Any] | None:
+        if attempt.error_type is None:
+            return None
+        return {"type": attempt.error_type, "message": attempt.error_message}
+
+
 class JobSchema(Schema):
     id = fields.String()
     task = fields.String()
@@ -49,7 +70,11 @@ class JobSchema(Schema):
     progress = fields.Method("_progress", metadata={"type": "object"})
     result = fields.Raw(allow_none=True)
     error = fields.Method("_error", allow_none=True, metadata={"type": "object"})
-    attempts = fields.Integer()
+    attempts = fields.Integer(metadata={"description": "how many attempts have started"})
+    max_attempts = fields.Integer()
+    attempt_log = fields.List(
+        fields.Nested(AttemptSchema), metadata={"description": "every attempt, oldest first"}
+    )
     worker = fields.String(allow_none=True)
     idempotency_key = fields.String(allow_none=True)
     cancel_requested = fields.Method("_cancel_requested", metadata={"type": "boolean"})

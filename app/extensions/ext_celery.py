@@ -5,15 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import WorkerLostError
+from celery.signals import task_failure
+from celery.signals import worker_init
 from celery.signals import worker_process_init
+from celery.signals import worker_ready
+from celery.signals import worker_shutdown
 from flask import Flask
 from kombu import Exchange
 from kombu import Queue
 
 from app import beat
+from app import hooks
 from app import queues
 from app.extensions.ext_database import db
 from app.extensions.ext_database import dispose_engine_after_fork
+from app.ledger import leases
+from app.ledger import outbox
+from app.ledger.errors import DATABASE_ERRORS
+from app.observability import metrics
+from app.observability import sentry_tasks
+from app.services.mail import notifications
+from app.services.tracing import publish
+from app.services.tracing import shipper
 from app.tasking import build_task_class
 from app.tasking import route_task
 from config import Settings
@@ -29,7 +43,7 @@ TASK_MODULES = [
 ]
 
 # Highest priority a job may ask for; RabbitMQ queues are declared with this maximum.
-MAX_PRIORITY = 9
+MAX_PRIORITY = outbox.MAX_PRIORITY
 
 
 def task_queues() -> list[Queue]:
@@ -70,9 +84,12 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "event_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
-        # A job is acknowledged after it ran; a killed worker's job goes back to the queue.
+        # A job is acknowledged after it ran (its outcome recorded). A killed worker's job
+        # comes back through its expired lease (app/ledger/leases.py), published ahead of
+        # the backlog: a rejected message would go to the far end of the queue instead,
+        # and come back minutes later behind everything waiting.
         "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
+        "task_reject_on_worker_lost": False,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         # A broker connection loss must not end the worker (celery 5.7.0 bug; see the module).
         "worker_consumer": "app.worker_consumer:Consumer",
@@ -141,5 +158,55 @@ def init_app(app: Flask) -> Celery:
         dispose_engine_after_fork(app.extensions["ledger_engine"])
 
     worker_process_init.connect(on_fork, weak=False)
+    _connect_ledger(app)
+    app.extensions["hooks"] = after_run_hooks(app)
+    # A stopping worker sends the traces it still buffers.
+    worker_shutdown.connect(lambda **_kw: shipper.flush(SHUTDOWN_FLUSH_TIMEOUT), weak=False)
     app.extensions["celery"] = celery_app
     return celery_app
+
+
+# Seconds a stopping worker spends sending the traces it still buffers.
+SHUTDOWN_FLUSH_TIMEOUT = 5.0
+
+
+def _ops_trace_hand_off(outcome: hooks.Outcome) -> None:
+    # The run's own process only: a trace is built from the run's request.
+    if not outcome.in_main_process:
+        publish.on_task_postrun(task=outcome.task, task_id=outcome.job_id)
+
+
+def after_run_hooks(app: Flask) -> hooks.Registry:
+    """What runs after the ledger recorded a run's outcome, in this order."""
+    registry = hooks.Registry()
+    registry.add("notify", notifications.after_run)
+    registry.add("ops_trace", _ops_trace_hand_off)
+    registry.add("metrics", metrics.after_run)
+    registry.add("sentry", sentry_tasks.after_run_hook(app.extensions["ledger_engine"]))
+    return registry
+
+
+def _connect_ledger(app: Flask) -> None:
+    """Every worker main process runs the outbox relay and lease recovery."""
+
+    def on_ready(**_kwargs: Any) -> None:
+        outbox.ensure_relay(app)
+
+    def on_shutdown(**_kwargs: Any) -> None:
+        outbox.stop_relay(app)
+
+    def on_worker_lost(
+        task_id: str | None = None, exception: BaseException | None = None, **_kw: Any
+    ) -> None:
+        # The pool saw the child running the job die: its lease need not run out first.
+        if task_id and isinstance(exception, WorkerLostError):
+            try:
+                leases.expire(app.extensions["ledger_engine"], task_id)
+            except DATABASE_ERRORS:
+                pass  # the lease expires by itself
+
+    worker_init.connect(lambda **_kw: outbox.mark_worker(), weak=False)
+    worker_process_init.connect(lambda **_kw: outbox.mark_worker(), weak=False)
+    worker_ready.connect(on_ready, weak=False)
+    worker_shutdown.connect(on_shutdown, weak=False)
+    task_failure.connect(on_worker_lost, weak=False)

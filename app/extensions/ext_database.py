@@ -51,7 +51,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def ledger_engine_options(url: str, settings: Settings) -> dict[str, Any]:
-    """The ledger's own engine: every transition is one autocommitted statement.
+    """The ledger's own engine: on PostgreSQL every transition is one autocommitted statement.
 
     No pre-ping: it would double the round trips of a write that is a single statement.
     A connection the server dropped is instead detected by the failing statement, which
@@ -60,8 +60,10 @@ def ledger_engine_options(url: str, settings: Settings) -> dict[str, Any]:
     a whole gevent worker without crowding the server.
     """
     options = engine_options(url, settings)
-    if "pool_pre_ping" in options:
-        options.update(pool_pre_ping=False, max_overflow=0)
+    if "pool_pre_ping" not in options:
+        # SQLite: transitions that write a job and its attempt are one transaction of two.
+        return options
+    options.update(pool_pre_ping=False, max_overflow=0)
     return {**options, "isolation_level": "AUTOCOMMIT"}
 
 

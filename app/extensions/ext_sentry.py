@@ -88,4 +88,4 @@ def init_app(app: Flask) -> None:
         _set_role(role)
     worker_init.connect(lambda **_kw: _set_role("worker"), weak=False)
     beat_init.connect(lambda **_kw: _set_role("beat"), weak=False)
-    sentry_tasks.connect(engine)
+    sentry_tasks.connect()

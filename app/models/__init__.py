@@ -8,6 +8,7 @@ from app.models.dataset import UploadBatch
 from app.models.generation import Generation
 from app.models.job import TERMINAL_STATES
 from app.models.job import Job
+from app.models.job import JobAttempt
 from app.models.job import JobState
 from app.models.mail import Mail
 from app.models.mail import MailSend
@@ -20,6 +21,7 @@ __all__ = [
     "Document",
     "Generation",
     "Job",
+    "JobAttempt",
     "JobState",
     "Mail",
     "MailSend",

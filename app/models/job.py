@@ -8,12 +8,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON
+from sqlalchemy import CheckConstraint
 from sqlalchemy import Enum
+from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import String
 from sqlalchemy import Text
+from sqlalchemy import text
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
 
 from app.models.base import Base
 from app.models.base import UTCDateTime
@@ -34,6 +38,11 @@ class JobState(enum.StrEnum):
 
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+# Attempts a job gets when nothing else says (a task's max_retries + TASK_MAX_REDELIVERIES + 1).
+DEFAULT_MAX_ATTEMPTS = 4
+
+_STATES_SQL = ", ".join(f"'{state.value}'" for state in JobState)
+_TERMINAL_SQL = ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES))
 
 
 def new_job_id() -> str:
@@ -46,6 +55,39 @@ class Job(Base):
         # Newest-first listing and cursor pagination walk this index.
         Index("ix_jobs_created_at_id", "created_at", "id"),
         Index("ix_jobs_queue_state_created_at", "queue", "state", "created_at"),
+        # Running jobs only: the lease heartbeat (by owner) and the recovery sweep (by expiry).
+        Index(
+            "ix_jobs_lease",
+            "lease_owner",
+            "lease_expires_at",
+            postgresql_where=text("state = 'started'"),
+            sqlite_where=text("state = 'started'"),
+        ),
+        # The outbox: publish intents not confirmed yet; nearly every row leaves it at once.
+        Index(
+            "ix_jobs_unpublished",
+            "updated_at",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+        # The invariants every transition keeps (app/ledger/states.py); a statement that
+        # would break one fails whole instead of leaving a half-written row.
+        CheckConstraint(f"state IN ({_STATES_SQL})", name="state_known"),
+        CheckConstraint("attempts >= 0 AND max_attempts >= 1", name="attempts_positive"),
+        CheckConstraint("attempts <= max_attempts", name="attempts_within_budget"),
+        CheckConstraint(
+            "state <> 'started' OR (attempts >= 1 AND started_at IS NOT NULL "
+            "AND lease_expires_at IS NOT NULL)",
+            name="started_has_attempt_and_lease",
+        ),
+        CheckConstraint(
+            "state = 'started' OR (lease_owner IS NULL AND lease_expires_at IS NULL)",
+            name="lease_only_while_started",
+        ),
+        CheckConstraint(
+            f"state NOT IN ({_TERMINAL_SQL}) OR finished_at IS NOT NULL",
+            name="finished_has_time",
+        ),
     )
 
     # The job id is also the Celery task id, so the broker message and the row share one key.
@@ -72,10 +114,24 @@ class Job(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
 
     attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(
+        default=DEFAULT_MAX_ATTEMPTS, server_default=str(DEFAULT_MAX_ATTEMPTS)
+    )
     worker: Mapped[str | None] = mapped_column(String(200))
+    # The running attempt's lease: the process that runs it renews it (app/ledger/leases.py);
+    # once it expires, the recovery loop publishes the job again as its next attempt.
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The outbox: NULL while the job's message may not have reached the broker; the relay
+    # publishes such jobs (app/ledger/outbox.py).
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    api_key_id: Mapped[int | None]
-    parent_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    api_key_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
+    )
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+    )
     # Who gets the job_finished mail; NULL (nearly every job) costs nothing at publish or run.
     notify_to: Mapped[list[str] | None] = mapped_column(JSON)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -88,5 +144,30 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    # Every attempt, oldest first; loaded only where asked for (GET /jobs/{id}).
+    attempt_log: Mapped[list[JobAttempt]] = relationship(
+        order_by="JobAttempt.number", viewonly=True
+    )
+
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.task} {self.state}>"
+
+
+class JobAttempt(Base):
+    """One run of a job: who ran it, when, and how it ended (NULL outcome: still running)."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (
+        CheckConstraint("number >= 1", name="number_positive"),
+        CheckConstraint("(outcome IS NULL) = (finished_at IS NULL)", name="finished_has_outcome"),
+    )
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # succeeded, failed, retrying, cancelled, or lost (its worker died; see leases).
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    error_type: Mapped[str | None] = mapped_column(String(200))
+    error_message: Mapped[str | None] = mapped_column(Text)

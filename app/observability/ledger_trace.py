@@ -15,11 +15,15 @@ from sqlalchemy import event
 from app.models import Job
 
 
+def current_trace_id() -> str | None:
+    """The id of the trace this code runs in, or None (OpenTelemetry off, no span)."""
+    context = trace.get_current_span().get_span_context()
+    return format_trace_id(context.trace_id) if context.is_valid else None
+
+
 def _stamp(_mapper: Any, _connection: Any, job: Job) -> None:
     if job.trace_id is None:
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            job.trace_id = format_trace_id(context.trace_id)
+        job.trace_id = current_trace_id()
 
 
 def connect() -> None:

@@ -1,5 +1,6 @@
 """Job metrics: started, succeeded, failed and retried per queue and task; run and wait time;
-queue depth. Recorded from Celery's signals, so no task needs any code for them.
+queue depth. Recorded from Celery's signals and the after-run hook, so no task needs any
+code for them.
 
 Instruments come from the global meter provider, which is a no-op until OpenTelemetry is
 started; the handlers are connected only when it is enabled.
@@ -8,22 +9,20 @@ started; the handlers are connected only when it is enabled.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from celery import Celery
 from celery.signals import before_task_publish
-from celery.signals import task_failure
 from celery.signals import task_postrun
 from celery.signals import task_prerun
-from celery.signals import task_retry
-from celery.signals import task_success
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions
 from opentelemetry.metrics import Observation
 
+from app.hooks import Outcome
+from app.models import JobState
 from app.services import queue_status
 
 PUBLISHED_AT_HEADER = "tasklane_published_at"
@@ -73,26 +72,34 @@ def _on_prerun(task_id: str = "", task: Any = None, **_kw: Any) -> None:
         WAIT_TIME.record(max(0.0, now - due), labels)
 
 
-def _on_postrun(task_id: str = "", task: Any = None, **_kw: Any) -> None:
-    began = _started.pop(task_id, None)
+_COUNTERS: dict[JobState, Any] = {
+    JobState.SUCCEEDED: SUCCEEDED,
+    JobState.FAILED: FAILED,
+    JobState.RETRYING: RETRIED,
+}
+
+
+def after_run(outcome: Outcome) -> None:
+    """After-run hook (app/hooks.py): the run's outcome counter and its run time."""
+    labels = _labels(outcome.task)
+    counter = _COUNTERS.get(outcome.state)
+    if counter is not None:
+        counter.add(1, labels)
+    began = _started.pop(outcome.job_id, None)
     if began is not None:
-        RUN_TIME.record(time.monotonic() - began, _labels(task))
+        RUN_TIME.record(time.monotonic() - began, labels)
 
 
-def _counter(instrument: Any) -> Callable[..., None]:
-    def handler(sender: Any = None, **_kw: Any) -> None:
-        instrument.add(1, _labels(sender))
-
-    return handler
+def _on_postrun(task_id: str = "", **_kw: Any) -> None:
+    # A run that recorded no outcome (a skipped duplicate) leaves no start time behind.
+    _started.pop(task_id, None)
 
 
 def connect_task_signals() -> None:
+    """Before-run measurements; the outcome ones are the `after_run` hook."""
     before_task_publish.connect(_stamp_publish, weak=False)
     task_prerun.connect(_on_prerun, weak=False)
     task_postrun.connect(_on_postrun, weak=False)
-    task_success.connect(_counter(SUCCEEDED), weak=False)
-    task_failure.connect(_counter(FAILED), weak=False)
-    task_retry.connect(_counter(RETRIED), weak=False)
 
 
 def observe_queue_depth(celery_app: Celery) -> None:

@@ -9,26 +9,27 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import sentry_sdk
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import task_failure
-from celery.signals import task_postrun
 from celery.signals import task_prerun
 from sqlalchemy import select
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
+from app.hooks import Outcome
+from app.ledger.errors import DATABASE_ERRORS
+from app.ledger.transitions import record_sentry_event
 from app.models import Job
+from app.models import JobState
 
 log = logging.getLogger(__name__)
 
 # The last error event captured during a run, by job id, until the run ends.
 _pending: dict[str, str] = {}
-# Celery sends task_failure twice for a hard time limit (its timeout handler, then the
-# pool's report of the dead child): the jobs already reported, so each is reported once.
+# A hard time limit can reach the main process's hooks more than once (its timeout handler,
+# then the pool's report of the dead child): the jobs already reported, so each is once.
 _reported_time_limits: deque[str | None] = deque(maxlen=1000)
 
 
@@ -43,9 +44,8 @@ def _tag_run(sender: Any = None, task_id: str | None = None, **_kw: Any) -> None
     scope.set_tag("retries", getattr(request, "retries", 0))
 
 
-def _forget(task_id: str | None = None, **_kw: Any) -> None:
-    # A run that logged an error but did not fail leaves nothing behind.
-    _pending.pop(task_id or "", None)
+def _forget(job_id: str) -> None:
+    _pending.pop(job_id, None)
 
 
 def annotate_job_event(engine: Engine, event: dict[str, Any]) -> None:
@@ -57,7 +57,7 @@ def annotate_job_event(engine: Engine, event: dict[str, Any]) -> None:
     try:
         with engine.connect() as conn:
             attempts = conn.scalar(select(Job.attempts).where(Job.id == job_id))
-    except SQLAlchemyError:
+    except DATABASE_ERRORS:
         attempts = None
     if attempts is not None:
         tags["attempt"] = attempts
@@ -66,38 +66,45 @@ def annotate_job_event(engine: Engine, event: dict[str, Any]) -> None:
         _pending[job_id] = event["event_id"]
 
 
-def connect(engine: Engine) -> None:
-    """Connect the handlers; `engine` is the ledger's, used outside any app context."""
+def after_run_hook(engine: Engine) -> Callable[[Outcome], None]:
+    """The after-run hook (app/hooks.py) that stores a failed run's Sentry event id.
 
-    def record_event_id(sender: Any = None, task_id: str | None = None, **_kw: Any) -> None:
-        event_id = _pending.pop(task_id or "", None)
+    `engine` is the ledger's, used outside any app context.
+    """
+
+    def record_event_id(job_id: str) -> None:
+        event_id = _pending.pop(job_id, None)
         if event_id is None:
             return
         try:
-            with engine.begin() as conn:
-                conn.execute(update(Job).where(Job.id == task_id).values(sentry_event_id=event_id))
-        except SQLAlchemyError:
-            log.warning("could not store Sentry event %s on job %s", event_id, task_id)
+            record_sentry_event(engine, job_id, event_id)
+        except DATABASE_ERRORS:
+            log.warning("could not store Sentry event %s on job %s", event_id, job_id)
 
-    def report_hard_time_limit(
-        sender: Any = None,
-        task_id: str | None = None,
-        exception: BaseException | None = None,
-        **_kw: Any,
-    ) -> None:
+    def report_hard_time_limit(outcome: Outcome) -> None:
         # Only the main process sees this exception; no Celery integration scope is open.
-        if not isinstance(exception, TimeLimitExceeded) or task_id in _reported_time_limits:
+        if outcome.job_id in _reported_time_limits:
             return
-        _reported_time_limits.append(task_id)
+        _reported_time_limits.append(outcome.job_id)
         with sentry_sdk.new_scope() as scope:
-            scope.set_tag("job_id", task_id)
-            scope.set_tag("task", getattr(sender, "name", None))
-            scope.set_tag("queue", getattr(sender, "tasklane_queue", None))
-            sentry_sdk.capture_exception(exception)
-        record_event_id(sender, task_id)
+            scope.set_tag("job_id", outcome.job_id)
+            scope.set_tag("task", getattr(outcome.task, "name", None))
+            scope.set_tag("queue", getattr(outcome.task, "tasklane_queue", None))
+            sentry_sdk.capture_exception(outcome.exception)
+        record_event_id(outcome.job_id)
 
+    def after_run(outcome: Outcome) -> None:
+        if outcome.state != JobState.FAILED:
+            # A run that logged an error but did not fail leaves nothing behind.
+            _forget(outcome.job_id)
+        elif outcome.in_main_process and isinstance(outcome.exception, TimeLimitExceeded):
+            report_hard_time_limit(outcome)
+        else:
+            record_event_id(outcome.job_id)
+
+    return after_run
+
+
+def connect() -> None:
+    """Tag every run's Sentry scope as it begins (its outcome is the after-run hook)."""
     task_prerun.connect(_tag_run, weak=False)
-    task_failure.connect(record_event_id, weak=False)
-    task_failure.connect(report_hard_time_limit, weak=False)
-    # Celery sends task_postrun after task_failure, so this only drops unrecorded events.
-    task_postrun.connect(_forget, weak=False)

@@ -19,7 +19,7 @@ import gevent
 from flask import current_app
 from gevent import monkey
 
-from app.services import ledger
+from app.ledger import transitions as ledger
 from app.tasking import JobCancelled
 
 

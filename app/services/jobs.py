@@ -1,30 +1,37 @@
 """Submitting, cancelling, retrying and listing jobs: the API's side of the ledger.
 
-A job's broker message is published only after its row has committed, so a worker never
-looks for a row that is not there. When the broker cannot be reached the row is removed
-again (or, for a retry, put back as it was) and BrokerUnavailable tells the caller to try
-later: nothing half-written remains.
+The job row and its publish intent commit in one statement (app/ledger/requests.py); the
+message is published after the commit. If the broker cannot be reached, the job stays
+queued and the outbox relay publishes it once the broker is back (app/ledger/outbox.py):
+an accepted job is never lost, and a broker outage refuses no work.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import logging
+import os
+import signal
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from celery import Celery
 from celery import Task
-from kombu.exceptions import OperationalError as KombuOperationalError
-from redis.exceptions import RedisError
-from sqlalchemy import delete
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from app import queues
-from app.extensions.ext_celery import MAX_PRIORITY
 from app.extensions.ext_database import db
+from app.ledger import outbox
+from app.ledger import requests
+from app.ledger.outbox import BROKER_ERRORS
+from app.ledger.outbox import NOTIFY_HEADER
 from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
@@ -32,10 +39,9 @@ from app.services import pagination
 from app.services.errors import JobError
 from app.services.pagination import newest_first
 
-BROKER_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError, TimeoutError)
-# Set on the messages of jobs that have `notify_to`, so a worker looks the job up after the
-# run only for them (app.services.mail.notifications); every other job pays nothing.
-NOTIFY_HEADER = "tasklane_notify"
+__all__ = ["BROKER_ERRORS", "NOTIFY_HEADER"]
+
+log = logging.getLogger(__name__)
 
 
 class UnknownTask(JobError):
@@ -103,39 +109,46 @@ def check_arguments(task: Task, args: dict[str, Any]) -> None:
         raise InvalidArguments(f"arguments must be JSON: {exc}") from None
 
 
-def _broker_priority(celery_app: Celery, priority: int | None) -> int | None:
-    if priority is None:
-        return None
-    # The API says 9 is most urgent; kombu's Redis transport serves 0 first.
-    url = str(celery_app.conf.broker_url or "")
-    return MAX_PRIORITY - priority if url.startswith("redis") else priority
+def attempt_budget(task: Task) -> int:
+    """Attempts a job of `task` gets: its retries, the redeliveries of a lost worker, one."""
+    settings = current_app.config["SETTINGS"]
+    return int(task.max_retries or 0) + int(settings.TASK_MAX_REDELIVERIES) + 1
 
 
-def _publish(celery_app: Celery, job: Job, timeout: float) -> None:
-    task = celery_app.tasks[job.task]
-    options: dict[str, Any] = {
-        "task_id": job.id,
-        "queue": job.queue,
-        "retry": True,
-        "retry_policy": {
-            "max_retries": 2,
-            "interval_start": 0,
-            "interval_step": timeout / 3,
-            "interval_max": timeout / 3,
-        },
-    }
-    if job.eta is not None:
-        options["eta"] = job.eta
-    broker_priority = _broker_priority(celery_app, job.priority)
-    if broker_priority is not None:
-        options["priority"] = broker_priority
-    if job.notify_to:
-        options["headers"] = {NOTIFY_HEADER: True}
-    task.apply_async(kwargs=job.args, **options)
+class _BrokerState:
+    """After a failed publish, requests leave publishing to the relay for a while."""
+
+    lock = threading.Lock()
+    down_until = 0.0
+
+
+def publish_after_commit(celery_app: Celery, job: dict[str, Any], *, timeout: float) -> None:
+    """Publish a committed job; if the broker is away, the relay publishes it later."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    settings = app.config["SETTINGS"]
+    if settings.LEDGER_FAULT_AFTER_COMMIT == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if settings.LEDGER_RELAY_IN_API and not outbox.in_worker():
+        outbox.ensure_relay(app)
+    if time.monotonic() < _BrokerState.down_until:
+        return
+    try:
+        outbox.publish(celery_app, job, timeout=timeout)
+    except BROKER_ERRORS as exc:
+        with _BrokerState.lock:
+            _BrokerState.down_until = time.monotonic() + float(settings.LEDGER_RELAY_GRACE)
+        log.warning(
+            "broker unreachable (%s); job %s stays queued and the relay publishes it when the "
+            "broker is back",
+            type(exc).__name__,
+            job["id"],
+        )
+        return
+    outbox.confirm(app, job["id"])
 
 
 def submit(celery_app: Celery, request: Submission, *, broker_timeout: float) -> tuple[Job, bool]:
-    """Create the job row, commit, then publish. Returns the job and whether it is new."""
+    """Create the job row with its publish intent, then publish. Returns the job, whether new."""
     task = celery_app.tasks.get(request.task)
     if task is None:
         raise UnknownTask(f"no task named {request.task!r}")
@@ -152,18 +165,17 @@ def submit(celery_app: Celery, request: Submission, *, broker_timeout: float) ->
         task=task.name,
         queue=queue,
         args=request.args,
-        state=JobState.QUEUED,
         priority=request.priority,
         eta=now + timedelta(seconds=request.countdown) if request.countdown else None,
         idempotency_key=request.idempotency_key,
         api_key_id=request.api_key_id,
         parent_id=request.parent_id,
         notify_to=request.notify_to or None,
+        max_attempts=attempt_budget(task),
         created_at=now,
     )
-    db.session.add(job)
     try:
-        db.session.commit()
+        requests.create(db.session, job)
     except IntegrityError:
         # A concurrent request with the same idempotency key won the insert.
         db.session.rollback()
@@ -173,15 +185,7 @@ def submit(celery_app: Celery, request: Submission, *, broker_timeout: float) ->
         if existing is None:
             raise
         return _same_request(existing, request), False
-    try:
-        _publish(celery_app, job, broker_timeout)
-    except BROKER_ERRORS as exc:
-        db.session.execute(delete(Job).where(Job.id == job.id))
-        db.session.commit()
-        raise BrokerUnavailable(
-            f"the broker could not be reached ({type(exc).__name__}); the job was not "
-            "created. Retry the request later."
-        ) from exc
+    publish_after_commit(celery_app, requests.message(job), timeout=broker_timeout)
     return job, True
 
 
@@ -195,64 +199,40 @@ def _same_request(existing: Job, request: Submission) -> Job:
 
 
 def get(job_id: str) -> Job:
-    job = db.session.get(Job, job_id)
+    job = db.session.get(Job, job_id, options=[selectinload(Job.attempt_log)])
     if job is None:
         raise JobNotFound(f"no job with id {job_id!r}")
     return job
+
+
+def _refused(job_id: str, what: str) -> JobError:
+    db.session.rollback()
+    job = db.session.get(Job, job_id)
+    if job is None:
+        return JobNotFound(f"no job with id {job_id!r}")
+    return InvalidTransition(f"job {job_id} is {job.state.value}; {what}")
 
 
 def cancel(job_id: str) -> Job:
     """Cancel persistently: a queued job never runs; a running one is asked to stop."""
-    job = db.session.get(Job, job_id, with_for_update=True)
-    if job is None:
-        raise JobNotFound(f"no job with id {job_id!r}")
-    if job.state.terminal:
-        db.session.rollback()
-        raise InvalidTransition(f"job {job_id} is already {job.state.value}")
-    now = utcnow()
-    if job.state == JobState.STARTED:
-        # The running task sees this at its next progress report or cancellation check.
-        job.cancel_requested_at = job.cancel_requested_at or now
-    else:
-        job.state = JobState.CANCELLED
-        job.cancel_requested_at = now
-        job.finished_at = now
-    db.session.commit()
-    return job
+    if requests.cancel(db.session, job_id) is None:
+        raise _refused(job_id, "only a job that has not finished can be cancelled")
+    return get(job_id)
 
 
 def retry(celery_app: Celery, job_id: str, *, broker_timeout: float) -> Job:
     """Run a failed or cancelled job again, as a new attempt of the same job."""
-    job = db.session.get(Job, job_id, with_for_update=True)
-    if job is None:
-        raise JobNotFound(f"no job with id {job_id!r}")
-    if job.state not in (JobState.FAILED, JobState.CANCELLED):
-        db.session.rollback()
-        raise InvalidTransition(
-            f"job {job_id} is {job.state.value}; only failed or cancelled jobs can be retried"
-        )
-    before = {
-        "state": job.state,
-        "cancel_requested_at": job.cancel_requested_at,
-        "finished_at": job.finished_at,
-        "eta": job.eta,
-    }
-    job.state = JobState.QUEUED
-    job.cancel_requested_at = None
-    job.finished_at = None
-    job.eta = None
-    db.session.commit()
-    try:
-        _publish(celery_app, job, broker_timeout)
-    except BROKER_ERRORS as exc:
-        for name, value in before.items():
-            setattr(job, name, value)
-        db.session.commit()
-        raise BrokerUnavailable(
-            f"the broker could not be reached ({type(exc).__name__}); the job was left "
-            f"{job.state.value}. Retry the request later."
-        ) from exc
-    return job
+    job = get(job_id)
+    task = celery_app.tasks.get(job.task)
+    if task is None:
+        raise UnknownTask(f"job {job_id}'s task {job.task!r} is not known here")
+    message = requests.requeue(db.session, job_id, attempt_budget(task))
+    if message is None:
+        raise _refused(job_id, "only failed or cancelled jobs can be retried")
+    # Read before publishing: the answer shows the job as the retry left it, `queued`.
+    requeued = get(job_id)
+    publish_after_commit(celery_app, message, timeout=broker_timeout)
+    return requeued
 
 
 def list_jobs(
@@ -264,7 +244,7 @@ def list_jobs(
     cursor: str | None = None,
 ) -> tuple[list[Job], str | None]:
     """Newest first; returns a page and the cursor of the next page (None at the end)."""
-    query = newest_first(Job)
+    query = newest_first(Job).options(selectinload(Job.attempt_log))
     if state:
         query = query.where(Job.state == JobState(state))
     if queue:

@@ -131,7 +131,7 @@ def test_a_failed_job_mails_its_error(app: Flask, api: Api, smtp: SmtpServer) ->
     assert "ValueError: the input was odd" in text_of(received)
 
 
-def test_a_job_cancelled_while_queued_is_mailed_when_its_message_arrives(
+def test_a_job_cancelled_while_queued_is_mailed_once(
     app: Flask, api: Api, smtp: SmtpServer
 ) -> None:
     to = recipient()

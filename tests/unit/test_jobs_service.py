@@ -15,6 +15,7 @@ from app.models import JobState
 from app.models.base import utcnow
 from app.services import jobs
 from app.services import pagination
+from tests.support.jobs import job_row
 
 
 @pytest.fixture
@@ -48,9 +49,9 @@ def test_listing_filters_by_state_and_queue(ctx: None) -> None:
     task = f"tests.filter-{uuid.uuid4().hex[:8]}"
     db.session.add_all(
         [
-            Job(task=task, queue="mail", args={}, state=JobState.FAILED),
-            Job(task=task, queue="dataset", args={}, state=JobState.FAILED),
-            Job(task=task, queue="mail", args={}, state=JobState.SUCCEEDED),
+            job_row(JobState.FAILED, task=task, queue="mail"),
+            job_row(JobState.FAILED, task=task, queue="dataset"),
+            job_row(JobState.SUCCEEDED, task=task, queue="mail"),
         ]
     )
     db.session.commit()
@@ -65,7 +66,7 @@ def test_a_cursor_this_api_did_not_issue_is_refused(ctx: None) -> None:
 
 def test_cancel_of_queued_job_is_final_and_of_running_job_is_a_request(ctx: None) -> None:
     queued = Job(task="tests.echo", queue="dataset", args={})
-    running = Job(task="tests.echo", queue="dataset", args={}, state=JobState.STARTED)
+    running = job_row(JobState.STARTED)
     db.session.add_all([queued, running])
     db.session.commit()
 
@@ -77,7 +78,7 @@ def test_cancel_of_queued_job_is_final_and_of_running_job_is_a_request(ctx: None
 
 
 def test_only_failed_or_cancelled_jobs_can_be_retried(app: Flask, ctx: None) -> None:
-    job = Job(task="tests.echo", queue="dataset", args={}, state=JobState.SUCCEEDED)
+    job = job_row(JobState.SUCCEEDED)
     db.session.add(job)
     db.session.commit()
     with pytest.raises(jobs.InvalidTransition):

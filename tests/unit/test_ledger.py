@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from flask import Flask
 from flask import current_app
+from sqlalchemy import create_engine
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions.ext_database import db
+from app.ledger import leases
+from app.ledger import outbox
+from app.ledger import states
+from app.ledger import transitions as ledger
+from app.ledger.execute import run_sql
 from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
-from app.services import ledger
+from tests.support.jobs import job_row
 
 
 @pytest.fixture
@@ -25,68 +34,184 @@ def ctx(app: Flask) -> Iterator[None]:
         yield
 
 
-def make_job(state: JobState = JobState.QUEUED, attempts: int = 0) -> str:
-    job = Job(task="tests.echo", queue="dataset", args={}, state=state, attempts=attempts)
+def make_job(state: JobState = JobState.QUEUED, **values: object) -> str:
+    job = job_row(state, **values)
     db.session.add(job)
     db.session.commit()
     return job.id
 
 
-def begin(job_id: str, max_attempts: int = 5) -> bool:
+def begin(job_id: str, max_attempts: int = 5) -> int | None:
     return ledger.begin_attempt(
         job_id, task="tests.echo", queue="dataset", worker="w@h", args={}, max_attempts=max_attempts
     )
 
 
-def test_first_delivery_starts_the_job_and_counts_the_attempt(ctx: None) -> None:
-    job_id = make_job()
-    assert begin(job_id) is True
+def load(job_id: str) -> Job:
     db.session.expire_all()
     job = db.session.get(Job, job_id)
     assert job is not None
+    return job
+
+
+def test_first_delivery_starts_the_job_records_the_attempt_and_takes_a_lease(ctx: None) -> None:
+    job_id = make_job()
+    assert begin(job_id) == 1
+    job = load(job_id)
     assert (job.state, job.attempts, job.worker) == (JobState.STARTED, 1, "w@h")
-    assert job.started_at is not None
+    assert job.started_at is not None and job.published_at is not None
+    assert job.lease_owner == leases.owner() and job.lease_expires_at is not None
+    assert job.lease_expires_at > utcnow()
+    [attempt] = job.attempt_log
+    assert (attempt.number, attempt.worker, attempt.outcome) == (1, "w@h", None)
+    ledger.record_success(job_id, {"ok": True}, 1)
+    job = load(job_id)
+    assert (job.state, job.lease_owner, job.lease_expires_at) == (JobState.SUCCEEDED, None, None)
+    assert job.attempt_log[0].outcome == "succeeded" and job.attempt_log[0].finished_at
 
 
 def test_a_job_that_did_not_come_through_the_api_gets_its_row(ctx: None) -> None:
     job_id = str(uuid.uuid4())
-    assert begin(job_id) is True
-    job = db.session.get(Job, job_id)
-    assert job is not None and job.attempts == 1
+    assert begin(job_id, max_attempts=3) == 1
+    job = load(job_id)
+    assert (job.attempts, job.max_attempts, len(job.attempt_log)) == (1, 3, 1)
 
 
 @pytest.mark.parametrize("state", [JobState.CANCELLED, JobState.SUCCEEDED, JobState.FAILED])
 def test_finished_or_cancelled_jobs_never_run_again(ctx: None, state: JobState) -> None:
     job_id = make_job(state, attempts=1)
-    assert begin(job_id) is False
-    db.session.expire_all()
-    assert db.session.get(Job, job_id).attempts == 1  # type: ignore[union-attr]
+    assert begin(job_id) is None
+    assert load(job_id).attempts == 1
+
+
+def test_a_delivery_of_a_job_under_a_live_lease_does_not_run_it(ctx: None) -> None:
+    job_id = make_job()
+    assert begin(job_id) == 1
+    assert begin(job_id) is None  # a duplicate message: the first attempt is running
+    assert load(job_id).attempts == 1
+
+
+def test_an_expired_lease_is_taken_over_as_the_next_attempt(ctx: None) -> None:
+    job_id = make_job()
+    assert begin(job_id) == 1
+    db.session.execute(
+        update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+    )
+    db.session.commit()
+    assert begin(job_id) == 2
+    job = load(job_id)
+    assert [(a.number, a.outcome) for a in job.attempt_log] == [(1, "lost"), (2, None)]
+    # The lost attempt's late finish is refused; the running one's is recorded.
+    assert ledger.record_success(job_id, "late", 1) is False
+    assert ledger.record_success(job_id, "mine", 2) is True
+    assert load(job_id).result == "mine"
 
 
 def test_a_job_delivered_too_often_is_failed_instead_of_run(ctx: None) -> None:
-    job_id = make_job(JobState.STARTED, attempts=3)
-    assert begin(job_id, max_attempts=3) is False
-    db.session.expire_all()
-    job = db.session.get(Job, job_id)
-    assert job is not None and job.state == JobState.FAILED
-    assert job.error_type == "TooManyAttempts"
+    job_id = make_job(JobState.RETRYING, attempts=3, max_attempts=3)
+    assert begin(job_id) is None
+    job = load(job_id)
+    assert (job.state, job.error_type) == (JobState.FAILED, "TooManyAttempts")
+
+
+def test_a_transition_not_in_the_table_is_refused_and_writes_nothing(ctx: None) -> None:
+    assert not states.allowed(JobState.QUEUED, JobState.SUCCEEDED)
+    job_id = make_job()
+    before = load(job_id).updated_at
+    assert ledger.record_success(job_id, {"ok": True}) is False
+    assert ledger.record_failure(job_id, ValueError("no")) is False
+    job = load(job_id)
+    assert (job.state, job.result, job.error_type) == (JobState.QUEUED, None, None)
+    assert job.updated_at == before
+
+
+def test_the_schema_refuses_a_row_that_breaks_an_invariant(ctx: None) -> None:
+    job_id = make_job()
+    with pytest.raises(IntegrityError):
+        # started without a lease or a start time
+        db.session.execute(update(Job).where(Job.id == job_id).values(state=JobState.STARTED))
+        db.session.flush()
+    db.session.rollback()
+    with pytest.raises(IntegrityError):
+        db.session.add(job_row(JobState.QUEUED, attempts=5, max_attempts=5))
+        db.session.flush()
+        db.session.execute(update(Job).values(attempts=Job.max_attempts + 1))
+        db.session.flush()
+    db.session.rollback()
 
 
 def test_progress_reports_a_requested_cancellation(ctx: None) -> None:
-    job_id = make_job(JobState.STARTED, attempts=1)
+    job_id = make_job(JobState.STARTED)
     assert ledger.record_progress(job_id, 1, 10, "one") is False
-    db.session.get(Job, job_id).cancel_requested_at = db.func.now()  # type: ignore[union-attr]
+    db.session.execute(update(Job).where(Job.id == job_id).values(cancel_requested_at=utcnow()))
     db.session.commit()
     assert ledger.record_progress(job_id, 2, 10, "two") is True
+    assert ledger.cancel_requested(job_id) is True
 
 
 def test_a_result_that_is_not_json_fails_the_job_clearly(ctx: None) -> None:
-    job_id = make_job(JobState.STARTED, attempts=1)
-    ledger.record_success(job_id, object())
-    db.session.expire_all()
-    job = db.session.get(Job, job_id)
-    assert job is not None and job.state == JobState.FAILED
-    assert "not JSON" in (job.error_message or "")
+    job_id = make_job()
+    number = begin(job_id)
+    ledger.record_success(job_id, object(), number)
+    job = load(job_id)
+    assert job.state == JobState.FAILED and "not JSON" in (job.error_message or "")
+    assert job.attempt_log[0].error_type == "TypeError"
+
+
+def test_one_statement_renews_every_lease_of_a_process(ctx: None) -> None:
+    engine = current_app.extensions["ledger_engine"]
+    owner = f"renew-{uuid.uuid4().hex[:6]}:1"
+    soon = utcnow() + timedelta(seconds=2)
+    ids = [make_job(JobState.STARTED, lease_owner=owner, lease_expires_at=soon) for _ in range(3)]
+    other = make_job(JobState.STARTED, lease_expires_at=soon)
+    leases.renew(engine, owner, 600)
+    assert all(load(i).lease_expires_at > utcnow() + timedelta(seconds=500) for i in ids)  # type: ignore[operator]
+    assert load(other).lease_expires_at == soon
+
+
+def test_recovery_sends_an_expired_job_back_or_fails_it_out_of_attempts(ctx: None) -> None:
+    engine = current_app.extensions["ledger_engine"]
+    gone = utcnow() - timedelta(seconds=1)
+    again = make_job()
+    assert begin(again) == 1
+    db.session.execute(update(Job).where(Job.id == again).values(lease_expires_at=gone))
+    spent = make_job(JobState.STARTED, attempts=2, max_attempts=2, lease_expires_at=gone)
+    db.session.commit()
+    moved = {job["id"]: job for job in leases.recover_expired(engine)}
+    assert moved[again]["state"] == JobState.QUEUED and moved[spent]["state"] == JobState.FAILED
+    requeued, failed = load(again), load(spent)
+    assert (requeued.state, requeued.published_at, requeued.lease_owner) == (
+        JobState.QUEUED,
+        None,
+        None,
+    )
+    assert requeued.attempt_log[0].outcome == "lost"
+    assert (failed.state, failed.error_type) == (JobState.FAILED, "WorkerLost")
+    assert again not in {job["id"] for job in leases.recover_expired(engine)}
+
+
+def test_the_relay_claims_only_unconfirmed_intents_past_the_grace_and_each_once(
+    ctx: None,
+) -> None:
+    engine = current_app.extensions["ledger_engine"]
+    old = utcnow() - timedelta(minutes=5)
+    due = make_job(updated_at=old, created_at=old)
+    fresh = make_job()
+    confirmed = make_job(updated_at=old, created_at=old)
+    outbox.flush(engine, [confirmed])
+    claimed = {job["id"] for job in outbox.claim_due(engine, grace=5)}
+    assert due in claimed and fresh not in claimed and confirmed not in claimed
+    assert due not in {job["id"] for job in outbox.claim_due(engine, grace=5)}
+
+
+def test_a_database_that_does_not_answer_raises_sqlalchemy_errors_only(ctx: None) -> None:
+    """The driver's own errors used to escape the task base's handler (issue 10)."""
+    url = current_app.extensions["ledger_engine"].url
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("PostgreSQL only")
+    nowhere = create_engine(url.set(port=1), pool_pre_ping=False)
+    with pytest.raises(SQLAlchemyError):
+        run_sql(nowhere, "SELECT 1", {})
 
 
 @pytest.fixture
@@ -99,28 +224,19 @@ def test_a_ledger_write_sets_synchronous_commit_for_its_own_statement_only(
     postgres: None,
 ) -> None:
     """Every job's start (and by default its finish) must not wait for an fsync; nothing
-    else on the connection may inherit that (see the ledger module's doc)."""
+    else on the connection may inherit that (see app/ledger/transitions.py)."""
+    from app.ledger.statements import _PG_SYNC
+
     job_id = make_job()
     engine = current_app.extensions["ledger_engine"]
-    # The clause the plain-SQL start and success statements carry.
     plain = (
-        f"UPDATE jobs SET updated_at = now() WHERE id = %(p_id)s AND {ledger._PG_SYNC} "
+        f"UPDATE jobs SET updated_at = now() WHERE id = %(id)s AND {_PG_SYNC} "
         "RETURNING current_setting('synchronous_commit')"
     )
+    engine.dispose()  # one pooled connection, so the second query runs on the same one
     for sync in ("off", "on"):
-        assert ledger._run_sql(engine, plain, {"p_id": job_id, "p_sync": sync}) == (sync,)
-    # ...and the one SQLAlchemy statements get (progress, failures, retries, cancels).
-    statement = ledger._asynchronous_commit(
-        update(Job)
-        .where(Job.id == ledger._param("id"))
-        .values(updated_at=ledger._param("updated_at"))
-        .returning(func.current_setting("synchronous_commit")),
-        "postgresql",
-    )
-    with engine.connect() as conn:
-        inside = conn.execute(statement, {"p_id": job_id, "p_updated_at": utcnow()}).scalar()
-        after = conn.execute(select(func.current_setting("synchronous_commit"))).scalar()
-    assert (inside, after) == ("off", "on")
+        assert run_sql(engine, plain, {"id": job_id, "sync": sync}) == (sync,)
+        assert run_sql(engine, "SELECT current_setting('synchronous_commit')", {}) == ("on",)
 
 
 def test_a_connection_the_server_dropped_costs_no_transition(postgres: None) -> None:
@@ -132,8 +248,8 @@ def test_a_connection_the_server_dropped_costs_no_transition(postgres: None) -> 
     db.session.execute(select(func.pg_terminate_backend(backend)))
     db.session.commit()
     job_id = make_job()
-    assert begin(job_id) is True
-    ledger.record_success(job_id, {"ok": True})
-    db.session.expire_all()
-    job = db.session.get(Job, job_id)
-    assert job is not None and (job.state, job.result) == (JobState.SUCCEEDED, {"ok": True})
+    number = begin(job_id)
+    assert number == 1
+    ledger.record_success(job_id, {"ok": True}, number)
+    job = load(job_id)
+    assert (job.state, job.result) == (JobState.SUCCEEDED, {"ok": True})

@@ -9,33 +9,34 @@ from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
 from app.services import retention
+from tests.support.jobs import job_row
 
 
 def test_purge_deletes_only_finished_jobs_past_retention(app: Flask) -> None:
     now = utcnow()
     with app.app_context():
-        old_done = Job(
+        old_done = job_row(
+            JobState.SUCCEEDED,
             task="tests.echo",
             queue="dataset",
-            state=JobState.SUCCEEDED,
             finished_at=now - timedelta(days=40),
         )
-        old_running = Job(
+        old_running = job_row(
+            JobState.STARTED,
             task="tests.echo",
             queue="dataset",
-            state=JobState.STARTED,
             created_at=now - timedelta(days=40),
         )
-        recent_done = Job(
+        recent_done = job_row(
+            JobState.FAILED,
             task="tests.echo",
             queue="dataset",
-            state=JobState.FAILED,
             finished_at=now - timedelta(days=1),
         )
-        old_canary = Job(
+        old_canary = job_row(
+            JobState.SUCCEEDED,
             task="system.canary",
             queue="mail",
-            state=JobState.SUCCEEDED,
             finished_at=now - timedelta(hours=2),
         )
         db.session.add_all([old_done, old_running, recent_done, old_canary])

@@ -1,11 +1,10 @@
 """Mail other lanes send: the job-finished notification (jobs, dataset batches, generations).
 
 A job submitted with `notify` has its addresses in `jobs.notify_to` and its broker message
-carries the NOTIFY_HEADER. `on_task_postrun` looks only for that header, so a job that did
-not ask costs one attribute lookup and no database read. The signal fires after the task
-base's ledger hooks, so the row it reads is already final; a retried attempt (`retrying`)
-sends nothing, and the dedup key keeps a redelivered finished job from sending twice. A job
-killed at its hard time limit gets its mail from `on_task_failure` instead.
+carries the NOTIFY_HEADER. `after_run` looks only for that header, so a job that did not
+ask costs one attribute lookup and no database read. It runs after the task base recorded
+the outcome, so the row it reads is already final; a retried attempt (`retrying`) sends
+nothing, and the dedup key keeps a redelivered finished job from sending twice.
 """
 
 from __future__ import annotations
@@ -19,9 +18,10 @@ from celery.exceptions import TimeLimitExceeded
 from flask import current_app
 
 from app.extensions.ext_database import db
+from app.hooks import Outcome
+from app.ledger.outbox import NOTIFY_HEADER
 from app.models import Job
 from app.models.mail import Mail
-from app.services.jobs import NOTIFY_HEADER
 from app.services.mail import mails
 
 log = logging.getLogger(__name__)
@@ -86,30 +86,22 @@ def notify_if_finished(celery_app: Celery, job_id: str) -> Mail | None:
     return notify_job_finished(celery_app, job, list(job.notify_to))
 
 
-def on_task_postrun(task: Task | None = None, task_id: str | None = None, **_kw: Any) -> None:
-    """Celery signal handler: the job_finished mail of a job submitted with `notify`."""
-    if task is None or task_id is None or not getattr(task.request, NOTIFY_HEADER, None):
-        return
-    if task.request.called_directly:
-        return
-    _notify_quietly(task, task_id)
+def after_run(outcome: Outcome) -> None:
+    """After-run hook (app/hooks.py): the job_finished mail of a job submitted with `notify`.
 
-
-def on_task_failure(
-    sender: Task | None = None,
-    task_id: str | None = None,
-    exception: BaseException | None = None,
-    **_kw: Any,
-) -> None:
-    """Celery signal handler: the mail of a job failed at its hard time limit.
-
-    The worker's main process records that failure after killing the child, so no
-    `task_postrun` follows and the message's headers are out of reach: the row itself
-    says whether anyone asked. Only hard time limits pay that read; they are rare.
+    In the run's own process only the message header says whether anyone asked, so a job
+    that did not costs no read. A job killed at its hard time limit is recorded by the
+    worker's main process, where the headers are out of reach: the row itself says whether
+    anyone asked. Only hard time limits pay that read; they are rare.
     """
-    if sender is None or task_id is None or not isinstance(exception, TimeLimitExceeded):
+    task = outcome.task
+    if outcome.in_main_process:
+        if isinstance(outcome.exception, TimeLimitExceeded):
+            _notify_quietly(task, outcome.job_id)
         return
-    _notify_quietly(sender, task_id)
+    if task.request.called_directly or not getattr(task.request, NOTIFY_HEADER, None):
+        return
+    _notify_quietly(task, outcome.job_id)
 
 
 def _notify_quietly(task: Task, task_id: str) -> None:

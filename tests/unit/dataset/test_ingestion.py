@@ -11,7 +11,6 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.extensions.ext_database import db
-from app.models import Job
 from app.models import JobState
 from app.models.dataset import Document
 from app.models.dataset import IndexingStatus
@@ -23,6 +22,7 @@ from app.services.dataset import ingestion
 from app.services.dataset import retrieval
 from app.services.dataset import storage
 from tests.fixtures.dataset.files import random_text
+from tests.support.jobs import job_row
 
 
 class Killed(BaseException):
@@ -161,10 +161,10 @@ def test_a_superseded_job_does_nothing(ctx: None) -> None:
 
 def test_a_document_whose_job_died_shows_as_error_not_stuck(ctx: None) -> None:
     doc = make_document("Some words here.")
-    job = Job(
+    job = job_row(
+        JobState.FAILED,
         task="dataset.index_document",
         queue="dataset",
-        state=JobState.FAILED,
         error_type="TimeLimitExceeded",
         error_message="TimeLimitExceeded(1860)",
     )

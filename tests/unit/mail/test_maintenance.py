@@ -1,4 +1,4 @@
-"""The reaper, the daily report and the queue monitor, on the real session database."""
+"""The daily report and the queue monitor, on the real session database."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from app.models.base import utcnow
 from app.models.mail import Mail
 from app.services import daily_report
 from app.services import queue_monitor
-from app.services import reaper
 from tests.conftest import make_settings
+from tests.support.jobs import job_row
 from tests.support.sentry_receiver import sentry_receiver
 
 
@@ -31,28 +31,10 @@ def ctx(app: Flask) -> Iterator[Flask]:
 
 
 def add_job(**values: Any) -> Job:
-    job = Job(id=str(uuid.uuid4()), queue="dataset", args={}, **values)
+    job = job_row(id=str(uuid.uuid4()), queue="dataset", args={}, **values)
     db.session.add(job)
     db.session.commit()
     return job
-
-
-def test_reaper_fails_only_jobs_started_beyond_their_limit(ctx: Flask) -> None:
-    now = utcnow()
-    task = f"tests.reap.{uuid.uuid4().hex[:6]}"
-    stale = add_job(task=task, state=JobState.STARTED, started_at=now - timedelta(seconds=200))
-    fresh = add_job(task=task, state=JobState.STARTED, started_at=now - timedelta(seconds=50))
-    queued = add_job(task=task, state=JobState.QUEUED, created_at=now - timedelta(days=1))
-
-    reaped = reaper.reap_stale_jobs(lambda name: 100.0, margin=timedelta(seconds=60))
-
-    assert stale.id in reaped and fresh.id not in reaped and queued.id not in reaped
-    db.session.expire_all()
-    assert db.session.get(Job, stale.id).state == JobState.FAILED  # type: ignore[union-attr]
-    assert db.session.get(Job, stale.id).error_type == "WorkerLost"  # type: ignore[union-attr]
-    assert db.session.get(Job, fresh.id).state == JobState.STARTED  # type: ignore[union-attr]
-    # Idempotent: a second run finds nothing more to do.
-    assert stale.id not in reaper.reap_stale_jobs(lambda n: 100.0, margin=timedelta(seconds=60))
 
 
 def test_percentile_is_a_real_value() -> None:
@@ -72,12 +54,12 @@ def test_daily_report_counts_jobs_failures_and_run_times_per_queue(ctx: Flask) -
             started_at=end - timedelta(seconds=seconds),
             finished_at=end,
         )
-    failed = Job(
+    failed = job_row(
+        JobState.FAILED,
         id=str(uuid.uuid4()),
         task="tests.fail",
         queue="generation",
         args={},
-        state=JobState.FAILED,
         error_type="ValueError",
         started_at=end - timedelta(seconds=10),
         finished_at=end,
@@ -121,7 +103,7 @@ def test_queue_monitor_alerts_by_mail_and_sentry_once_per_cooldown(
             client.flush(timeout=5)
         finally:
             # Leave no waiting job behind for other tests' queue figures.
-            job.state = JobState.CANCELLED
+            job.state, job.finished_at = JobState.CANCELLED, utcnow()
             db.session.commit()
 
         alert = next(a for a in first if a["queue"] == "ops_trace")

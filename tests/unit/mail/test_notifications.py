@@ -13,23 +13,25 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.extensions.ext_database import db
+from app.hooks import Outcome
+from app.ledger.outbox import NOTIFY_HEADER
 from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
 from app.models.mail import Mail
-from app.services.jobs import NOTIFY_HEADER
 from app.services.mail import notifications
+from tests.support.jobs import job_row
 
 TO = ["owner@example.org"]
 
 
 def new_job(state: JobState, notify_to: list[str] | None = TO) -> Job:
-    job = Job(
+    job = job_row(
+        state,
         id=str(uuid.uuid4()),
         task="tests.echo",
         queue="dataset",
         args={},
-        state=state,
         attempts=1,
         notify_to=notify_to,
         finished_at=utcnow() if state.terminal else None,
@@ -90,28 +92,28 @@ def test_a_job_that_did_not_ask_is_not_mailed(mail_app: Flask) -> None:
     assert mail_of(job) is None
 
 
-def test_postrun_acts_on_the_header_only(
+def test_the_hook_acts_on_the_header_only(
     mail_app: Flask, echo: Task, running_as: Callable[..., None]
 ) -> None:
     without_header = new_job(JobState.SUCCEEDED)
     running_as(without_header)
-    notifications.on_task_postrun(task=echo, task_id=without_header.id)
+    notifications.after_run(Outcome(echo, without_header.id, JobState.SUCCEEDED))
     assert mail_of(without_header) is None
 
     with_header = new_job(JobState.SUCCEEDED)
     running_as(with_header, **{NOTIFY_HEADER: True})
-    notifications.on_task_postrun(task=echo, task_id=with_header.id)
+    notifications.after_run(Outcome(echo, with_header.id, JobState.SUCCEEDED))
     mail = mail_of(with_header)
     assert mail is not None and mail.recipients == TO
 
 
-def test_postrun_errors_never_reach_the_worker_or_the_job(
+def test_hook_errors_never_reach_the_worker_or_the_job(
     mail_app: Flask, echo: Task, running_as: Callable[..., None]
 ) -> None:
     job = new_job(JobState.SUCCEEDED, notify_to=["not an address"])
     running_as(job, **{NOTIFY_HEADER: True})
 
-    notifications.on_task_postrun(task=echo, task_id=job.id)
+    notifications.after_run(Outcome(echo, job.id, JobState.SUCCEEDED))
 
     assert mail_of(job) is None
     db.session.refresh(job)
@@ -122,8 +124,12 @@ def test_a_hard_time_limit_failure_is_mailed_without_a_header(mail_app: Flask, e
     killed = new_job(JobState.FAILED)
     raised = new_job(JobState.FAILED)
 
-    notifications.on_task_failure(sender=echo, task_id=killed.id, exception=TimeLimitExceeded(3))
-    notifications.on_task_failure(sender=echo, task_id=raised.id, exception=ValueError("x"))
+    notifications.after_run(
+        Outcome(echo, killed.id, JobState.FAILED, TimeLimitExceeded(3), in_main_process=True)
+    )
+    notifications.after_run(
+        Outcome(echo, raised.id, JobState.FAILED, ValueError("x"), in_main_process=True)
+    )
 
     mail = mail_of(killed)
     assert mail is not None and mail.subject == "Tasklane job tests.echo failed"

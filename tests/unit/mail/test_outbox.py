@@ -11,7 +11,6 @@ import pytest
 from flask import Flask
 
 from app.extensions.ext_database import db
-from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
 from app.models.mail import Mail
@@ -19,6 +18,7 @@ from app.models.mail import MailState
 from app.services.mail import mails
 from app.services.mail import notifications
 from app.services.mail.errors import DeliveryUnconfirmed
+from tests.support.jobs import job_row
 
 JOB = {
     "id": "j1",
@@ -127,12 +127,12 @@ def test_comma_separated_setting_gives_addresses() -> None:
 
 
 def test_job_finished_notification_is_queued_once_per_job(mail_app: Flask) -> None:
-    job = Job(
+    job = job_row(
+        JobState.FAILED,
         id=str(uuid.uuid4()),
         task="dataset.close_batch",
         queue="dataset",
         args={},
-        state=JobState.FAILED,
         attempts=1,
         error_type="ValueError",
         error_message="bad <input>",

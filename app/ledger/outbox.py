@@ -1,0 +1,292 @@
+"""The transactional outbox: a job's row is its own publish intent.
+
+A job row commits with `published_at` NULL in the same INSERT that creates it, so a job
+and its intent to be published can never be apart. The message goes out after the commit;
+its confirmation (`published_at`) is written lazily, in bulk, by a flusher thread of the
+process that published, or by the job's start. The relay publishes every intent not
+confirmed within LEDGER_RELAY_GRACE seconds (an API process killed between commit and
+publish, a database hiccup, a broker outage), and sends jobs whose lease expired back for
+their next attempt (app/ledger/leases.py), ahead of the backlog.
+
+The relay runs in every worker's main process (started when the worker is ready) and in
+every API process (started at its first submit); relays claim intents with one UPDATE
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL), so several never publish the same intent at once.
+A job published twice still runs once at a time: an attempt starts only from `queued` or
+from an expired lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from flask import Flask
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
+from sqlalchemy.engine import Engine
+
+from app.ledger import leases
+from app.ledger import statements as st
+from app.ledger.errors import DATABASE_ERRORS
+from app.ledger.execute import is_postgres
+from app.ledger.execute import run
+from app.ledger.execute import run_all
+from app.ledger.execute import run_sql
+from app.models import JobState
+from app.models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+BROKER_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError, TimeoutError)
+# Set on the messages of jobs that have `notify_to`, so a worker looks the job up after the
+# run only for them (app.services.mail.notifications); every other job pays nothing.
+NOTIFY_HEADER = "tasklane_notify"
+# Highest priority a job may ask for (the API's 9); the broker's scale is set in ext_celery.
+MAX_PRIORITY = 9
+CLAIM_BATCH = 200
+
+
+_in_worker = False
+
+
+def mark_worker() -> None:
+    """Called in worker processes: their main process runs the relay, not each submit."""
+    global _in_worker
+    _in_worker = True
+
+
+def in_worker() -> bool:
+    return _in_worker
+
+
+def broker_priority(celery_app: Celery, priority: int | None) -> int | None:
+    if priority is None:
+        return None
+    # The API says 9 is most urgent; kombu's Redis transport serves 0 first.
+    url = str(celery_app.conf.broker_url or "")
+    return MAX_PRIORITY - priority if url.startswith("redis") else priority
+
+
+def publish(
+    celery_app: Celery,
+    job: dict[str, Any],
+    *,
+    timeout: float,
+    urgent: bool = False,
+) -> None:
+    """Send the job's message; raises one of BROKER_ERRORS when the broker is away.
+
+    `urgent` (a lost attempt's next one) goes ahead of the queue's backlog.
+    """
+    task = celery_app.tasks[job["task"]]
+    options: dict[str, Any] = {
+        "task_id": job["id"],
+        "queue": job["queue"],
+        "retry": True,
+        "retry_policy": {
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": timeout / 2,
+            "interval_max": timeout / 2,
+        },
+    }
+    if job.get("eta") is not None:
+        options["eta"] = job["eta"]
+    priority = broker_priority(celery_app, MAX_PRIORITY if urgent else job.get("priority"))
+    if priority is not None:
+        options["priority"] = priority
+    if job.get("notify_to"):
+        options["headers"] = {NOTIFY_HEADER: True}
+    task.apply_async(kwargs=job["args"] or {}, **options)
+
+
+class _Confirmations:
+    """Published job ids waiting for their bulk `published_at`; one flusher per process."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.ids: set[str] = set()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+
+_confirmations = _Confirmations()
+
+
+def _current() -> _Confirmations:
+    global _confirmations
+    if _confirmations.pid != os.getpid():
+        _confirmations = _Confirmations()
+    return _confirmations
+
+
+def confirm(app: Flask, job_id: str) -> None:
+    """Remember that `job_id`'s message reached the broker; written within a second."""
+    pending = _current()
+    with pending.lock:
+        pending.ids.add(job_id)
+        if pending.thread is None or not pending.thread.is_alive():
+            pending.thread = threading.Thread(
+                target=_flush_forever,
+                args=(pending, app.extensions["ledger_engine"]),
+                name="tasklane-outbox-confirm",
+                daemon=True,
+            )
+            pending.thread.start()
+
+
+def _take(pending: _Confirmations) -> list[str]:
+    with pending.lock:
+        ids, pending.ids = list(pending.ids), set()
+    return ids
+
+
+def flush(engine: Engine, ids: Iterable[str]) -> None:
+    """One statement confirms a batch of published jobs."""
+    ids = list(ids)
+    if not ids:
+        return
+    if is_postgres(engine):
+        run_sql(engine, st.PG_CONFIRM, {"ids": ids, "now": utcnow()})
+    else:
+        run(engine, st.CONFIRM, {"p_ids": ids, "p_now": utcnow()})
+
+
+def _flush_forever(pending: _Confirmations, engine: Engine) -> None:
+    while pending.pid == os.getpid():
+        time.sleep(0.5)
+        ids = _take(pending)
+        try:
+            flush(engine, ids)
+        except DATABASE_ERRORS as exc:
+            # Unconfirmed, the relay publishes them again after the grace: harmless.
+            log.warning("could not confirm %d published jobs (%s)", len(ids), exc)
+
+
+def claim_due(engine: Engine, grace: float, limit: int = CLAIM_BATCH) -> list[dict[str, Any]]:
+    """Intents not confirmed within `grace` seconds, claimed for this relay."""
+    now = utcnow()
+    due = now - timedelta(seconds=grace)
+    if is_postgres(engine):
+        conn = engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(st.PG_CLAIM, {"now": now, "due": due, "limit": limit})
+            columns = [c[0] for c in cursor.description or ()]
+            rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            cursor.close()
+            return rows
+        finally:
+            conn.close()
+    found = run_all(engine, st.CLAIM, {"p_now": now, "p_due": due, "p_limit": limit})
+    return [dict(row._mapping) for row in found]
+
+
+def relay_once(app: Flask, *, recover: bool = True) -> dict[str, int]:
+    """One relay pass: confirmations, due intents, expired leases. Counts what it did."""
+    engine: Engine = app.extensions["ledger_engine"]
+    celery_app: Celery = app.extensions["celery"]
+    settings = app.config["SETTINGS"]
+    timeout = float(settings.SUBMIT_BROKER_TIMEOUT)
+    counts = {"published": 0, "recovered": 0, "failed": 0}
+    flush(engine, _take(_current()))
+    batches = [(False, claim_due(engine, float(settings.LEDGER_RELAY_GRACE)))]
+    if recover:
+        moved = leases.recover_expired(engine)
+        counts["failed"] = sum(1 for job in moved if job["state"] == JobState.FAILED)
+        batches.append((True, [job for job in moved if job["state"] == JobState.QUEUED]))
+    published: list[str] = []
+    try:
+        for urgent, jobs in batches:
+            for job in jobs:
+                if job["task"] not in celery_app.tasks:
+                    log.error(
+                        "job %s: no task %r here; left for another relay", job["id"], job["task"]
+                    )
+                    continue
+                publish(celery_app, _aware(job), timeout=timeout, urgent=urgent)
+                published.append(job["id"])
+                counts["recovered" if urgent else "published"] += 1
+    finally:
+        flush(engine, published)
+    return counts
+
+
+def _aware(job: dict[str, Any]) -> dict[str, Any]:
+    eta = job.get("eta")
+    if isinstance(eta, datetime) and eta.tzinfo is None:
+        from datetime import UTC
+
+        job = {**job, "eta": eta.replace(tzinfo=UTC)}
+    return job
+
+
+class Relay:
+    """The relay loop as a daemon thread (a greenlet under gevent) of this process."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="tasklane-relay", daemon=True)
+        self.pid = os.getpid()
+        # After the database was away, leases get one TTL to be renewed before recovery
+        # treats them as lost: their workers could not renew them either.
+        self.recover_after = time.monotonic()
+
+    def start(self) -> Relay:
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+
+    def _loop(self) -> None:
+        settings = self.app.config["SETTINGS"]
+        interval = float(settings.LEDGER_RELAY_INTERVAL)
+        while not self.stopping.wait(interval) and self.pid == os.getpid():
+            try:
+                with self.app.app_context():
+                    counts = relay_once(self.app, recover=time.monotonic() >= self.recover_after)
+                if counts["published"] or counts["recovered"] or counts["failed"]:
+                    log.info(
+                        "relay: published %(published)d unconfirmed, sent %(recovered)d lost "
+                        "attempts again, failed %(failed)d out of attempts",
+                        counts,
+                    )
+            except DATABASE_ERRORS as exc:
+                self.recover_after = time.monotonic() + float(settings.LEDGER_LEASE_TTL)
+                log.warning("relay: database unavailable (%s); retrying", exc)
+            except BROKER_ERRORS as exc:
+                log.warning("relay: broker unavailable (%s); retrying", exc)
+            except Exception:
+                log.exception("relay pass failed; retrying")
+
+
+_relays: dict[tuple[int, int], Relay] = {}
+_relays_lock = threading.Lock()
+
+
+def ensure_relay(app: Flask) -> Relay:
+    """This process's relay for `app`, started on first use."""
+    key = (id(app), os.getpid())
+    with _relays_lock:
+        relay = _relays.get(key)
+        if relay is None:
+            relay = _relays[key] = Relay(app).start()
+        return relay
+
+
+def stop_relay(app: Flask) -> None:
+    with _relays_lock:
+        relay = _relays.pop((id(app), os.getpid()), None)
+    if relay is not None:
+        relay.stop()

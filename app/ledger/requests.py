@@ -1,0 +1,116 @@
+"""API-side transitions: submit, cancel and requeue, each on the caller's session.
+
+They run in the caller's transaction, so a lane that writes its own row (a mail, a document)
+and submits its job commits both, and the job's publish intent with them, at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import scoped_session
+
+from app.ledger.states import TABLE
+from app.ledger.states import Transition as T
+from app.ledger.states import target
+from app.models import Job
+from app.models import JobState
+from app.models.base import utcnow
+from app.models.job import DEFAULT_MAX_ATTEMPTS
+from app.models.job import new_job_id
+from app.observability.ledger_trace import current_trace_id
+
+AnySession = Session | scoped_session[Any]
+
+# The fields a job's message is built from (app.ledger.outbox.publish).
+MESSAGE_COLUMNS = (Job.id, Job.task, Job.queue, Job.args, Job.eta, Job.priority, Job.notify_to)
+
+
+def create(session: AnySession, job: Job) -> Job:
+    """INSERT the new `queued` job with its publish intent, and commit; one statement.
+
+    `job` is transient and stays so: its every column is set here, so nothing reads it
+    back from the database afterwards.
+    """
+    now = utcnow()
+    job.id = job.id or new_job_id()
+    job.state = target(T.SUBMIT)
+    job.attempts = 0
+    job.max_attempts = job.max_attempts or DEFAULT_MAX_ATTEMPTS
+    job.args = job.args or {}
+    job.created_at = job.created_at or now
+    job.updated_at = job.created_at
+    # The ledger's Core INSERT fires no ORM event: stamp the submitting trace here.
+    job.trace_id = job.trace_id or current_trace_id()
+    # NULL: the intent to publish, in the row itself (app/ledger/outbox.py).
+    job.published_at = None
+    values = {c.key: getattr(job, c.key) for c in Job.__table__.columns}
+    session.execute(insert(Job).values(values))
+    session.commit()
+    return job
+
+
+def message(job: Job) -> dict[str, Any]:
+    return {c.key: getattr(job, c.key) for c in MESSAGE_COLUMNS}
+
+
+def cancel(session: AnySession, job_id: str) -> JobState | None:
+    """Cancel: a job not running is `cancelled` at once; a running one is asked to stop.
+
+    Returns the state the job is left in, or None when the table refuses (finished, or no
+    such job).
+    """
+    now = utcnow()
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(TABLE[T.CANCEL].sources))
+        .values(
+            state=target(T.CANCEL),
+            cancel_requested_at=now,
+            finished_at=now,
+            updated_at=now,
+            # A cancelled job leaves the outbox: nothing is left to publish.
+            published_at=now,
+        )
+        .returning(Job.id)
+    ).first()
+    if done is None:
+        # The running task sees this at its next progress report or cancellation check.
+        done = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == JobState.STARTED)
+            .values(cancel_requested_at=now, updated_at=now)
+            .returning(Job.id)
+        ).first()
+        state = JobState.STARTED
+    else:
+        state = target(T.CANCEL)
+    session.commit()
+    return state if done is not None else None
+
+
+def requeue(session: AnySession, job_id: str, budget: int) -> dict[str, Any] | None:
+    """A failed or cancelled job goes back to `queued` with `budget` more attempts.
+
+    Returns the job's message fields, or None when the table refuses.
+    """
+    now = utcnow()
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(TABLE[T.REQUEUE].sources))
+        .values(
+            state=target(T.REQUEUE),
+            max_attempts=Job.attempts + max(1, budget),
+            cancel_requested_at=None,
+            finished_at=None,
+            eta=None,
+            published_at=None,
+            updated_at=now,
+        )
+        .returning(*MESSAGE_COLUMNS)
+    ).first()
+    session.commit()
+    return dict(row._mapping) if row is not None else None

@@ -1,0 +1,406 @@
+"""Worker-side transitions: a job row follows its task from start to its last state.
+
+Each transition is one statement on PostgreSQL (two in one transaction on SQLite) that also
+writes the attempt's `job_attempts` row. What an API reader sees is never older than the
+task's last transition.
+
+On PostgreSQL the start and progress writes commit without waiting for the disk: if the
+server crashes and loses one, the message is still unacknowledged, and the job's finish sets
+the row right. The finish waits for the disk only with LEDGER_SYNCHRONOUS_COMMIT; by default
+it is as durable as the Redis broker beside it (see the README's reliability section).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from psycopg.types.json import Json
+from sqlalchemy import insert
+from sqlalchemy import update
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from app.ledger import leases
+from app.ledger import statements as st
+from app.ledger.execute import is_postgres
+from app.ledger.execute import ledger_engine
+from app.ledger.execute import run
+from app.ledger.execute import run_sql
+from app.ledger.execute import transaction
+from app.ledger.states import OUTCOMES
+from app.ledger.states import Transition as T
+from app.models import Job
+from app.models import JobAttempt
+from app.models import JobState
+from app.models.base import utcnow
+from app.observability.ledger_trace import current_trace_id
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 4000
+
+
+def _error(exc: BaseException | None) -> tuple[str | None, str | None]:
+    if exc is None:
+        return None, None
+    return type(exc).__name__, (str(exc) or repr(exc))[:MAX_ERROR_CHARS]
+
+
+def _lease_ttl() -> timedelta:
+    return timedelta(seconds=current_app.config["SETTINGS"].LEDGER_LEASE_TTL)
+
+
+def begin_attempt(
+    job_id: str,
+    *,
+    task: str,
+    queue: str,
+    worker: str | None,
+    args: dict[str, Any],
+    max_attempts: int,
+) -> int | None:
+    """Start the job's next attempt and take its lease; None means the task must not run.
+
+    A job that is cancelled, finished, or running under a live lease (a duplicate or stale
+    delivery) is never run; one whose lease expired (its worker died) is taken over as its
+    next attempt. Jobs that did not come through the API (periodic jobs, sub-tasks) get
+    their row here, with `max_attempts` from their task.
+    """
+    engine = ledger_engine()
+    now = utcnow()
+    owner = leases.owner(worker)
+    lease = now + _lease_ttl()
+    if is_postgres(engine):
+        row = run_sql(
+            engine,
+            st.PG_START,
+            {
+                "id": job_id,
+                "worker": worker,
+                "queue": queue,
+                "now": now,
+                "owner": owner,
+                "lease": lease,
+                "lost_message": st.LOST_MESSAGE,
+                "sync": "off",
+            },
+        )
+        number = row[0] if row else None
+    else:
+        with transaction(engine) as conn:
+            number = _start_sqlite(conn, job_id, queue, worker, owner, now, lease)
+    if number is None:
+        number = _begin_slow(engine, job_id, task, queue, worker, args, max_attempts, now, lease)
+    if number is not None:
+        leases.hold(job_id)
+    return number
+
+
+def _start_params(
+    job_id: str, queue: str, worker: str | None, owner: str, now: datetime, lease: datetime
+) -> dict[str, Any]:
+    return {
+        "p_id": job_id,
+        "p_queue": queue,
+        "p_worker": worker,
+        "p_owner": owner,
+        "p_now": now,
+        "p_lease": lease,
+    }
+
+
+def _start_sqlite(
+    conn: Connection,
+    job_id: str,
+    queue: str,
+    worker: str | None,
+    owner: str,
+    now: datetime,
+    lease: datetime,
+) -> int | None:
+    row = conn.execute(st.START, _start_params(job_id, queue, worker, owner, now, lease)).first()
+    if row is None:
+        return None
+    number: int = row[0]
+    if number > 1:
+        _close_attempt(conn, job_id, now, "lost", "WorkerLost", st.LOST_MESSAGE)
+    conn.execute(
+        st.INSERT_ATTEMPT, {"p_id": job_id, "p_number": number, "p_worker": worker, "p_now": now}
+    )
+    return number
+
+
+def _close_attempt(
+    conn: Connection,
+    job_id: str,
+    now: datetime,
+    outcome: str,
+    error_type: str | None,
+    error_message: str | None,
+) -> None:
+    conn.execute(
+        st.CLOSE_OPEN_ATTEMPT,
+        {
+            "p_id": job_id,
+            "p_now": now,
+            "p_outcome": outcome,
+            "p_error_type": error_type,
+            "p_error_message": error_message,
+        },
+    )
+
+
+def _begin_slow(
+    engine: Engine,
+    job_id: str,
+    task: str,
+    queue: str,
+    worker: str | None,
+    args: dict[str, Any],
+    max_attempts: int,
+    now: datetime,
+    lease: datetime,
+) -> int | None:
+    """The row is missing, finished, cancelled, leased or out of attempts: settle which."""
+    owner = leases.owner(worker)
+    try:
+        with transaction(engine) as conn:
+            job = conn.execute(st.JOB_FOR_UPDATE, {"p_id": job_id}).first()
+            if job is None:
+                return _insert_started(
+                    conn, job_id, task, queue, worker, args, max_attempts, now, lease
+                )
+            state = JobState(job.state)
+            if state.terminal:
+                return None
+            if state == JobState.STARTED and job.lease_expires_at > now:
+                log.info(
+                    "job %s is running under %s's lease; not running it", job_id, job.lease_owner
+                )
+                return None
+            if job.cancel_requested_at is not None:
+                _settle(conn, job_id, JobState.CANCELLED, None, None, now)
+                return None
+            if job.attempts >= job.max_attempts:
+                _settle(
+                    conn,
+                    job_id,
+                    JobState.FAILED,
+                    "TooManyAttempts",
+                    f"job was delivered {job.attempts} times without finishing (its worker "
+                    "died or it kept failing); not running it again. Fix the cause and "
+                    f"POST /api/v1/jobs/{job_id}/retry.",
+                    now,
+                )
+                return None
+            # The row changed between the two statements (a retry re-queued it): we hold its
+            # lock now, so this start cannot race.
+            if is_postgres(engine):
+                row = conn.execute(
+                    st.START, _start_params(job_id, queue, worker, owner, now, lease)
+                ).first()
+                if row is None:
+                    return None
+                if row[0] > 1:
+                    _close_attempt(conn, job_id, now, "lost", "WorkerLost", st.LOST_MESSAGE)
+                conn.execute(
+                    st.INSERT_ATTEMPT,
+                    {"p_id": job_id, "p_number": row[0], "p_worker": worker, "p_now": now},
+                )
+                number: int = row[0]
+                return number
+            return _start_sqlite(conn, job_id, queue, worker, owner, now, lease)
+    except IntegrityError:
+        # Another delivery of the same message created the row first.
+        return None
+
+
+def _insert_started(
+    conn: Connection,
+    job_id: str,
+    task: str,
+    queue: str,
+    worker: str | None,
+    args: dict[str, Any],
+    max_attempts: int,
+    now: datetime,
+    lease: datetime,
+) -> int:
+    conn.execute(
+        insert(Job),
+        {
+            "id": job_id,
+            "task": task,
+            "queue": queue,
+            "args": args,
+            "state": JobState.STARTED,
+            "attempts": 1,
+            "max_attempts": max(1, max_attempts),
+            "worker": worker,
+            "lease_owner": leases.owner(worker),
+            "lease_expires_at": lease,
+            "published_at": now,
+            "trace_id": current_trace_id(),
+            "created_at": now,
+            "started_at": now,
+            "updated_at": now,
+        },
+    )
+    conn.execute(
+        st.INSERT_ATTEMPT, {"p_id": job_id, "p_number": 1, "p_worker": worker, "p_now": now}
+    )
+    return 1
+
+
+def _settle(
+    conn: Connection,
+    job_id: str,
+    state: JobState,
+    error_type: str | None,
+    error_message: str | None,
+    now: datetime,
+) -> None:
+    """End a job that will not run again (the GIVE_UP or cancel transitions), row locked."""
+    values: dict[str, Any] = {
+        "state": state,
+        "finished_at": now,
+        "updated_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "published_at": now,
+    }
+    if error_type is not None:
+        values.update(error_type=error_type, error_message=error_message)
+    conn.execute(update(Job).where(Job.id == job_id).values(values))
+    _close_attempt(conn, job_id, now, "lost", "WorkerLost", st.LOST_MESSAGE)
+
+
+def record_progress(job_id: str, current: int, total: int | None, message: str | None) -> bool:
+    """Store progress; returns True when cancellation has been requested for the job."""
+    engine = ledger_engine()
+    text = message[:500] if message else None
+    now = utcnow()
+    if is_postgres(engine):
+        params = {"id": job_id, "current": current, "total": total, "message": text}
+        row = run_sql(engine, st.PG_PROGRESS, {**params, "now": now, "sync": "off"})
+        return bool(row and row[0])
+    found = run(
+        engine,
+        st.PROGRESS,
+        {"p_id": job_id, "p_current": current, "p_total": total, "p_message": text, "p_now": now},
+    )
+    return found is not None and found.cancel_requested_at is not None
+
+
+def cancel_requested(job_id: str) -> bool:
+    engine = ledger_engine()
+    if is_postgres(engine):
+        row = run_sql(engine, st.PG_CANCEL_REQUESTED, {"id": job_id})
+        return bool(row and row[0])
+    found = run(engine, st.CANCEL_REQUESTED, {"p_id": job_id})
+    return found is not None and found.cancel_requested_at is not None
+
+
+def _finish(
+    transition: T,
+    job_id: str,
+    number: int | None,
+    *,
+    result: Any = None,
+    exc: BaseException | None = None,
+    eta: datetime | None = None,
+) -> bool:
+    """End the attempt `number` (None: the current one); False if the table refused it."""
+    engine = ledger_engine()
+    error_type, error_message = _error(exc)
+    now = utcnow()
+    if is_postgres(engine):
+        durable = current_app.config["SETTINGS"].LEDGER_SYNCHRONOUS_COMMIT
+        row = run_sql(
+            engine,
+            st.PG_FINISH[transition],
+            {
+                "id": job_id,
+                "number": number,
+                "now": now,
+                "result": Json(result),
+                "error_type": error_type,
+                "error_message": error_message,
+                "eta": eta,
+                "sync": "on" if durable else "off",
+            },
+        )
+        finished = row is not None
+    else:
+        with transaction(engine) as conn:
+            found = conn.execute(
+                st.FINISH[transition],
+                {
+                    "p_id": job_id,
+                    "p_number": number,
+                    "p_now": now,
+                    "p_result": result,
+                    "p_error_type": error_type,
+                    "p_error_message": error_message,
+                    "p_eta": eta,
+                },
+            ).first()
+            if found is not None:
+                conn.execute(
+                    update(JobAttempt)
+                    .where(
+                        JobAttempt.job_id == job_id,
+                        JobAttempt.number == found[0],
+                        JobAttempt.finished_at.is_(None),
+                    )
+                    .values(
+                        finished_at=now,
+                        outcome=OUTCOMES[transition],
+                        error_type=error_type,
+                        error_message=error_message,
+                    )
+                )
+        finished = found is not None
+    leases.release(job_id)
+    if not finished:
+        log.warning(
+            "job %s: %s of attempt %s refused (the job is no longer this attempt's)",
+            job_id,
+            transition.value,
+            number,
+        )
+    return finished
+
+
+def record_success(job_id: str, result: Any, number: int | None = None) -> bool:
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        error = TypeError(f"task returned a result that is not JSON: {exc}")
+        return record_failure(job_id, error, number)
+    return _finish(T.SUCCEED, job_id, number, result=result)
+
+
+def record_failure(job_id: str, exc: BaseException, number: int | None = None) -> bool:
+    return _finish(T.FAIL, job_id, number, exc=exc)
+
+
+def record_retry(
+    job_id: str, exc: BaseException | None, eta: datetime | None, number: int | None = None
+) -> bool:
+    return _finish(T.RETRY_LATER, job_id, number, exc=exc, eta=eta)
+
+
+def record_cancelled(job_id: str, number: int | None = None) -> bool:
+    return _finish(T.CANCEL_RUNNING, job_id, number)
+
+
+def record_sentry_event(engine: Engine, job_id: str, event_id: str) -> None:
+    """Store the id of the Sentry error event a run ended with (any app context or none)."""
+    run(engine, st.SENTRY_EVENT, {"p_id": job_id, "p_sentry_event_id": event_id})

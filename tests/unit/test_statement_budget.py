@@ -1,0 +1,70 @@
+"""Round trips per job: POST /jobs at most 3 (issue 14), a start and a finish one each on
+PostgreSQL, whatever the ledger writes beside the job row (its attempt, its lease)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import event
+
+from app.extensions.ext_database import db
+from app.ledger import execute
+from app.ledger import transitions
+
+
+@pytest.fixture
+def trips(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    counts: Counter[str] = Counter()
+    with app.app_context():
+        engines = [db.engine, app.extensions["ledger_engine"]]
+
+    def on_execute(*_args: Any) -> None:
+        counts["app"] += 1
+
+    def on_checkout(*_args: Any) -> None:
+        counts["app"] += 1  # the app engine pings every connection it hands out
+
+    event.listen(engines[0], "before_cursor_execute", on_execute)
+    event.listen(engines[0].pool, "checkout", on_checkout)
+    real = execute.run_sql
+
+    def plain(engine: Any, sql: str, params: dict[str, Any]) -> Any:
+        counts["ledger"] += 1
+        return real(engine, sql, params)
+
+    monkeypatch.setattr(transitions, "run_sql", plain)
+    try:
+        yield counts
+    finally:
+        event.remove(engines[0], "before_cursor_execute", on_execute)
+        event.remove(engines[0].pool, "checkout", on_checkout)
+
+
+def test_submit_start_and_finish_stay_within_their_round_trips(
+    app: Flask, auth: dict[str, str], trips: Counter[str]
+) -> None:
+    client = app.test_client()
+    body = {"task": "tests.echo", "args": {"value": 1}}
+    client.post("/api/v1/jobs", json=body, headers=auth)  # warm: relay, pools
+    trips.clear()
+    job_id = client.post("/api/v1/jobs", json=body, headers=auth).get_json()["id"]
+    # The key lookup, the INSERT, and the app pool's ping; the relay confirms in bulk.
+    assert trips["app"] + trips["ledger"] <= 3, trips
+
+    with app.app_context():
+        postgres = execute.is_postgres(app.extensions["ledger_engine"])
+        trips.clear()
+        number = transitions.begin_attempt(
+            job_id, task="tests.echo", queue="dataset", worker="w", args={}, max_attempts=4
+        )
+        started = trips["ledger"] + trips["app"]
+        trips.clear()
+        transitions.record_success(job_id, {"value": 1}, number)
+        finished = trips["ledger"] + trips["app"]
+    assert number == 1
+    if postgres:  # SQLite: two statements in one transaction each
+        assert (started, finished) == (1, 1)
