@@ -33,10 +33,19 @@ class WorkerProcess:
 
     @classmethod
     def for_profile(
-        cls, profile: str, *, env: dict[str, str], log_dir: Path, **overrides: str
+        cls,
+        profile: str,
+        *,
+        env: dict[str, str],
+        log_dir: Path,
+        name: str | None = None,
+        **overrides: str,
     ) -> WorkerProcess:
-        """A worker started through `entrypoint.sh worker PROFILE`, as operators start one."""
-        hostname = f"{profile}-{os.getpid()}@tests"
+        """A worker started through `entrypoint.sh worker PROFILE`, as operators start one.
+
+        `name` tells apart two workers of one profile (default: the profile).
+        """
+        hostname = f"{name or profile}-{os.getpid()}@tests"
         worker_env = {**env, "WORKER_NAME": hostname, **overrides}
         return cls(
             hostname, ["./entrypoint.sh", "worker", profile], env=worker_env, log_dir=log_dir

@@ -26,6 +26,7 @@ from tests.support.redis_control import RedisServer
 from tests.support.workers import WorkerProcess
 
 FAULT_TASK_MODULES = "tests.integration.tasks,tests.integration.faults.fault_tasks"
+START_TIMEOUT = 300.0
 
 
 def build_app(base_settings: dict[str, Any], **overrides: Any) -> Flask:
@@ -51,16 +52,27 @@ def env_for(worker_env: dict[str, str], **overrides: str) -> dict[str, str]:
 def running(
     app: Flask, env: dict[str, str], log_dir: Path, profiles: dict[str, dict[str, str]]
 ) -> Iterator[dict[str, WorkerProcess]]:
-    """Workers started through entrypoint.sh, one per profile, stopped however the test ends."""
+    """Workers started through entrypoint.sh, stopped however the test ends.
+
+    `profiles` maps a worker name to its environment overrides; "profile" in them picks the
+    entrypoint profile (default: the name itself).
+    """
     workers = {
-        name: WorkerProcess.for_profile(name, env=env, log_dir=log_dir, **extra)
+        name: WorkerProcess.for_profile(
+            extra.get("profile", name),
+            env=env,
+            log_dir=log_dir,
+            name=name,
+            **{k: v for k, v in extra.items() if k != "profile"},
+        )
         for name, extra in profiles.items()
     }
     try:
         for worker in workers.values():
             worker.spawn()
         for worker in workers.values():
-            worker.wait_ready(app.extensions["celery"])
+            # Generous: on a busy 2-core machine four workers importing at once take minutes.
+            worker.wait_ready(app.extensions["celery"], timeout=START_TIMEOUT)
         yield workers
     finally:
         for worker in workers.values():

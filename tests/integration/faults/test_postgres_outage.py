@@ -39,6 +39,8 @@ OUTAGE = float(env_count("TASKLANE_FAULT_PG_OUTAGE", 20))
 RATE = float(env_count("TASKLANE_FAULT_PG_RATE", 10))
 SETTLE_TIMEOUT = float(env_count("TASKLANE_FAULT_SETTLE_TIMEOUT", 120))
 MODES = ("fast", "immediate", "kill")
+# Above the suite's 300 s per test: a full campaign, and workers starting on a busy machine.
+TEST_LIMIT = 600 + ROUNDS * (OUTAGE + 60)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +78,7 @@ def _outage(cluster: PgCluster, mode: str, seconds: float) -> None:
     cluster.start()
 
 
+@pytest.mark.timeout(TEST_LIMIT)
 def test_postgres_outage_under_load_loses_nothing_and_refuses_with_503(
     pg_app: Flask,
     pg_workers: dict[str, WorkerProcess],
