@@ -187,22 +187,26 @@ def build_task_class(app: Flask) -> type[Task]:
             with self._context():
                 registry.run(outcome)
 
+        # One app context for the ledger write and the hooks after it.
         def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
-            self._write(ledger.record_success, task_id, retval, self._attempt())
-            self._after_run(task_id, JobState.SUCCEEDED)
+            with self._context():
+                self._write(ledger.record_success, task_id, retval, self._attempt())
+                self._after_run(task_id, JobState.SUCCEEDED)
 
         def on_failure(
             self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
         ) -> None:
-            self._write(ledger.record_failure, task_id, exc, self._attempt())
-            self._after_run(task_id, JobState.FAILED, exc)
+            with self._context():
+                self._write(ledger.record_failure, task_id, exc, self._attempt())
+                self._after_run(task_id, JobState.FAILED, exc)
 
         def on_retry(
             self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
         ) -> None:
             when = getattr(getattr(einfo, "exception", None), "when", None)
-            self._write(ledger.record_retry, task_id, exc, _retry_eta(when), self._attempt())
-            self._after_run(task_id, JobState.RETRYING, exc)
+            with self._context():
+                self._write(ledger.record_retry, task_id, exc, _retry_eta(when), self._attempt())
+                self._after_run(task_id, JobState.RETRYING, exc)
 
     return FlaskTask
 
