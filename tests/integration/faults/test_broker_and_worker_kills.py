@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.integration.faults.conftest import auth_for
 from tests.integration.faults.conftest import build_app
 from tests.integration.faults.conftest import env_for
 from tests.integration.faults.conftest import running
+from tests.integration.faults.evidence import TERMINAL
 from tests.integration.faults.evidence import attempts
 from tests.integration.faults.evidence import audit
 from tests.integration.faults.evidence import env_count
@@ -177,6 +179,13 @@ def test_redis_stopped_and_killed_under_load_keeps_workers_and_jobs(
             "refused": len(result.refused),
             "worker_exits": len(worker_exits),
             "left_started": len(left_started),
+            "unfinished_by_state": dict(
+                Counter(
+                    states.get(i, "missing")
+                    for i in result.accepted
+                    if states.get(i) not in TERMINAL
+                )
+            ),
             "resume_s_max": round(max(resumes), 2),
             "resume_s_p50": round(percentile(resumes, 0.5) or 0, 2),
             **_sum_figures(found.values()),
