@@ -183,9 +183,18 @@ def audit(
         recorded = recorded_attempts(job)
         if len(runs) > recorded:
             result.run_unrecorded.append(job_id)
+            progress(f"job {job_id} ran {len(runs)} times, ledger shows {_attempt_summary(job)}")
         elif not _truthful(job, runs, recorded):
             result.untruthful.append(job_id)
     return result
+
+
+def _attempt_summary(job: dict[str, Any]) -> str:
+    log = job.get("attempt_log")
+    if not isinstance(log, list):
+        return f"attempts={job.get('attempts')}"
+    outcomes = [(entry.get("number"), entry.get("outcome")) for entry in log]
+    return f"attempts={job.get('attempts')} attempt_log={outcomes}"
 
 
 def _truthful(job: dict[str, Any], runs: list[Attempt], recorded: int) -> bool:
