@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # job may stay unconfirmed before it is published again.
     LEDGER_RELAY_INTERVAL: float = Field(default=1.0, gt=0)
     LEDGER_RELAY_GRACE: float = Field(default=5.0, gt=0)
+    # Redis brokers: a job whose message a worker reserved this long without starting it
+    # (the worker died) is published again by the relay (app/ledger/reserved.py).
+    LEDGER_RESERVED_GRACE: float = Field(default=60.0, gt=0)
     # Whether API processes run a relay too (worker main processes always do).
     LEDGER_RELAY_IN_API: bool = True
     # A worker that cannot record a job's start hands the message back after this pause;

@@ -7,7 +7,10 @@ Callers use these functions, nothing else writes job state:
   `cancel_requested`, `record_success`, `record_failure`, `record_retry`,
   `record_cancelled`, `record_sentry_event`.
 - Delivery (`app.ledger.outbox`): `publish`, `confirm`, `relay_once`, `Relay`.
-- Leases (`app.ledger.leases`): `hold`, `release`, `expire`, `recover_expired`.
+- Leases (`app.ledger.leases`): `hold`, `release`, `renew`, `expire`, `recover_expired`.
+- Reserved, never started (`app.ledger.reserved`, Redis): `stale_reserved_ids`, `claim`.
+
+`app.ledger.starting` holds the statements behind `begin_attempt`.
 
 Which state may follow which is `app.ledger.states`; the statements, built once per
 dialect, are `app.ledger.statements`.

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 
 from app.ledger import leases
+from app.ledger import reserved
 from app.ledger import statements as st
 from app.ledger.errors import DATABASE_ERRORS
 from app.ledger.execute import is_postgres
@@ -202,6 +203,7 @@ def relay_once(app: Flask, *, recover: bool = True) -> dict[str, int]:
         moved = leases.recover_expired(engine)
         counts["failed"] = sum(1 for job in moved if job["state"] == JobState.FAILED)
         batches.append((True, [job for job in moved if job["state"] == JobState.QUEUED]))
+        batches.append((True, _reserved_by_the_dead(app, engine)))
     published: list[str] = []
     try:
         for urgent, jobs in batches:
@@ -217,6 +219,19 @@ def relay_once(app: Flask, *, recover: bool = True) -> dict[str, int]:
     finally:
         flush(engine, published)
     return counts
+
+
+def _reserved_by_the_dead(app: Flask, engine: Engine) -> list[dict[str, Any]]:
+    client = reserved.broker_client(str(app.extensions["celery"].conf.broker_url or ""))
+    if client is None:
+        return []
+    grace = float(app.config["SETTINGS"].LEDGER_RESERVED_GRACE)
+    try:
+        ids = reserved.stale_reserved_ids(client, grace)
+    except RedisError as exc:
+        log.warning("relay: could not read the broker's reserved messages (%s)", exc)
+        return []
+    return reserved.claim(engine, ids, grace)
 
 
 def _aware(job: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,83 @@
+"""Jobs a dead worker had reserved but not started (Redis brokers).
+
+A started job holds a lease and comes back through it. A message a worker had only
+reserved (prefetched) holds none: when the worker's main process is killed outright it
+stays in kombu's `unacked` hash until the visibility timeout (hours) restores it. The relay
+looks there for messages reserved longer than LEDGER_RESERVED_GRACE whose job the ledger
+still has `queued`, and publishes them again ahead of the backlog. A live worker that was
+merely slow to start its reserved message later finds the job running or finished and does
+nothing, so the worst a false alarm costs is one duplicate message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import or_
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+
+from app.ledger.execute import run_all
+from app.ledger.requests import MESSAGE_COLUMNS
+from app.models import Job
+from app.models import JobState
+from app.models.base import utcnow
+
+# kombu's Redis transport keys (its defaults; Tasklane sets no key prefix).
+UNACKED = "unacked"
+UNACKED_INDEX = "unacked_index"
+BATCH = 500
+
+_clients: dict[tuple[str, int], redis.Redis] = {}
+
+
+def broker_client(broker_url: str) -> redis.Redis | None:
+    """A client of the broker's Redis, or None when the broker is not Redis."""
+    if not broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    key = (broker_url, os.getpid())
+    if key not in _clients:
+        _clients[key] = redis.Redis.from_url(broker_url, socket_timeout=5)
+    return _clients[key]
+
+
+def stale_reserved_ids(client: redis.Redis, older_than: float) -> list[str]:
+    """Job ids of messages reserved (unacknowledged) for more than `older_than` seconds."""
+    found: Any = client.zrangebyscore(UNACKED_INDEX, "-inf", time.time() - older_than, 0, BATCH)
+    tags: list[bytes] = list(found)
+    if not tags:
+        return []
+    ids: list[str] = []
+    raws: Any = client.hmget(UNACKED, tags)
+    for raw in raws:
+        try:
+            ids.append(str(json.loads(raw)[0]["headers"]["id"]))
+        except (TypeError, ValueError, KeyError, IndexError):
+            continue  # not a Celery message, or already acknowledged
+    return ids
+
+
+def claim(engine: Engine, job_ids: list[str], older_than: float) -> list[dict[str, Any]]:
+    """The jobs among `job_ids` still `queued`, due, and published before the grace."""
+    if not job_ids:
+        return []
+    now = utcnow()
+    due = now - timedelta(seconds=older_than)
+    statement = (
+        update(Job)
+        .where(
+            Job.id.in_(job_ids),
+            Job.state == JobState.QUEUED,
+            Job.published_at < due,
+            or_(Job.eta.is_(None), Job.eta < due),
+        )
+        # Claimed: published again now, so the next pass leaves it alone for a grace.
+        .values(published_at=now)
+        .returning(*MESSAGE_COLUMNS)
+    )
+    return [dict(row._mapping) for row in run_all(engine, statement, {})]

@@ -1,0 +1,64 @@
+"""A job whose message a dead worker had reserved is published again (Redis brokers)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+import redis
+from flask import Flask
+from sqlalchemy import delete
+
+from app.extensions.ext_database import db
+from app.ledger import reserved
+from app.models import Job
+from app.models import JobState
+from app.models.base import utcnow
+from tests.support.jobs import job_row
+
+
+def test_a_long_reserved_queued_job_is_claimed_once_and_a_started_one_never(app: Flask) -> None:
+    broker_url = str(app.extensions["celery"].conf.broker_url)
+    client = reserved.broker_client(broker_url)
+    if client is None:
+        pytest.skip("Redis brokers only")
+    long_ago = utcnow() - timedelta(minutes=10)
+    with app.app_context():
+        stuck = job_row(JobState.QUEUED, published_at=long_ago, created_at=long_ago)
+        running = job_row(JobState.STARTED, published_at=long_ago)
+        db.session.add_all([stuck, running])
+        db.session.commit()
+        ids = [stuck.id, running.id]
+    tags = [f"test-{uuid.uuid4().hex}" for _ in ids]
+    try:
+        for tag, job_id in zip(tags, ids, strict=True):
+            # What kombu's Redis transport keeps for a message a worker reserved.
+            message = [{"headers": {"id": job_id, "task": "tests.echo"}}, "dataset", "dataset"]
+            client.hset(reserved.UNACKED, tag, json.dumps(message))
+            client.zadd(reserved.UNACKED_INDEX, {tag: time.time() - 600})
+
+        found = reserved.stale_reserved_ids(client, older_than=60)
+        assert set(ids) <= set(found)
+        engine = app.extensions["ledger_engine"]
+        claimed = [job["id"] for job in reserved.claim(engine, found, older_than=60)]
+        assert stuck.id in claimed and running.id not in claimed
+        # Claimed once: the next pass, a grace later at the earliest, leaves it alone.
+        assert stuck.id not in [j["id"] for j in reserved.claim(engine, found, older_than=60)]
+        with app.app_context():
+            again = db.session.get(Job, stuck.id)
+            assert again is not None and again.published_at > utcnow() - timedelta(minutes=1)  # type: ignore[operator]
+    finally:
+        client.hdel(reserved.UNACKED, *tags)
+        client.zrem(reserved.UNACKED_INDEX, *tags)
+        with app.app_context():
+            # No queued or running row left behind for other tests' queue figures.
+            db.session.execute(delete(Job).where(Job.id.in_(ids)))
+            db.session.commit()
+
+
+def test_a_broker_that_is_not_redis_has_no_reserved_hash() -> None:
+    assert reserved.broker_client("amqp://guest@localhost//") is None
+    assert isinstance(reserved.broker_client("redis://127.0.0.1:6379/0"), redis.Redis)
