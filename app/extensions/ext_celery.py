@@ -89,6 +89,8 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": False,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # A broker connection loss must not end the worker (celery 5.7.0 bug; see the module).
+        "worker_consumer": "app.worker_consumer:Consumer",
         # Long tasks: a worker reserves only what it is about to run.
         "worker_prefetch_multiplier": settings.WORKER_PREFETCH_MULTIPLIER,
         # Without a cap, a worker pulls every delayed job into memory (celery#9849).
