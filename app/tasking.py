@@ -125,6 +125,14 @@ def build_task_class(app: Flask) -> type[Task]:
                 self._write(ledger.record_cancelled, request.id, number)
                 self._after_run(request.id, JobState.CANCELLED)
                 raise Ignore() from None
+            except Exception:
+                raise  # recorded by on_failure / on_retry
+            except BaseException:
+                # The run was killed from outside (Celery kills a gevent job's greenlet when
+                # the broker connection drops): no outcome hook follows. Stop renewing its
+                # lease, so the recovery loop runs it again once the lease has expired.
+                leases.release(request.id)
+                raise
 
         def progress(
             self, current: int, total: int | None = None, message: str | None = None

@@ -83,7 +83,9 @@ def begin_attempt(
                 "owner": owner,
                 "lease": lease,
                 "lost_message": st.LOST_MESSAGE,
-                "sync": "off",
+                # A start lost in a PostgreSQL crash lets a second delivery run the job as
+                # the same attempt: LEDGER_SYNCHRONOUS_COMMIT makes starts durable too.
+                "sync": "on" if current_app.config["SETTINGS"].LEDGER_SYNCHRONOUS_COMMIT else "off",
             },
         )
         number = row[0] if row else None
