@@ -40,6 +40,7 @@ case "$mode" in
     flask --app app db upgrade
     export TASKLANE_ROLE=api
     exec gunicorn \
+      --config python:app.gunicorn_conf \
       --worker-class gevent \
       --workers "${API_WORKERS:-2}" \
       --bind "${API_BIND:-0.0.0.0:5001}" \

@@ -13,6 +13,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import UnsupportedMediaType
 
 from app.api import notify
+from app.api import validation
 from app.api.auth import require_api_key
 from app.api.dataset_schemas import BatchSchema
 from app.api.dataset_schemas import DatasetCreateSchema
@@ -103,6 +104,10 @@ def _uploads() -> tuple[list[Upload], list[str] | None]:
     """The uploaded files or texts, and whom to mail once their batch has finished."""
     if request.mimetype == "multipart/form-data":
         files = request.files.getlist("files") + request.files.getlist("file")
+        for index, file in enumerate(files):
+            validation.check_text("form", f"files[{index}].filename", file.filename or "")
+        for value in request.form.getlist("notify"):
+            validation.check_text("form", "notify", value)
         notify_to = notify.form_addresses(request.form.getlist("notify"))
         return [Upload(file.filename or "unnamed", file.stream) for file in files], notify_to
     if request.is_json:
@@ -135,9 +140,14 @@ UPLOAD_BODY = {
                 "type": "object",
                 "required": ["files"],
                 "properties": {
-                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    "files": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "string", "format": "binary"},
+                    },
                     "notify": {
                         "type": "string",
+                        "pattern": notify.FORM_ADDRESSES,
                         "description": "comma-separated e-mail addresses sent the "
                         "job_finished mail once every document of the upload has finished",
                     },

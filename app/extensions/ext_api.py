@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask_smorest import Api
 
+from app.api import validation
+from app.api import contract
+from app.api.contract import TasklaneApi
 from config import Settings
 
 API_PREFIX = "/api/v1"
@@ -24,7 +26,7 @@ def init_app(app: Flask) -> None:
         OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
         MAX_CONTENT_LENGTH=settings.MAX_REQUEST_BYTES,
     )
-    api = Api(
+    api = TasklaneApi(
         app,
         spec_kwargs={
             "components": {
@@ -36,3 +38,6 @@ def init_app(app: Flask) -> None:
         },
     )
     app.extensions["api"] = api
+    validation.init_app(app)
+    app.url_map.converters["generation_id"] = contract.GenerationIdConverter
+    api.register_converter(contract.GenerationIdConverter, contract.path_param_schema)

@@ -203,4 +203,4 @@ def test_bad_requests_get_problem_json(datasets: DatasetApi, client: Any) -> Non
         "POST", f"/{dataset['id']}/retrieve", 422, json={"query": "x", "mode": "vector"}
     )
     assert "EMBEDDING_BASE_URL" in no_vectors["detail"]
-    datasets.call("POST", "", 400, json={"name": "x", "chunk_size": 200, "chunk_overlap": 300})
+    datasets.call("POST", "", 422, json={"name": "x", "chunk_size": 200, "chunk_overlap": 300})
