@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.api import validation
 from app.api import contract
+from app.api import validation
 from app.api.contract import TasklaneApi
 from config import Settings
 

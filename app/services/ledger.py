@@ -37,6 +37,7 @@ from app.models import TERMINAL_STATES
 from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
+from app.observability.redaction import redact
 
 MAX_ERROR_CHARS = 4000
 
@@ -44,7 +45,7 @@ MAX_ERROR_CHARS = 4000
 def _error_fields(exc: BaseException) -> dict[str, Any]:
     return {
         "error_type": type(exc).__name__,
-        "error_message": (str(exc) or repr(exc))[:MAX_ERROR_CHARS],
+        "error_message": redact(str(exc) or repr(exc))[:MAX_ERROR_CHARS],
     }
 
 
