@@ -25,7 +25,6 @@ from typing import Any
 
 from flask import Flask
 from flask import request
-from flask.json.provider import DefaultJSONProvider
 from marshmallow import ValidationError
 from marshmallow import fields
 from werkzeug.exceptions import BadRequest
@@ -186,16 +185,6 @@ def check_text(location: str, field: str, value: str) -> None:
         raise InvalidInput(location, field, problem)
 
 
-class SafeJSONProvider(DefaultJSONProvider):
-    """`request.get_json()` goes through `loads` above; responses are dumped as before."""
-
-    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        try:
-            return loads(s)
-        except UnicodeDecodeError:
-            raise BadRequest("the JSON body is not valid UTF-8") from None
-
-
 def check_request() -> None:
     """before_request: URL length, NUL in the path, the query and path parameters, JSON body."""
     if len(request.full_path) > MAX_URL_CHARS:
@@ -207,8 +196,8 @@ def check_request() -> None:
         check_text("query", name, name)
         check_text("query", name, value)
     if request.is_json and request.method in BODY_METHODS:
-        # Checked here, before any view or webargs parses it (webargs parses it again with
-        # json.loads: safe once it passed, and cheaper than caching around webargs).
+        # Checked here, before any view, webargs or request.get_json parses it (they parse
+        # it again with json.loads: safe once it passed, and simpler than caching for them).
         data = request.get_data(cache=True)
         if data:
             try:
@@ -219,5 +208,4 @@ def check_request() -> None:
 
 
 def init_app(app: Flask) -> None:
-    app.json = SafeJSONProvider(app)
     app.before_request(check_request)
