@@ -145,7 +145,8 @@ def main() -> int:
     _say(f"  export TASKLANE_KEY={token}")
     _say(
         f'  curl -s -X POST {base}/jobs -H "Authorization: Bearer $TASKLANE_KEY" '
-        "-H 'Content-Type: application/json' -d '{\"task\": \"system.canary\"}'"
+        "-H 'Content-Type: application/json' "
+        '-d \'{"task": "system.canary", "args": {"token": "hi"}}\''
     )
     _say("Ctrl-C stops everything")
     exited = _pump(children, stop)

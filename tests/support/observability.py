@@ -33,6 +33,7 @@ from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.sentry_receiver import SentryReceiver
 from tests.support.sentry_receiver import sentry_receiver
+from tests.support.waiting import PROCESS_START_TIMEOUT
 from tests.support.waiting import wait_for
 from tests.support.workers import ROOT
 from tests.support.workers import WorkerProcess
@@ -158,7 +159,7 @@ class ApiProcess:
             )
         return self
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = PROCESS_START_TIMEOUT) -> None:
         def up() -> bool:
             assert self.process is not None
             if self.process.poll() is not None:
