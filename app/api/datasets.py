@@ -44,6 +44,7 @@ blp = Blueprint(
 blp.before_request(require_api_key)
 
 UPLOAD_ENDPOINT = "datasets.DocumentCollection"
+validation.BODY_LIMITS[UPLOAD_ENDPOINT] = "DATASET_MAX_UPLOAD_BYTES"
 
 
 @blp.before_request

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask
+from flask import current_app
 from flask import request
 from marshmallow import ValidationError
 from marshmallow import fields
@@ -38,6 +39,8 @@ MAX_URL_CHARS = 4096
 # A JSON integer of more digits cannot fit in 64 bits; checked before int() is called.
 MAX_INT_DIGITS = 19
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Endpoints whose bodies may be larger than MAX_REQUEST_BYTES -> the setting that bounds them.
+BODY_LIMITS: dict[str, str] = {}
 
 # NUL, and surrogates that pair with nothing: PostgreSQL (and UTF-8) cannot store them.
 UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
@@ -195,6 +198,11 @@ def check_request() -> None:
     for name, value in request.args.items(multi=True):
         check_text("query", name, name)
         check_text("query", name, value)
+    limit = BODY_LIMITS.get(request.endpoint or "")
+    if limit:
+        # This hook runs before the blueprints' own: an endpoint with a larger body limit
+        # must have it before the body is read here.
+        request.max_content_length = getattr(current_app.config["SETTINGS"], limit)
     if request.is_json and request.method in BODY_METHODS:
         # Checked here, before any view, webargs or request.get_json parses it (they parse
         # it again with json.loads: safe once it passed, and simpler than caching for them).
