@@ -52,6 +52,7 @@ case "$mode" in
     # this checkout's lives in its own instance folder.
     exec gunicorn \
       --control-socket "${API_CONTROL_SOCKET:-instance/gunicorn.ctl}" \
+      --config python:app.gunicorn_conf \
       --worker-class gevent \
       --workers "${API_WORKERS:-2}" \
       --bind "${API_BIND:-0.0.0.0:5001}" \

@@ -201,7 +201,8 @@ def _run(port: int) -> int:
         _say(f"  export TASKLANE_KEY={token}")
         _say(
             f'  curl -s -X POST {base}/jobs -H "Authorization: Bearer $TASKLANE_KEY" '
-            "-H 'Content-Type: application/json' -d '{\"task\": \"system.canary\"}'"
+            "-H 'Content-Type: application/json' "
+            '-d \'{"task": "system.canary", "args": {"token": "hi"}}\''
         )
         _say(f"dashboard on http://127.0.0.1:{port}/dashboard/ (sign in with the key above)")
         _say("starting the workers and beat; Ctrl-C stops everything")

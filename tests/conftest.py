@@ -56,6 +56,11 @@ def base_settings(
         "REDIS_URL": redis_url,
         "TASKLANE_EXTRA_TASK_MODULES": TEST_TASK_MODULES,
         "INSPECT_TIMEOUT": "0.5",
+        # Every app and worker the suite starts holds at most 2 + 2 pooled connections and
+        # 2 ledger ones (6); about 13 processes run at once (see README, Tests), so the
+        # suite stays well under PostgreSQL's max_connections of 100.
+        "SQLALCHEMY_POOL_SIZE": "2",
+        "SQLALCHEMY_MAX_OVERFLOW": "2",
         # Files a run writes stay in its temporary folder, never in the checkout's instance/.
         "MAIL_OUTBOX_DIR": str(session_tmp / "outbox"),
         "DATASET_STORAGE_DIR": str(session_tmp / "uploads"),

@@ -33,7 +33,7 @@ class AnswerSchema(Schema):
     provider = fields.String(load_default="offline", validate=validate.Length(1, 100))
     model = fields.String(validate=validate.Length(1, 200))
     parameters = fields.Dict(keys=fields.String(), load_default=dict)
-    top_k = fields.Integer(load_default=5, validate=validate.Range(1, 20))
+    top_k = fields.Integer(strict=True, load_default=5, validate=validate.Range(1, 20))
     mode = fields.String(load_default="keyword", validate=validate.OneOf(MODES))
     notify = Notify()
 

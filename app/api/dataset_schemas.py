@@ -6,7 +6,9 @@ from marshmallow import Schema
 from marshmallow import fields
 from marshmallow import validate
 
+from app.api import paging
 from app.api.notify import Notify
+from app.api.validation import StrictBoolean
 from app.models.dataset import IndexingStatus
 from app.services.dataset.retrieval import MODES
 
@@ -17,16 +19,18 @@ class DatasetCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
     description = fields.String(validate=validate.Length(max=2000))
     chunk_size = fields.Integer(
+        strict=True,
         load_default=1000,
         validate=validate.Range(100, 20000),
         metadata={"description": "characters per segment"},
     )
     chunk_overlap = fields.Integer(
+        strict=True,
         load_default=100,
         validate=validate.Range(0, 5000),
         metadata={"description": "characters neighbouring segments share"},
     )
-    embeddings_enabled = fields.Boolean(load_default=True)
+    embeddings_enabled = StrictBoolean(load_default=True)
 
 
 class DatasetSchema(Schema):
@@ -41,8 +45,8 @@ class DatasetSchema(Schema):
 
 
 class PageQuerySchema(Schema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = paging.limit_field()
+    offset = paging.offset_field()
 
 
 class DocumentListQuerySchema(PageQuerySchema):
@@ -59,7 +63,9 @@ class TextSchema(Schema):
 
 
 class TextsSchema(Schema):
-    documents = fields.List(fields.Nested(TextSchema), required=True)
+    documents = fields.List(
+        fields.Nested(TextSchema), required=True, validate=validate.Length(min=1)
+    )
     notify = Notify(
         "e-mail addresses (one, or a list) sent the job_finished mail once every document "
         "of the upload has finished"
@@ -139,7 +145,7 @@ class RemovalSchema(Schema):
 
 class RetrieveSchema(Schema):
     query = fields.String(required=True, validate=validate.Length(1, 2000))
-    top_k = fields.Integer(load_default=5, validate=validate.Range(1, 100))
+    top_k = fields.Integer(strict=True, load_default=5, validate=validate.Range(1, 100))
     mode = fields.String(load_default="keyword", validate=validate.OneOf(MODES))
 
 

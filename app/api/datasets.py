@@ -14,6 +14,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from app.api import access
 from app.api import notify
+from app.api import validation
 from app.api.auth import require_api_key
 from app.api.dataset_schemas import BatchSchema
 from app.api.dataset_schemas import DatasetCreateSchema
@@ -44,6 +45,7 @@ blp = Blueprint(
 blp.before_request(require_api_key)
 
 UPLOAD_ENDPOINT = "datasets.DocumentCollection"
+validation.BODY_LIMITS[UPLOAD_ENDPOINT] = "DATASET_MAX_UPLOAD_BYTES"
 
 
 @blp.before_request
@@ -107,6 +109,10 @@ def _uploads() -> tuple[list[Upload], list[str] | None]:
     """The uploaded files or texts, and whom to mail once their batch has finished."""
     if request.mimetype == "multipart/form-data":
         files = request.files.getlist("files") + request.files.getlist("file")
+        for index, file in enumerate(files):
+            validation.check_text("form", f"files[{index}].filename", file.filename or "")
+        for value in request.form.getlist("notify"):
+            validation.check_text("form", "notify", value)
         notify_to = notify.form_addresses(request.form.getlist("notify"))
         return [Upload(file.filename or "unnamed", file.stream) for file in files], notify_to
     if request.is_json:
@@ -139,9 +145,14 @@ UPLOAD_BODY = {
                 "type": "object",
                 "required": ["files"],
                 "properties": {
-                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    "files": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "string", "format": "binary"},
+                    },
                     "notify": {
                         "type": "string",
+                        "pattern": notify.FORM_ADDRESSES,
                         "description": "comma-separated e-mail addresses sent the "
                         "job_finished mail once every document of the upload has finished",
                     },

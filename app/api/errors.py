@@ -62,6 +62,10 @@ def handle_http_exception(exc: HTTPException) -> Response:
         extra["errors"] = messages
         detail = "the request did not pass validation; see errors"
     headers = dict(data.get("headers") or {})
+    # Headers the exception itself carries (`Allow` on a 405, ...), except its own HTML type.
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            headers.setdefault(name, value)
     status = exc.code or 500
     return problem(status, exc.name, detail, headers=headers, **extra)
 

@@ -94,7 +94,7 @@ class ProviderCollection(MethodView):
         return [{"name": n, "models": list(providers.models(n))} for n in providers.names()]
 
 
-@blp.route("/<job_id>")
+@blp.route("/<generation_id:job_id>")
 class GenerationItem(MethodView):
     @blp.response(200, GenerationSchema)
     @blp.alt_response(404, description="No generation with this job id")

@@ -9,14 +9,17 @@ from marshmallow import fields
 from marshmallow import pre_load
 from marshmallow import validate
 
+from app.api.notify import ADDRESS
 from app.models.mail import MailState
+from app.services.mail.mails import MAX_RECIPIENTS
 
 
 class MailSubmitSchema(Schema):
     template = fields.String(required=True, validate=validate.Length(1, 100))
     to = fields.List(
-        fields.String(validate=validate.Length(1, 320)),
+        fields.String(metadata=ADDRESS),
         required=True,
+        validate=validate.Length(1, MAX_RECIPIENTS),
         metadata={"description": "one address or a list of addresses"},
     )
     context = fields.Dict(keys=fields.String(), load_default=dict)

@@ -6,6 +6,7 @@ could never be sent is refused with a 422 at submit rather than lost after the j
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,18 @@ from marshmallow import fields
 
 from app.services.mail import mails
 from app.services.mail.errors import InvalidRecipient
+
+# One address as the document states it: exactly what `mails.check_recipients` accepts.
+ADDRESS = {
+    "type": "string",
+    "pattern": mails.ADDRESS_PATTERN,
+    "maxLength": mails.MAX_ADDRESS_CHARS,
+}
+
+_ONE = mails.ADDRESS_PATTERN.removeprefix("^").removesuffix("$")
+# The multipart `notify` field: addresses separated by commas, or nothing.
+FORM_ADDRESSES = f"^( *{_ONE} *(, *{_ONE} *)*)?$"
+_FORM = re.compile(FORM_ADDRESSES.removeprefix("^").removesuffix("$"))
 
 DESCRIPTION = (
     "e-mail addresses (one, or a list) sent the job_finished mail once the job has finished "
@@ -37,7 +50,14 @@ def addresses(value: Any) -> list[str] | None:
 def form_addresses(values: list[str]) -> list[str] | None:
     """Addresses from multipart `notify` fields, each one address or comma separated."""
     found = [part.strip() for value in values for part in value.split(",")]
-    return addresses([address for address in found if address])
+    checked = addresses([address for address in found if address])
+    for value in values:
+        # Each address passed; what is left is the list's shape ("a@x.org,,b@y.org").
+        if _FORM.fullmatch(value) is None:
+            raise InvalidRecipient(
+                f"notify {value!r} is not a comma-separated list of e-mail addresses"
+            )
+    return checked
 
 
 class Notify(fields.Field[list[str] | None]):
@@ -46,7 +66,8 @@ class Notify(fields.Field[list[str] | None]):
     def __init__(self, description: str = DESCRIPTION, **kwargs: Any) -> None:
         metadata = {
             "type": "array",
-            "items": {"type": "string", "format": "email"},
+            "items": ADDRESS,
+            "maxItems": mails.MAX_RECIPIENTS,
             "description": description,
         }
         super().__init__(allow_none=True, metadata=metadata, **kwargs)

@@ -4,28 +4,46 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from marshmallow import Schema
 from marshmallow import fields
 from marshmallow import validate
+from marshmallow import validates_schema
 
 from app import queues
+from app.api import paging
+from app.api import task_arguments
 from app.api.notify import Notify
 from app.models import Job
 from app.models import JobAttempt
 from app.models import JobState
 
 STATES = [state.value for state in JobState]
+# The schema's bound; the configured TASK_MAX_COUNTDOWN (checked in the view) is lower.
+MAX_COUNTDOWN = 2**31 - 1
 
 
 class JobSubmitSchema(Schema):
     task = fields.String(required=True, validate=validate.Length(1, 200))
     args = fields.Dict(keys=fields.String(), load_default=dict)
     idempotency_key = fields.String(validate=validate.Length(1, 200))
-    countdown = fields.Integer(validate=validate.Range(min=0))
+    countdown = fields.Integer(
+        strict=True,
+        validate=validate.Range(0, MAX_COUNTDOWN),
+        metadata={"description": "seconds to wait first; at most TASK_MAX_COUNTDOWN"},
+    )
     priority = fields.Integer(
-        validate=validate.Range(0, 9), metadata={"description": "0-9, 9 is most urgent"}
+        strict=True,
+        validate=validate.Range(0, 9),
+        metadata={"description": "0-9, 9 is most urgent"},
     )
     notify = Notify()
+
+    @validates_schema
+    def _argument_types(self, data: dict[str, Any], **_kw: Any) -> None:
+        task = current_app.extensions["celery"].tasks.get(data.get("task"))
+        if task is not None and getattr(task, "public", False):
+            task_arguments.check_types(task, data.get("args") or {})
 
 
 class ProgressSchema(Schema):
@@ -112,8 +130,8 @@ class JobListQuerySchema(Schema):
     state = fields.String(validate=validate.OneOf(STATES))
     queue = fields.String(validate=validate.OneOf(list(queues.QUEUES)))
     task = fields.String(validate=validate.Length(1, 200))
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
-    cursor = fields.String(validate=validate.Length(1, 500))
+    limit = paging.limit_field()
+    cursor = paging.cursor_field()
 
 
 class JobPageSchema(Schema):

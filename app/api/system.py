@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
 from flask import current_app
-from flask import jsonify
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -14,6 +12,8 @@ from flask_smorest import Blueprint
 from app import queues
 from app.api.auth import require_api_key
 from app.api.schemas import QueuesSchema
+from app.api.system_schemas import HealthSchema
+from app.api.system_schemas import ReadySchema
 from app.models.base import utcnow
 from app.services import queue_status
 from app.services import readiness
@@ -29,13 +29,16 @@ def _authenticate_all_but_health() -> None:
 
 @blp.route("/health")
 @blp.doc(security=[])
-def health() -> Response:
+@blp.response(200, HealthSchema)
+def health() -> dict[str, str]:
     """The process is up (no dependencies are checked, no key is needed)."""
-    return jsonify({"status": "ok"})
+    return {"status": "ok"}
 
 
 @blp.route("/ready")
-def ready() -> Response:
+@blp.response(200, ReadySchema)
+@blp.alt_response(503, schema=ReadySchema, description="Not ready; the report says why")
+def ready() -> tuple[dict[str, Any], int]:
     """Database, broker, and a canary job run through every declared queue; 503 if not."""
     settings = current_app.config["SETTINGS"]
     report = readiness.check(
@@ -43,10 +46,7 @@ def ready() -> Response:
         inspect_timeout=settings.INSPECT_TIMEOUT,
         canary_timeout=settings.READY_CANARY_TIMEOUT,
     )
-    response = jsonify(report)
-    if not report["ready"]:
-        response.status_code = 503
-    return response
+    return report, 200 if report["ready"] else 503
 
 
 @blp.route("/queues")

@@ -11,6 +11,7 @@ from marshmallow import fields
 from marshmallow import validate
 
 from app.api import access
+from app.api import paging
 from app.api.auth import require_api_key
 from app.models.trace import Trace
 from app.services import pagination
@@ -28,8 +29,8 @@ class TraceQuerySchema(Schema):
     job_id = fields.String(validate=validate.Length(1, 36))
     parent_job_id = fields.String(validate=validate.Length(1, 36))
     since = fields.AwareDateTime(metadata={"description": "only traces created at or after"})
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
-    cursor = fields.String(validate=validate.Length(1, 500))
+    limit = paging.limit_field()
+    cursor = paging.cursor_field()
 
 
 class TraceSchema(Schema):

@@ -7,8 +7,10 @@ from flask import Blueprint
 from flask import Flask
 from flask import Response
 from flask import request
-from flask_smorest import Api
 
+from app.api import contract
+from app.api import validation
+from app.api.contract import TasklaneApi
 from config import Settings
 
 API_PREFIX = "/api/v1"
@@ -48,7 +50,7 @@ def init_app(app: Flask) -> None:
         OPENAPI_REDOC_URL=REDOC_SCRIPT,
         MAX_CONTENT_LENGTH=settings.MAX_REQUEST_BYTES,
     )
-    api = Api(
+    api = TasklaneApi(
         app,
         spec_kwargs={
             "components": {
@@ -69,3 +71,6 @@ def init_app(app: Flask) -> None:
         )
     )
     app.after_request(_docs_policy)
+    validation.init_app(app)
+    app.url_map.converters["generation_id"] = contract.GenerationIdConverter
+    api.register_converter(contract.GenerationIdConverter, contract.path_param_schema)

@@ -11,6 +11,7 @@ import logging
 from flask import Flask
 from pythonjsonlogger.json import JsonFormatter
 
+from app.observability import redaction
 from app.observability.log_context import ContextFilter
 from config import Settings
 
@@ -43,9 +44,12 @@ def init_app(app: Flask) -> None:
         stream = logging.StreamHandler()
         stream.setFormatter(formatter(settings))
         root.addHandler(stream)
+    redaction.configure(settings)
     for handler in root.handlers:
         # Once per handler: the factory may run more than once in a process (tests).
         if not any(isinstance(f, ContextFilter) for f in handler.filters):
             handler.addFilter(ContextFilter())
+        if not any(isinstance(f, redaction.RedactingFilter) for f in handler.filters):
+            handler.addFilter(redaction.RedactingFilter())
     root.setLevel(settings.LOG_LEVEL)
     app.logger.setLevel(settings.LOG_LEVEL)

@@ -35,6 +35,7 @@ from app.ledger.states import OUTCOMES
 from app.ledger.states import Transition as T
 from app.models import JobAttempt
 from app.models.base import utcnow
+from app.observability.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ MAX_ERROR_CHARS = 4000
 def _error(exc: BaseException | None) -> tuple[str | None, str | None]:
     if exc is None:
         return None, None
-    return type(exc).__name__, (str(exc) or repr(exc))[:MAX_ERROR_CHARS]
+    # The one redactor: a message quoting a secret setting or a credential is stored without it.
+    return type(exc).__name__, redact(str(exc) or repr(exc))[:MAX_ERROR_CHARS]
 
 
 def _lease_ttl() -> timedelta:

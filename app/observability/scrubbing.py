@@ -1,9 +1,8 @@
 """Sentry `before_send`: nothing secret and no document text leaves the process.
 
-Three nets, because a secret can hide under any name: keys that name a secret or document
-text are blanked wherever they appear in the event; every configured secret value (any
-setting named like a password, key, token or DSN) is cut out of every string; and bearer
-tokens and Tasklane API keys are masked by their shape.
+Keys that name a secret or document text are blanked wherever they appear in the event;
+every string goes through the one redactor (app/observability/redaction.py), which cuts out
+every configured secret value, nested ones included, and masks credentials by their shape.
 """
 
 from __future__ import annotations
@@ -14,7 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-FILTERED = "[Filtered]"
+from app.observability.redaction import FILTERED
+from app.observability.redaction import Redactor
+from app.observability.redaction import secret_values
+
+__all__ = ["FILTERED", "Scrubber", "make_before_send", "secret_values"]
+
 
 SECRET_KEY_PATTERN = re.compile(
     r"pass(word|wd)?|secret|token|auth|api[-_]?key|private[-_]?key|credential|cookie|"
@@ -43,29 +47,7 @@ TEXT_KEYS = frozenset(
 # A task's arguments as one printed string (Celery's log lines, kept as breadcrumbs): no key
 # inside it can be seen, so the whole string goes. Structured arguments are walked instead.
 ARGUMENT_KEYS = frozenset({"args", "kwargs", "argsrepr", "kwargsrepr"})
-SECRET_SETTING = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|API_KEY|DSN", re.IGNORECASE)
-SHAPES = (
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + FILTERED),
-    (re.compile(r"\btl_[A-Za-z0-9_-]{8,}"), FILTERED),
-)
-# Values shorter than this are not cut out of strings: they would shred ordinary words.
-MIN_SECRET_CHARS = 6
-
 Event = dict[str, Any]
-
-
-def secret_values(settings: BaseModel) -> list[str]:
-    """Configured values of settings whose names say they are secret, longest first."""
-    values = []
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if (
-            SECRET_SETTING.search(name)
-            and isinstance(value, str)
-            and len(value) >= MIN_SECRET_CHARS
-        ):
-            values.append(value)
-    return sorted(set(values), key=len, reverse=True)
 
 
 def _is_sensitive_key(key: str) -> bool:
@@ -82,15 +64,8 @@ def _is_sensitive(key: Any, value: Any) -> bool:
 
 class Scrubber:
     def __init__(self, secrets: list[str]) -> None:
-        self.secrets = secrets
-
-    def text(self, value: str) -> str:
-        for secret in self.secrets:
-            if secret in value:
-                value = value.replace(secret, FILTERED)
-        for pattern, replacement in SHAPES:
-            value = pattern.sub(replacement, value)
-        return value
+        # Strings go through the one redactor (app/observability/redaction.py).
+        self.text = Redactor(secrets).text
 
     def value(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -41,6 +41,27 @@ def io_boom(self: Task, text: str = "") -> None:
 
 
 @job_task(
+    "obs.leak", queue="dataset", public=True, soft_time_limit=10, time_limit=15, max_retries=0
+)
+def leak(self: Task) -> None:
+    """Fails quoting every secret setting, the way a careless driver or client error would."""
+    settings = flask_app.config["SETTINGS"]
+    quoted = [
+        f"SECRET_KEY={settings.SECRET_KEY}",
+        f"smtp {settings.MAIL_SMTP_PASSWORD}",
+        f"embedding key {settings.EMBEDDING_API_KEY}",
+        f"langfuse {settings.TRACE_LANGFUSE_SECRET_KEY}",
+        f"database {settings.DATABASE_URL}",
+        *(
+            f"provider {name} key {p.get('api_key')}"
+            for name, p in settings.GENERATION_PROVIDERS.items()
+        ),
+    ]
+    log.warning("about to fail with %s", "; ".join(quoted))
+    raise RuntimeError("could not connect: " + "; ".join(quoted))
+
+
+@job_task(
     "obs.fan_out", queue="dataset", public=True, soft_time_limit=10, time_limit=15, max_retries=0
 )
 def fan_out(self: Task, parts: int) -> dict[str, int]:

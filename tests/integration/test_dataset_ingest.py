@@ -21,6 +21,7 @@ from tests.fixtures.dataset.api import DatasetApi
 from tests.fixtures.dataset.files import CORPUS_QUERIES
 from tests.fixtures.dataset.files import corpus_files
 from tests.fixtures.dataset.files import pdf_bytes
+from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 
 BROKEN = {"broken.pdf": pdf_bytes()[:400], "blank.txt": b"   \n\n\t\n"}
@@ -39,7 +40,16 @@ def corpus(datasets: DatasetApi) -> dict[str, Any]:
     dataset = datasets.create("corpus", chunk_size=400, chunk_overlap=50)
     accepted = datasets.upload(dataset["id"], {**corpus_files(), **BROKEN})
     batch = datasets.wait_batch(dataset["id"], accepted["batch_id"])
-    listed = datasets.call("GET", f"/{dataset['id']}/documents?limit=100", 200)["items"]
+
+    def all_jobs_finished() -> list[dict[str, Any]] | None:
+        # The batch closes when its last document reaches a final status, which is written
+        # by the job's body; the job's own ledger state is recorded just after the body
+        # returns. The tests assert both, so wait for both.
+        items = datasets.call("GET", f"/{dataset['id']}/documents?limit=100", 200)["items"]
+        done = all(doc["job_state"] in {"succeeded", "failed", "cancelled"} for doc in items)
+        return items if done else None
+
+    listed = wait_for(all_jobs_finished, timeout=30, what="every document's job to finish")
     return {
         "dataset": dataset,
         "accepted": accepted,
@@ -208,4 +218,4 @@ def test_bad_requests_get_problem_json(datasets: DatasetApi, client: Any) -> Non
     )
     assert stop_words["title"] == "Query has no indexable term"
     assert "stop word" in stop_words["detail"] and "vector" in stop_words["detail"]
-    datasets.call("POST", "", 400, json={"name": "x", "chunk_size": 200, "chunk_overlap": 300})
+    datasets.call("POST", "", 422, json={"name": "x", "chunk_size": 200, "chunk_overlap": 300})

@@ -116,4 +116,5 @@ def test_a_batch_with_a_bad_item_is_refused_whole(api: Api) -> None:
         headers=api.auth,
     )
     assert response.status_code == 422
-    assert response.get_json()["detail"].startswith("items[1]: send exactly one")
+    # The item is named: errors.json.items.1 (the schema's oneOf of messages and prompt).
+    assert "send exactly one" in str(response.get_json()["errors"]["json"]["items"]["1"])

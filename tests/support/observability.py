@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from celery import Celery
+from sqlalchemy.engine import make_url
 
 from app import create_app
 from tests.conftest import TEST_TASK_MODULES
@@ -31,6 +33,7 @@ from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.sentry_receiver import SentryReceiver
 from tests.support.sentry_receiver import sentry_receiver
+from tests.support.waiting import PROCESS_START_TIMEOUT
 from tests.support.waiting import wait_for
 from tests.support.workers import ROOT
 from tests.support.workers import WorkerProcess
@@ -39,6 +42,11 @@ from tests.support.workers import WorkerProcess
 SMTP_PASSWORD = "smtp-pw-0bs3rv4b1l1ty"
 PROVIDER_KEY = "sk-provider-0bs3rv4b1l1ty-key"
 DOCUMENT_TEXT = "CONFIDENTIAL quarterly figures of the acme merger"
+FLASK_SECRET = "flask-secret-0bs3rv4b1l1ty"
+LANGFUSE_SECRET = "lf-secret-0bs3rv4b1l1ty"
+NESTED_PROVIDER_KEY = "nested-provider-key-0bs3rv4b1l1ty"
+# PostgreSQL on this machine trusts loopback, so a password in the URL is accepted unchecked.
+DATABASE_PASSWORD = "db-pw-0bs3rv4b1l1ty"
 OBS_TASKS = "tests.integration.observability_tasks"
 
 
@@ -104,6 +112,16 @@ class Stack:
             what=f"job {job_id} to finish",
         )
 
+    def ledger_error(self, job_id: str) -> str:
+        """The job row's error_message as stored, read from the database directly."""
+        engine = sa.create_engine(self.env["DATABASE_URL"])
+        try:
+            with engine.connect() as conn:
+                query = sa.text("SELECT error_message FROM jobs WHERE id = :id")
+                return str(conn.execute(query, {"id": job_id}).scalar_one())
+        finally:
+            engine.dispose()
+
     def logs(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -141,7 +159,7 @@ class ApiProcess:
             )
         return self
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = PROCESS_START_TIMEOUT) -> None:
         def up() -> bool:
             assert self.process is not None
             if self.process.poll() is not None:
@@ -163,6 +181,34 @@ class ApiProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def _with_secret_provider(env: dict[str, str]) -> str:
+    providers = json.loads(env.get("GENERATION_PROVIDERS") or "{}")
+    providers["leaky"] = {
+        "base_url": "http://127.0.0.1:9/v1",
+        "api_key": NESTED_PROVIDER_KEY,
+        "models": ["m"],
+    }
+    return json.dumps(providers)
+
+
+def _with_password(url: str) -> str:
+    if not url.startswith("postgresql"):
+        return url
+    return make_url(url).set(password=DATABASE_PASSWORD).render_as_string(hide_password=False)
+
+
+def secrets() -> list[str]:
+    """Every secret the stack is configured with (the database password only on PostgreSQL)."""
+    return [
+        SMTP_PASSWORD,
+        PROVIDER_KEY,
+        FLASK_SECRET,
+        LANGFUSE_SECRET,
+        NESTED_PROVIDER_KEY,
+        DATABASE_PASSWORD,
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -196,6 +242,10 @@ def observability_stack(
             "LOG_FORMAT": "json",
             "MAIL_SMTP_PASSWORD": SMTP_PASSWORD,
             "EMBEDDING_API_KEY": PROVIDER_KEY,
+            "SECRET_KEY": FLASK_SECRET,
+            "TRACE_LANGFUSE_SECRET_KEY": LANGFUSE_SECRET,
+            "GENERATION_PROVIDERS": _with_secret_provider(worker_env),
+            "DATABASE_URL": _with_password(worker_env["DATABASE_URL"]),
         }
         ping_app = create_app(make_settings(base_settings, REDIS_URL=redis_url))
         celery_app = ping_app.extensions["celery"]

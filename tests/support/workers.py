@@ -13,6 +13,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from tests.support.waiting import PROCESS_START_TIMEOUT
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +85,7 @@ class WorkerProcess:
         ]
         return cls(hostname, command, env=env, log_dir=log_dir)
 
-    def start(self, celery_app: Celery, timeout: float = 90.0) -> WorkerProcess:
+    def start(self, celery_app: Celery, timeout: float = PROCESS_START_TIMEOUT) -> WorkerProcess:
         self.spawn()
         return self.wait_ready(celery_app, timeout)
 
@@ -95,7 +96,11 @@ class WorkerProcess:
             )
         return self
 
-    def wait_ready(self, celery_app: Celery, timeout: float = 90.0) -> WorkerProcess:
+    def wait_ready(
+        self, celery_app: Celery, timeout: float = PROCESS_START_TIMEOUT
+    ) -> WorkerProcess:
+        """Until the worker answers a ping: its consumers are up. The deadline is generous
+        and stretches with load (waiting.py); a worker that exits fails at once."""
         wait_for(
             lambda: self._alive_and_answering(celery_app),
             timeout=timeout,

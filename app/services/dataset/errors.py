@@ -36,7 +36,7 @@ class InvalidUpload(JobError):
 
 
 class InvalidDatasetSettings(JobError):
-    status = 400
+    status = 422
     title = "Invalid dataset settings"
 
 

@@ -10,6 +10,7 @@ mail is left `unconfirmed` instead of risking a second copy.
 
 from __future__ import annotations
 
+import re
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
@@ -57,6 +58,14 @@ SEND_TASK = "mail.send"
 MAX_RECIPIENTS = 50
 FINAL_STATES = frozenset({MailState.SENT, MailState.FAILED, MailState.UNCONFIRMED})
 _validate_email = Email()
+# The addresses Tasklane takes, stated as this pattern in the OpenAPI document too: a
+# dot-atom local part and a dotted domain (or localhost), every match also passes Email().
+ADDRESS_PATTERN = (
+    "^[A-Za-z0-9_+-]+(\\.[A-Za-z0-9_+-]+)*@"
+    "(([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}|localhost)$"
+)
+MAX_ADDRESS_CHARS = 254
+_ADDRESS = re.compile(ADDRESS_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 def _settings() -> Settings:
@@ -71,6 +80,8 @@ def check_recipients(recipients: list[str]) -> list[str]:
         raise InvalidRecipient(f"at most {MAX_RECIPIENTS} recipients per mail")
     for address in recipients:
         try:
+            if len(address) > MAX_ADDRESS_CHARS or not _ADDRESS.fullmatch(address):
+                raise ValidationError("not an address")
             _validate_email(address)
         except ValidationError:
             raise InvalidRecipient(f"{address!r} is not a valid e-mail address") from None

@@ -6,6 +6,8 @@ import re
 from functools import partial
 from typing import Any
 
+from app.observability.redaction import redact
+
 REDACTED = "[REDACTED]"
 MAX_ITEMS = 50
 MAX_DEPTH = 6
@@ -16,21 +18,6 @@ SECRET_KEY = re.compile(
     r"(access|refresh|auth|bearer|id)?[_-]?token|private[_-]?key)$",
     re.IGNORECASE,
 )
-# Secret-looking values wherever they appear: bearer credentials and common key formats.
-SECRET_VALUE = re.compile(
-    r"(?i:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"
-    r"|\b(sk|pk|rk)-[A-Za-z0-9_-]{12,}"
-    r"|\bAKIA[0-9A-Z]{16}\b"
-    r"|\b(ghp|gho|ghs|github_pat)_[A-Za-z0-9_]{20,}"
-    r"|://[^/\s:@]+:[^/\s@]+@"
-)
-
-
-def redact(text: str) -> str:
-    """`text` with secret-looking values replaced (app.observability.redaction's contract)."""
-    return SECRET_VALUE.sub(
-        lambda m: "://" + REDACTED + "@" if m.group(0).startswith("://") else REDACTED, text
-    )
 
 
 def _truncate(text: str, limit: int) -> str:

@@ -11,6 +11,7 @@ from tests.support.observability import DOCUMENT_TEXT
 from tests.support.observability import PROVIDER_KEY
 from tests.support.observability import SMTP_PASSWORD
 from tests.support.observability import Stack
+from tests.support.observability import secrets
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 
@@ -146,6 +147,31 @@ def test_no_secret_leaves_in_any_envelope(observability_stack: Stack) -> None:
     # The scrubber, not luck, removed them: the messages are still there, masked.
     messages = [e["exception"]["values"][-1]["value"] for e in events]
     assert all("[Filtered]" in message for message in messages), messages
+
+
+def test_a_job_quoting_every_secret_setting_leaks_none(observability_stack: Stack) -> None:
+    """Its ledger row (served and stored), the worker's log lines and the Sentry envelopes
+    (raw bytes) hold no secret; the redactor, not luck, took them out."""
+    stack = observability_stack
+    job_id = stack.submit("obs.leak").body["id"]
+    job = stack.wait(job_id)
+    assert job["state"] == "failed"
+    event = _event_for(stack, job_id)
+    stored = stack.ledger_error(job_id)
+
+    def worker_lines() -> str | None:
+        log = stack.processes["cpu"].log()
+        return log if job_id in log and "could not connect" in log else None
+
+    worker_log = wait_for(worker_lines, timeout=30, what="the worker's log lines of the job")
+    raw = stack.sentry.raw()
+    for secret in secrets():
+        assert secret not in job["error"]["message"]
+        assert secret not in stored
+        assert secret not in worker_log
+        assert secret.encode() not in raw
+    assert job["error"]["message"].count("[Filtered]") >= 5, job["error"]["message"]
+    assert "[Filtered]" in event["exception"]["values"][-1]["value"]
 
 
 def test_beat_jobs_report_cron_check_ins(

@@ -1,0 +1,163 @@
+"""The one redactor: what Tasklane writes anywhere (Sentry, logs, a job's stored error, a
+trace) goes through `redact` first, so a secret that an exception quotes stays in the process.
+
+Two nets. Every configured secret value is cut out of the text: any setting, at any depth,
+whose name says it is secret (`SECRET_KEY`, `MAIL_SMTP_PASSWORD`, `EMBEDDING_API_KEY`,
+`GENERATION_PROVIDERS.<name>.api_key`, `SENTRY_DSN`, ...) and the password inside every
+URL setting (`DATABASE_URL`, `REDIS_URL`, `CELERY_BROKER_URL`, ...). And credentials are
+masked by their shape wherever they come from: bearer and basic credentials, passwords in
+URLs and in `password=...` pairs, `sk-`/`pk-`/`rk-` keys, Tasklane `tl_` keys, AWS access
+key ids, Google API keys and OAuth tokens, GitHub and Slack tokens, JWTs, PEM private keys.
+
+`configure(settings)` (called by the logging extension when the app is built, in every
+process) gives it the settings; before that, or without settings, only shapes are masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+
+FILTERED = "[Filtered]"
+# A setting (or a key inside one) whose name says its value is secret.
+SECRET_NAME = re.compile(
+    r"pass(word|wd)?|secret|token|(^|_)key$|api[-_]?key|dsn|credential|private", re.IGNORECASE
+)
+# Values shorter than this are not cut out of text as values (they would shred ordinary
+# words); in a URL or a `password=` pair the shapes below still mask them.
+MIN_SECRET_CHARS = 6
+SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+        FILTERED,
+    ),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + FILTERED),
+    # user:password@ in any URL (the user is kept: it helps and is not secret).
+    (re.compile(r"(://[^/\s:@]*):[^/\s@]+@"), r"\1:" + FILTERED + "@"),
+    (
+        re.compile(
+            r"(?i)\b(password|passwd|pwd|secret|api[_-]?key|access[_-]?token)"
+            r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
+        ),
+        r"\1\2" + FILTERED,
+    ),
+    (re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_-]{12,}"), FILTERED),
+    (re.compile(r"\btl_[A-Za-z0-9_-]{8,}"), FILTERED),
+    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), FILTERED),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), FILTERED),
+    (re.compile(r"\bya29\.[0-9A-Za-z_-]{20,}"), FILTERED),
+    (re.compile(r"\b(ghp|gho|ghs|ghu|github_pat)_[A-Za-z0-9_]{20,}"), FILTERED),
+    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), FILTERED),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), FILTERED),
+)
+
+
+def _walk(name: str, value: Any) -> Iterator[str]:
+    """Secret values under `name`, at any depth of dicts and lists."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(str(key), item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _walk(name, item)
+    elif isinstance(value, str) and value:
+        if SECRET_NAME.search(name):
+            yield value
+        if "://" in value:
+            parts = urlsplit(value)
+            if parts.password:
+                yield parts.password
+                yield unquote(parts.password)
+
+
+def secret_values(settings: BaseModel) -> list[str]:
+    """Configured secret values, longest first (so a longer one is cut before its part)."""
+    found: set[str] = set()
+    for name in type(settings).model_fields:
+        found.update(_walk(name, getattr(settings, name)))
+    return sorted((v for v in found if len(v) >= MIN_SECRET_CHARS), key=len, reverse=True)
+
+
+class Redactor:
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = secrets
+
+    def text(self, value: str) -> str:
+        for secret in self.secrets:
+            if secret in value:
+                value = value.replace(secret, FILTERED)
+        for pattern, replacement in SHAPES:
+            value = pattern.sub(replacement, value)
+        return value
+
+
+_lock = threading.Lock()
+_current = Redactor([])
+
+
+def configure(settings: BaseModel) -> Redactor:
+    """Use these settings' secrets from now on, in this process."""
+    global _current
+    with _lock:
+        _current = Redactor(secret_values(settings))
+    return _current
+
+
+def current() -> Redactor:
+    return _current
+
+
+def redact(text: str) -> str:
+    """`text` with every configured secret and every credential-shaped string masked."""
+    return _current.text(text)
+
+
+def redact_value(value: Any) -> Any:
+    """A copy of a JSON-like value with every string in it (keys too) redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_value(k): redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(item) for item in value]
+    if isinstance(value, BaseException):
+        return redact(repr(value))
+    return value
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter: the message and any traceback leave redacted, in every format.
+
+    The traceback is formatted here, redacted, and kept as `exc_text` (which both the text
+    and the JSON formatter print) with `exc_info` cleared, so no formatter formats it again
+    from the live exception."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = redact(_TRACEBACKS.formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        # Extra fields (Celery's `data` with the exception and traceback) are printed by the
+        # JSON formatter: redacted too.
+        for name, value in list(vars(record).items()):
+            if name not in _STANDARD and isinstance(value, str | dict | list | tuple):
+                setattr(record, name, redact_value(value))
+        return True
+
+
+_TRACEBACKS = logging.Formatter()
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
