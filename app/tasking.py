@@ -29,6 +29,7 @@ from celery.exceptions import Ignore
 from celery.exceptions import Reject
 from flask import Flask
 from flask import has_app_context
+from gevent import GreenletExit
 
 from app import queues
 from app.extensions.ext_database import db
@@ -125,9 +126,7 @@ def build_task_class(app: Flask) -> type[Task]:
                 self._write(ledger.record_cancelled, request.id, number)
                 self._after_run(request.id, JobState.CANCELLED)
                 raise Ignore() from None
-            except Exception:
-                raise  # recorded by on_failure / on_retry
-            except BaseException:
+            except GreenletExit:
                 # The run was killed from outside (Celery kills a gevent job's greenlet when
                 # the broker connection drops): no outcome hook follows. Stop renewing its
                 # lease, so the recovery loop runs it again once the lease has expired.

@@ -98,10 +98,10 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": settings.TASK_SOFT_TIME_LIMIT,
         "task_time_limit": settings.TASK_TIME_LIMIT,
         "task_queues": task_queues(),
-        # Celery's router sends each task to the queue it declared (task_routes, set in
-        # init_app once the task modules are loaded). Only Celery's own housekeeping tasks
+        # Celery's router sends each task to the queue it declared. Only Celery's own tasks
         # (celery.*) fall back to the default queue; the queue contract test enforces that every
         # Tasklane task declares one, and a publish to an undeclared queue fails (QueueNotFound).
+        "task_routes": (declared_queue,),
         "task_default_queue": "dataset",
         "task_create_missing_queues": False,
         # The job ledger holds results and states; the backend serves chords and groups.
@@ -145,13 +145,16 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
     return {task: beat.entry(task, value) for enabled, task, value in declared if enabled}
 
 
-def declared_routes(celery_app: Celery) -> dict[str, dict[str, str]]:
-    """Celery's task_routes: every task to the queue it was declared with (`job_task`)."""
-    return {
-        name: {"queue": task.tasklane_queue}
-        for name, task in celery_app.tasks.items()
-        if getattr(task, "tasklane_queue", None)
-    }
+def declared_queue(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_kw: Any
+) -> dict[str, str] | None:
+    """A task_routes router: a task goes to the queue it was declared with (`job_task`).
+
+    Read at publish time, so a task module imported after the app was built routes too; a
+    task without a declared queue (Celery's own) falls through to Celery's default.
+    """
+    declared = getattr(task, "tasklane_queue", None)
+    return {"queue": declared} if declared else None
 
 
 def init_app(app: Flask) -> Celery:
@@ -161,7 +164,6 @@ def init_app(app: Flask) -> Celery:
     celery_app.set_default()
     # Load the task modules now, so the API knows every task's signature and queue.
     celery_app.loader.import_default_modules()
-    celery_app.conf.task_routes = declared_routes(celery_app)
 
     def on_fork(**_kwargs: Any) -> None:
         with app.app_context():
