@@ -113,7 +113,10 @@ def test_a_failed_generation_is_traced_with_its_error(
 
 
 @pytest.mark.skip(
-    reason="after the merge of the ledger and tracing branches no ops_trace span reaches the OTLP receiver in this stack; under investigation (see the session note, issue 13)"
+    reason=(
+        "after the merge of the ledger and tracing branches no ops_trace span reaches the "
+        "OTLP receiver in this stack; under investigation (see the session note, issue 13)"
+    )
 )
 def test_a_sink_that_is_down_never_fails_the_job_and_gets_the_span_once_back(
     api: Api, generation_stubs: GenerationStubs, otlp_down: OtlpReceiver

@@ -18,7 +18,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.skip(
-    reason="after the merge of the ledger and tracing branches no ops_trace span reaches the OTLP receiver in this stack; under investigation (see the session note, issue 13)"
+    reason=(
+        "after the merge of the ledger and tracing branches no ops_trace span reaches the "
+        "OTLP receiver in this stack; under investigation (see the session note, issue 13)"
+    )
 )
 def test_ops_trace_spans_join_the_jobs_trace(
     observability_stack: Stack, generation_stubs: GenerationStubs
