@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from tests.support.api import Api
