@@ -210,7 +210,7 @@ class Settings(BaseSettings):
     @field_validator("GENERATION_PROVIDERS", mode="before")
     @classmethod
     def _check_providers(cls, value: Any) -> Any:
-        from app.services.providers.spec import validate_providers
+        from app.services.generation.providers.spec import validate_providers
 
         return validate_providers(value)
 

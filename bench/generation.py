@@ -7,7 +7,7 @@ Run from the project root:
     uv run python bench/generation.py --prefetch 4       # worker reserves 4 x C messages
 
 For each concurrency C: C x WAVES generation jobs are submitted through the real service
-(`app.services.generation.submit`: row, ledger row, broker message), then ONE worker
+(`app.services.generation.generations.submit`: row, ledger row, broker message), then ONE worker
 process starts (`celery -A app.celery worker -P gevent -c C -Q generation`) and drains
 them against a local OpenAI-compatible server (tests/support/fake_openai.py) that holds
 every request 200 ms before streaming a short answer. The rate is jobs / (first ledger
@@ -86,7 +86,7 @@ def run_level(
     from app import create_app
     from app.extensions.ext_database import db
     from app.models import Job
-    from app.services import generation
+    from app.services.generation import generations
     from config import Settings
 
     # No flush between levels: each level drains its queue, and flushing a claimed Redis
@@ -100,12 +100,12 @@ def run_level(
         from flask_migrate import upgrade
 
         upgrade(revision="heads")
-        request = generation.build_request(
+        request = generations.build_request(
             settings, {"provider": "bench", "model": "bench-model", "prompt": "benchmark"}
         )
         started = time.monotonic()
         ids = [
-            generation.submit(app.extensions["celery"], request, broker_timeout=5).id
+            generations.submit(app.extensions["celery"], request, broker_timeout=5).id
             for _ in range(total)
         ]
         print(f"  c={c}: {total} jobs submitted in {time.monotonic() - started:.1f}s", flush=True)

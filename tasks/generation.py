@@ -8,20 +8,20 @@ from typing import Any
 from celery import Task
 from flask import current_app
 
-from app.services import answering
-from app.services import generation
-from app.services import generation_batch
 from app.services import tracing
 from app.services.errors import JobError
+from app.services.generation import answering
+from app.services.generation import batches
+from app.services.generation import generations
+from app.services.generation.providers.base import ProviderRejected
+from app.services.generation.providers.base import RetryableProviderError
 from app.services.jobs import BrokerUnavailable
-from app.services.providers.base import ProviderRejected
-from app.services.providers.base import RetryableProviderError
 from app.services.retrying import backoff_delay
 from app.tasking import ExpectedFailure
 from app.tasking import job_task
 
-tracing.register_details("generation.complete", generation.trace_details)
-tracing.register_details("generation.answer", generation.trace_details)
+tracing.register_details("generation.complete", generations.trace_details)
+tracing.register_details("generation.answer", generations.trace_details)
 
 
 def _generate(task: Task, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def _generate(task: Task, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 def complete(self: Task, generation_id: str) -> dict[str, Any]:
     settings = current_app.config["SETTINGS"]
     return _generate(
-        self, lambda: generation.run(generation_id, settings, self.progress, self.request.id)
+        self, lambda: generations.run(generation_id, settings, self.progress, self.request.id)
     )
 
 
@@ -104,7 +104,7 @@ def answer(
 def batch(self: Task, generation_ids: list[str]) -> dict[str, Any]:
     settings = current_app.config["SETTINGS"]
     try:
-        return generation_batch.run(
+        return batches.run(
             self.request.id,
             generation_ids,
             celery_app=self.app,

@@ -12,8 +12,8 @@ from flask import current_app
 
 from app.ledger import outbox
 from app.models.base import utcnow
-from app.services import daily_report
-from app.services import queue_monitor
+from app.services.operations import daily_report
+from app.services.operations import queue_monitor
 from app.tasking import job_task
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from celery import Task
 from flask import current_app
 
-from app.services import retention
+from app.services.operations import retention
 from app.tasking import job_task
 
 

@@ -25,7 +25,7 @@ from app.models import ApiKey
 from app.services import tenancy
 from app.services.dataset.errors import DatasetNotFound
 from app.services.errors import JobError
-from app.services.generation import GenerationNotFound
+from app.services.generation.generations import GenerationNotFound
 from app.services.jobs import JobNotFound
 from app.services.mail.errors import MailNotFound
 from app.services.tenancy import MissingScope

@@ -18,8 +18,8 @@ from app.api.auth import require_json_body
 from app.api.notify import Notify
 from app.api.schemas import JobSchema
 from app.models import Job
-from app.services import answering
 from app.services.dataset.retrieval import MODES
+from app.services.generation import answering
 
 blp = Blueprint(
     "dataset_answers", __name__, url_prefix="/api/v1/datasets", description="Dataset answers"

@@ -33,8 +33,8 @@ from app.api.generation_schemas import ONE_INPUT
 from app.api.validation import MAX_INT
 from app.api.validation import MIN_INT
 from app.services.dataset.retrieval import MODES
+from app.services.generation.providers.registry import registry
 from app.services.mail import templates
-from app.services.providers.registry import registry
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}

@@ -19,9 +19,9 @@ from app.api.generation_schemas import ProviderSchema
 from app.api.schemas import JobSchema
 from app.models import Job
 from app.models.generation import Generation
-from app.services import generation
-from app.services import generation_batch
-from app.services.providers.registry import registry
+from app.services.generation import batches
+from app.services.generation import generations
+from app.services.generation.providers.registry import registry
 
 blp = Blueprint(
     "generations", __name__, url_prefix="/api/v1/generations", description="LLM generations"
@@ -46,8 +46,8 @@ class GenerationCollection(MethodView):
     @blp.alt_response(503, description="Broker unreachable; nothing was created")
     def post(self, body: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
         """Generate an answer; the job's progress shows the text as it streams in."""
-        request = generation.build_request(current_app.config["SETTINGS"], body)
-        job = generation.submit(
+        request = generations.build_request(current_app.config["SETTINGS"], body)
+        job = generations.submit(
             current_app.extensions["celery"],
             request,
             broker_timeout=_broker_timeout(),
@@ -72,10 +72,10 @@ class GenerationBatch(MethodView):
         requests = []
         for index, item in enumerate(body["items"]):
             try:
-                requests.append(generation.build_request(settings, {**shared, **item}))
-            except generation.InvalidGeneration as exc:
-                raise generation.InvalidGeneration(f"items[{index}]: {exc}") from None
-        job = generation_batch.submit(
+                requests.append(generations.build_request(settings, {**shared, **item}))
+            except generations.InvalidGeneration as exc:
+                raise generations.InvalidGeneration(f"items[{index}]: {exc}") from None
+        job = batches.submit(
             current_app.extensions["celery"],
             requests,
             broker_timeout=_broker_timeout(),
@@ -100,4 +100,4 @@ class GenerationItem(MethodView):
     @blp.alt_response(404, description="No generation with this job id")
     def get(self, job_id: str) -> Generation:
         """The whole text so far (the job's progress holds only its tail), usage, timings."""
-        return generation.get_by_job(job_id)
+        return generations.get_by_job(job_id)

@@ -15,8 +15,8 @@ from app.api.schemas import QueuesSchema
 from app.api.system_schemas import HealthSchema
 from app.api.system_schemas import ReadySchema
 from app.models.base import utcnow
-from app.services import queue_status
-from app.services import readiness
+from app.services.operations import queue_status
+from app.services.operations import readiness
 
 blp = Blueprint("system", __name__, url_prefix="/api/v1", description="Health and queues")
 

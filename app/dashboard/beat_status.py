@@ -1,7 +1,7 @@
 """Beat as the dashboard shows it: who schedules, and each periodic job's last and next run.
 
 The one place the dashboard reads beat's state, so a change of scheduler (RedBeat) changes
-only `read()`: it reads RedBeat's state through app/services/beat_status.py.
+only `read()`: it reads RedBeat's state through app/services/operations/beat_status.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from celery import Celery
 from redis.exceptions import RedisError
 
 from app.models.base import utcnow
-from app.services import beat_status as services_beat
+from app.services.operations import beat_status as services_beat
 
 
 @dataclass

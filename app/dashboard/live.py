@@ -20,7 +20,7 @@ from celery import Celery
 
 from app import queues
 from app.models.base import utcnow
-from app.services import queue_status
+from app.services.operations import queue_status
 
 _known_lock = threading.Lock()
 _known_workers: set[str] = set()

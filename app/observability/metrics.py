@@ -23,7 +23,7 @@ from opentelemetry.metrics import Observation
 
 from app.hooks import Outcome
 from app.models import JobState
-from app.services import queue_status
+from app.services.operations import queue_status
 
 PUBLISHED_AT_HEADER = "tasklane_published_at"
 

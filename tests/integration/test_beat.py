@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from app import create_app
-from app.services import beat_status
+from app.services.operations import beat_status
 from tests.conftest import make_settings
 from tests.support import services
 from tests.support.waiting import wait_for

@@ -8,7 +8,7 @@ from app.extensions.ext_database import db
 from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
-from app.services import retention
+from app.services.operations import retention
 from tests.support.jobs import job_row
 
 

@@ -9,15 +9,15 @@ from datetime import datetime
 import httpx2
 import pytest
 
-from app.services.providers.base import ChatRequest
-from app.services.providers.base import ProviderRejected
-from app.services.providers.base import ProviderTimeout
-from app.services.providers.base import RetryableProviderError
-from app.services.providers.offline import OfflineProvider
-from app.services.providers.offline import summarise
-from app.services.providers.openai import OpenAICompatible
-from app.services.providers.spec import ProviderSpec
-from app.services.providers.spec import validate_providers
+from app.services.generation.providers.base import ChatRequest
+from app.services.generation.providers.base import ProviderRejected
+from app.services.generation.providers.base import ProviderTimeout
+from app.services.generation.providers.base import RetryableProviderError
+from app.services.generation.providers.offline import OfflineProvider
+from app.services.generation.providers.offline import summarise
+from app.services.generation.providers.openai import OpenAICompatible
+from app.services.generation.providers.spec import ProviderSpec
+from app.services.generation.providers.spec import validate_providers
 from app.services.retrying import backoff_delay
 from app.services.retrying import parse_retry_after
 from tests.support.fake_openai import FakeOpenAI

@@ -17,8 +17,8 @@ from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
 from app.models.mail import Mail
-from app.services import daily_report
-from app.services import queue_monitor
+from app.services.operations import daily_report
+from app.services.operations import queue_monitor
 from tests.conftest import make_settings
 from tests.support.jobs import job_row
 from tests.support.sentry_receiver import sentry_receiver

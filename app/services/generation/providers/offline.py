@@ -12,9 +12,9 @@ import re
 from collections import Counter
 from collections.abc import Generator
 
-from app.services.providers.base import ChatRequest
-from app.services.providers.base import Delta
-from app.services.providers.base import ProviderRejected
+from app.services.generation.providers.base import ChatRequest
+from app.services.generation.providers.base import Delta
+from app.services.generation.providers.base import ProviderRejected
 
 MODEL = "extractive-summary"
 DEFAULT_SENTENCES = 3

@@ -13,8 +13,8 @@ from redis import Redis
 
 from app import queues
 from app.models.base import utcnow
-from app.services import queue_status
 from app.services.mail import mails
+from app.services.operations import queue_status
 from config import Settings
 
 

@@ -20,13 +20,13 @@ from gevent import Timeout as GeventTimeout
 from gevent import monkey
 from openai.types.chat import ChatCompletionMessageParam
 
-from app.services.providers.base import ChatRequest
-from app.services.providers.base import Delta
-from app.services.providers.base import ProviderError
-from app.services.providers.base import ProviderRejected
-from app.services.providers.base import ProviderTimeout
-from app.services.providers.base import RetryableProviderError
-from app.services.providers.spec import ProviderSpec
+from app.services.generation.providers.base import ChatRequest
+from app.services.generation.providers.base import Delta
+from app.services.generation.providers.base import ProviderError
+from app.services.generation.providers.base import ProviderRejected
+from app.services.generation.providers.base import ProviderTimeout
+from app.services.generation.providers.base import RetryableProviderError
+from app.services.generation.providers.spec import ProviderSpec
 from app.services.retrying import parse_retry_after
 
 MAX_ERROR_CHARS = 500

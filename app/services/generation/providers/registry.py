@@ -8,10 +8,10 @@ import threading
 import httpx2
 
 from app.services.errors import JobError
-from app.services.providers.base import Provider
-from app.services.providers.offline import OfflineProvider
-from app.services.providers.spec import OFFLINE
-from app.services.providers.spec import ProviderSpec
+from app.services.generation.providers.base import Provider
+from app.services.generation.providers.offline import OfflineProvider
+from app.services.generation.providers.spec import OFFLINE
+from app.services.generation.providers.spec import ProviderSpec
 from config import Settings
 
 # Generous: a gevent worker runs hundreds of generations at once over one client.
@@ -35,7 +35,7 @@ class Registry:
         self._models: dict[str, tuple[str, ...]] = {OFFLINE: OfflineProvider.models}
         for name, raw in settings.GENERATION_PROVIDERS.items():
             # The `openai` package takes a second or more to import: only when one is used.
-            from app.services.providers.openai import OpenAICompatible
+            from app.services.generation.providers.openai import OpenAICompatible
 
             spec = ProviderSpec.model_validate(raw)
             self._providers[name] = OpenAICompatible(name, spec, client)

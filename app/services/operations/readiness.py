@@ -14,7 +14,7 @@ from app.extensions.ext_database import db
 from app.models import Job
 from app.models import JobState
 from app.services import jobs
-from app.services import queue_status
+from app.services.operations import queue_status
 
 CANARY_TASK = "system.canary"
 POLL_INTERVAL = 0.1

@@ -23,11 +23,11 @@ from app.models import Job
 from app.models.generation import Generation
 from app.services import jobs
 from app.services.errors import JobError
-from app.services.generation_cancel import interrupt_on_cancel
+from app.services.generation.cancel import interrupt_on_cancel
+from app.services.generation.providers.base import ChatRequest
+from app.services.generation.providers.base import Delta
+from app.services.generation.providers.registry import registry
 from app.services.jobs import Submission
-from app.services.providers.base import ChatRequest
-from app.services.providers.base import Delta
-from app.services.providers.registry import registry
 from app.tasking import JobCancelled
 from config import Settings
 

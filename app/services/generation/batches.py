@@ -21,10 +21,10 @@ from app.extensions.ext_database import db
 from app.models import Job
 from app.models import JobState
 from app.models.generation import Generation
-from app.services import generation
 from app.services import jobs
 from app.services.errors import JobError
-from app.services.generation import GenerationRequest
+from app.services.generation import generations
+from app.services.generation.generations import GenerationRequest
 from app.services.jobs import InvalidTransition
 from app.services.jobs import Submission
 from app.tasking import JobCancelled
@@ -45,7 +45,7 @@ def submit(
 
     `notify_to` goes on the parent only: one mail once every item has finished.
     """
-    rows = generation.create(requests)
+    rows = generations.create(requests)
     ids = [row.id for row in rows]
     try:
         job, _created = jobs.submit(
@@ -59,7 +59,7 @@ def submit(
             broker_timeout=broker_timeout,
         )
     except JobError:
-        generation.discard(ids)
+        generations.discard(ids)
         raise
     return job
 
@@ -72,7 +72,7 @@ def _fan_out(
         row = db.session.get(Generation, generation_id)
         if row is None:
             continue
-        job = generation.submit_job(
+        job = generations.submit_job(
             celery_app,
             row,
             broker_timeout=broker_timeout,
@@ -106,7 +106,7 @@ def run(
     *,
     celery_app: Celery,
     broker_timeout: float,
-    report: generation.Reporter,
+    report: generations.Reporter,
 ) -> dict[str, Any]:
     parent = jobs.get(parent_id)
     children = _fan_out(celery_app, parent, generation_ids, broker_timeout)

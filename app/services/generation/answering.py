@@ -15,10 +15,10 @@ from celery import Celery
 from app.extensions.ext_database import db
 from app.models import Job
 from app.models.generation import Generation
-from app.services import generation
 from app.services.dataset import datasets
 from app.services.dataset import retrieval
 from app.services.errors import JobError
+from app.services.generation import generations
 from config import Settings
 
 TASK = "generation.answer"
@@ -46,7 +46,7 @@ def submit(
     """Check the dataset and the provider, commit the generation row, submit the job."""
     datasets.get(dataset_id)
     question = body["question"]
-    request = generation.build_request(
+    request = generations.build_request(
         settings,
         {
             "provider": body.get("provider", "offline"),
@@ -55,9 +55,9 @@ def submit(
             "prompt": question,
         },
     )
-    [row] = generation.create([request])
+    [row] = generations.create([request])
     try:
-        return generation.submit_job(
+        return generations.submit_job(
             celery_app,
             row,
             broker_timeout=broker_timeout,
@@ -72,7 +72,7 @@ def submit(
             },
         )
     except JobError:
-        generation.discard([row.id])
+        generations.discard([row.id])
         raise
 
 
@@ -92,7 +92,7 @@ def run(
     top_k: int,
     mode: str,
     settings: Settings,
-    report: generation.Reporter,
+    report: generations.Reporter,
     job_id: str | None = None,
 ) -> dict[str, Any]:
     sources = retrieval.retrieve(dataset_id, question, top_k=top_k, mode=mode)
@@ -100,11 +100,11 @@ def run(
         raise NothingToCite(f"no segment of dataset {dataset_id} matches the question")
     row = db.session.get(Generation, generation_id)
     if row is None:
-        raise generation.GenerationNotFound(f"no generation {generation_id!r}")
+        raise generations.GenerationNotFound(f"no generation {generation_id!r}")
     if row.status != "succeeded":
         row.messages = compose(question, sources)
         db.session.commit()
-    result = generation.run(generation_id, settings, report, job_id)
+    result = generations.run(generation_id, settings, report, job_id)
     result["citations"] = [
         {
             "n": n,

@@ -1,0 +1,1 @@
+"""The generation lane: LLM calls against OpenAI-compatible providers, batches, answers."""

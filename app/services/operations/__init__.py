@@ -1,0 +1,1 @@
+"""Operations: queue status and monitor, readiness, beat status, retention and reports."""
