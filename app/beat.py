@@ -11,7 +11,6 @@ The one addition here is a name for the leader, for the status page (`leader()`)
 
 from __future__ import annotations
 
-import gc
 import os
 import socket
 from datetime import timedelta
@@ -89,13 +88,6 @@ class Scheduler(RedBeatScheduler):  # type: ignore[misc]
             LEADER_KEY, f"{socket.gethostname()}:{os.getpid()}", px=int(self.lock_timeout * 1000)
         )
         return remaining
-
-    def setup_schedule(self) -> None:
-        super().setup_schedule()
-        # The app is fully imported by now: freeze its objects out of the collector, so the
-        # interpreter's last collection at exit does not walk them all (that walk took beat
-        # 10-40 s to exit on a busy machine).
-        gc.freeze()
 
     def close(self) -> None:
         if self.lock is not None and self.lock.owned():
