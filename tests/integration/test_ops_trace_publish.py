@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from celery import Task
 from flask import Flask
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -67,6 +69,24 @@ def _hand_off_in_a_run_span(app: Flask, job_id: str) -> tuple[bool, str, str]:
     return sent, f"{ids.trace_id:032x}", f"{ids.span_id:016x}"
 
 
+@contextmanager
+def _statements(app: Flask) -> Iterator[list[str]]:
+    """The SQL statements both engines (the app's and the ledger's) run inside the block."""
+    seen: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    engines = [db.engine, app.extensions["ledger_engine"]]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", on_execute)
+
+
 def _ship_rows() -> int:
     return int(db.session.scalar(select(func.count()).where(Job.task == "ops_trace.ship")) or 0)
 
@@ -91,8 +111,12 @@ def test_a_worker_ships_the_handed_off_record_into_the_run_span(
 ) -> None:
     job_id = str(uuid.uuid4())
     with app.app_context():
-        sent, trace_id, span_id = _hand_off_in_a_run_span(app, job_id)
+        _hand_off_in_a_run_span(app, str(uuid.uuid4()))  # warm: the broker connection
+        with _statements(app) as statements:
+            sent, trace_id, span_id = _hand_off_in_a_run_span(app, job_id)
         assert sent is True
+        # The hand-off neither reads the job nor writes a row: not one statement.
+        assert statements == []
         [span] = wait_for(
             lambda: generation_stubs.otlp.of_job(job_id), what=f"the span of job {job_id}"
         )
