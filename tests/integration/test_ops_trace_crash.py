@@ -38,34 +38,32 @@ def collector() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture
+def ship_settings(base_settings: dict[str, Any], collector: OtlpReceiver) -> dict[str, Any]:
+    return {
+        **base_settings,
+        "TRACE_SINKS": "otlp",
+        "TRACE_OTLP_ENDPOINT": collector.endpoint + "/v1/traces",
+        # One export keeps retrying the down collector for long enough to be killed in;
+        # and no Celery retry: only a redelivery can still ship the record.
+        "TRACE_SHIP_TIMEOUT": "60",
+        "TRACE_SHIP_MAX_ATTEMPTS": "1",
+    }
+
+
+@pytest.fixture
 def ship_stack(
-    app: Flask,
-    base_settings: dict[str, Any],
-    worker_env: dict[str, str],
-    session_tmp: Path,
-    collector: OtlpReceiver,
+    app: Flask, ship_settings: dict[str, Any], worker_env: dict[str, str], session_tmp: Path
 ) -> Iterator[tuple[Flask, WorkerProcess]]:
     """One prefork child serving ops_trace on a Redis of its own, shipping to `collector`."""
     # A server of its own: the shared one's database indexes may all be claimed.
     with services.embedded_redis_server(session_tmp / "ship-crash-redis") as redis_url:
-        trace = {
-            "REDIS_URL": redis_url,
-            "TRACE_SINKS": "otlp",
-            "TRACE_OTLP_ENDPOINT": collector.endpoint + "/v1/traces",
-            # One export keeps retrying the down collector for long enough to be killed in;
-            # and no Celery retry: only a redelivery can still ship the record.
-            "TRACE_SHIP_TIMEOUT": "60",
-            "TRACE_SHIP_MAX_ATTEMPTS": "1",
-        }
-        ship_app = create_app(make_settings(base_settings, **trace))
+        settings = {**ship_settings, "REDIS_URL": redis_url}
+        env = {**worker_env, **{key: str(value) for key, value in settings.items()}}
+        name, queues = "ship-crash", ["ops_trace"]
         worker = WorkerProcess.celery(
-            "ship-crash",
-            pool="prefork",
-            concurrency=1,
-            queues=["ops_trace"],
-            env={**worker_env, **trace},
-            log_dir=session_tmp,
+            name, pool="prefork", concurrency=1, queues=queues, env=env, log_dir=session_tmp
         )
+        ship_app = create_app(make_settings(settings))
         try:
             worker.start(ship_app.extensions["celery"])
             yield ship_app, worker
