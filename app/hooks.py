@@ -28,6 +28,8 @@ class Outcome:
     exception: BaseException | None = None
     # Recorded by the pool's main process after it killed the child (hard time limit).
     in_main_process: bool = False
+    # The task's return value (succeeded only): hooks use it instead of re-reading the row.
+    result: Any = None
 
 
 Hook = Callable[[Outcome], None]

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 LEDGER_WRITE_MAX_DELAY = 5.0
 # Where the task base keeps the attempt number on the request (None outside the child).
 ATTEMPT = "tasklane_attempt"
+# And when the attempt started (time.time()), for the after-run hooks' timings.
+STARTED = "tasklane_started"
 
 
 class JobCancelled(Exception):
@@ -55,7 +57,7 @@ class ExpectedFailure(Exception):
     """A failure caused by the job's input, not by Tasklane: recorded, not alerted on."""
 
 
-def _jsonable_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+def jsonable_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**kwargs, "_args": list(args)} if args else dict(kwargs)
 
 
@@ -75,6 +77,8 @@ def build_task_class(app: Flask) -> type[Task]:
         # Declared per task by `job_task`; here so every task has them.
         public: bool = False
         tasklane_queue: str | None = None
+        # False: a plain Celery task (ops_trace.ship) with no job row, outcome or hooks.
+        ledger: bool = True
 
         @contextmanager
         def _context(self) -> Iterator[None]:
@@ -91,7 +95,7 @@ def build_task_class(app: Flask) -> type[Task]:
 
         def _run_tracked(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             request = self.request
-            if request.called_directly or not request.id:
+            if request.called_directly or not request.id or not self.ledger:
                 return self.run(*args, **kwargs)
             delivery = request.delivery_info or {}
             queue = delivery.get("routing_key") or self.tasklane_queue or ""
@@ -102,7 +106,7 @@ def build_task_class(app: Flask) -> type[Task]:
                     task=self.name,
                     queue=queue,
                     worker=request.hostname,
-                    args=_jsonable_args(args, kwargs),
+                    args=jsonable_args(args, kwargs),
                     max_attempts=max_attempts,
                 )
             except DATABASE_ERRORS as exc:
@@ -120,6 +124,7 @@ def build_task_class(app: Flask) -> type[Task]:
                 log.info("job %s is cancelled, finished or running elsewhere; skipped", request.id)
                 raise Ignore()
             setattr(request, ATTEMPT, number)
+            setattr(request, STARTED, time.time())
             try:
                 return self.run(*args, **kwargs)
             except JobCancelled:
@@ -184,25 +189,30 @@ def build_task_class(app: Flask) -> type[Task]:
                         delay = min(delay * 2, LEDGER_WRITE_MAX_DELAY)
 
         def _after_run(
-            self, job_id: str, state: JobState, exc: BaseException | None = None
+            self, job_id: str, state: JobState, exc: BaseException | None = None, result: Any = None
         ) -> None:
             """The after-run hooks (app/hooks.py), once the outcome is recorded."""
             registry = app.extensions.get("hooks")
             if registry is None:
                 return
-            outcome = Outcome(self, job_id, state, exc, in_main_process=self._attempt() is None)
+            main = self._attempt() is None
+            outcome = Outcome(self, job_id, state, exc, in_main_process=main, result=result)
             with self._context():
                 registry.run(outcome)
 
         # One app context for the ledger write and the hooks after it.
         def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+            if not self.ledger:
+                return
             with self._context():
                 self._write(ledger.record_success, task_id, retval, self._attempt())
-                self._after_run(task_id, JobState.SUCCEEDED)
+                self._after_run(task_id, JobState.SUCCEEDED, result=retval)
 
         def on_failure(
             self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
         ) -> None:
+            if not self.ledger:
+                return
             with self._context():
                 self._write(ledger.record_failure, task_id, exc, self._attempt())
                 self._after_run(task_id, JobState.FAILED, exc)
@@ -210,6 +220,8 @@ def build_task_class(app: Flask) -> type[Task]:
         def on_retry(
             self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
         ) -> None:
+            if not self.ledger:
+                return
             when = getattr(getattr(einfo, "exception", None), "when", None)
             with self._context():
                 self._write(ledger.record_retry, task_id, exc, _retry_eta(when), self._attempt())

@@ -8,7 +8,6 @@ from typing import Any
 from celery import Task
 from flask import current_app
 
-from app.services import tracing
 from app.services.errors import JobError
 from app.services.generation import answering
 from app.services.generation import batches
@@ -19,9 +18,6 @@ from app.services.jobs import BrokerUnavailable
 from app.services.retrying import backoff_delay
 from app.tasking import ExpectedFailure
 from app.tasking import job_task
-
-tracing.register_details("generation.complete", generations.trace_details)
-tracing.register_details("generation.answer", generations.trace_details)
 
 
 def _generate(task: Task, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:

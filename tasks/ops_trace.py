@@ -1,4 +1,10 @@
-"""Trace shipping: every traced job's attempts end up here, off the traced work's path."""
+"""Trace shipping: every traced job's attempts end up here, off the traced work's path.
+
+`ops_trace.ship` is a plain Celery task (`ledger=False`): its message is the only copy of
+the record, with no job row. It is acknowledged after it ran and put back when its worker
+process dies (a gevent worker's unacknowledged message comes back after the broker's
+visibility timeout), and retried with the one backoff policy while a sink is down.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,10 @@ RETRY_MAX_DELAY = 300.0
     time_limit=90,
     # A ceiling: TRACE_SHIP_MAX_ATTEMPTS (at most 20) is the limit applied.
     max_retries=19,
+    ledger=False,
+    acks_late=True,
+    # No lease brings a ship message back: a lost worker must hand it back to the broker.
+    reject_on_worker_lost=True,
 )
 def ship(self: Task, record: dict[str, Any], sinks: list[str] | None = None) -> None:
     settings = current_app.config["SETTINGS"]

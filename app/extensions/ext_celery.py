@@ -182,7 +182,7 @@ def _ops_trace_hand_off(outcome: hooks.Outcome) -> None:
     task = outcome.task
     if not outcome.in_main_process and getattr(task, "traced", False):
         if not task.request.called_directly:
-            tracing.hand_off(outcome.job_id, outcome.task.name)
+            tracing.hand_off(outcome)
 
 
 def after_run_hooks(app: Flask) -> hooks.Registry:

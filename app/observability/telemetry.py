@@ -15,6 +15,7 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry import trace
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
@@ -159,6 +160,9 @@ def start(settings: Settings, role: str, engine: Engine, *, prometheus: bool = F
     RedisInstrumentor().instrument()
     RequestsInstrumentor().instrument()
     HTTPXClientInstrumentor().instrument()
+    # The `openai` package's client is httpx2: its requests are the LLM calls' HTTP spans,
+    # children of the run span. Patched on the transport class, so clients made earlier count.
+    HTTPX2ClientInstrumentor().instrument(meter_provider=quiet)
     log.info("OpenTelemetry started for role %s (%s)", role, settings.OTEL_EXPORTER)
     return True
 

@@ -1,5 +1,6 @@
 """Every generation is traced after it ends: to the database, and as spans over OTLP to a
-collector and to Langfuse's OTLP endpoint; a sink that is down is retried by Celery."""
+collector and to Langfuse's OTLP endpoint; a sink that is down is retried by Celery. The
+record travels as a plain Celery message: no ledger row is ever made for it."""
 
 from __future__ import annotations
 
@@ -42,13 +43,12 @@ def _span_of(receiver: OtlpReceiver, job_id: str) -> Span:
     return spans[0]
 
 
-def _ship_job(api: Api, job_id: str) -> dict[str, Any] | None:
+def _ship_jobs(api: Api) -> list[dict[str, Any]]:
     response = api.client.get(
-        "/api/v1/jobs", query_string={"task": "ops_trace.ship", "limit": 500}, headers=api.auth
+        "/api/v1/jobs", query_string={"task": "ops_trace.ship", "limit": 100}, headers=api.auth
     )
     assert response.status_code == 200, response.get_json()
-    items = response.get_json()["items"]
-    return next((j for j in items if j["args"]["record"]["job_id"] == job_id), None)
+    return list(response.get_json()["items"])
 
 
 @pytest.fixture
@@ -92,6 +92,8 @@ def test_a_generation_is_traced_to_every_sink(api: Api, generation_stubs: Genera
     assert generation.attributes["gen_ai.usage.input_tokens"] == 6
     assert "the answer is 42" in generation.attributes["langfuse.observation.output"]
     assert secret not in generation.attributes["langfuse.observation.input"]
+    # Handed off as a plain message: the ledger holds no ship job.
+    assert _ship_jobs(api) == []
 
 
 def test_a_failed_generation_is_traced_with_its_error(
@@ -112,12 +114,6 @@ def test_a_failed_generation_is_traced_with_its_error(
     assert span.attributes["error.type"] == "ExpectedFailure"
 
 
-@pytest.mark.skip(
-    reason=(
-        "after the merge of the ledger and tracing branches no ops_trace span reaches the "
-        "OTLP receiver in this stack; under investigation (see the session note, issue 13)"
-    )
-)
 def test_a_sink_that_is_down_never_fails_the_job_and_gets_the_span_once_back(
     api: Api, generation_stubs: GenerationStubs, otlp_down: OtlpReceiver
 ) -> None:
@@ -126,12 +122,17 @@ def test_a_sink_that_is_down_never_fails_the_job_and_gets_the_span_once_back(
     _trace_of(api, job["id"])  # the database sink has it
     _span_of(generation_stubs.langfuse, job["id"])  # so has the sink that is up
 
-    wait_for(lambda: otlp_down.refused > 0, what="the down collector to refuse a span")
-    ship = wait_for(lambda: _ship_job(api, job["id"]), what="the ops_trace.ship job")
-    otlp_down.down = False
+    def back_after_two_refusals() -> bool:
+        # Up again at once, so the ship's remaining tries (3 here) find it up.
+        if otlp_down.refused >= 2:
+            otlp_down.down = False
+        return not otlp_down.down
 
+    wait_for(back_after_two_refusals, what="the down collector to refuse the span twice")
+
+    # The ship message was tried again (by the exporter, then by Celery, to the failed sink
+    # only): the collector that is back gets the span, and Langfuse still holds it once.
     _span_of(otlp_down, job["id"])
-    done = api.wait(ship["id"])
-    assert done["state"] == "succeeded" and done["attempts"] >= 2
-    # The retry went to the failed sink only: Langfuse holds the span once.
     assert len(generation_stubs.langfuse.of_job(job["id"])) == 1
+    assert len(_traces(api, job_id=job["id"])) == 1
+    assert _ship_jobs(api) == []

@@ -29,6 +29,7 @@ from app import create_app
 from tests.conftest import TEST_TASK_MODULES
 from tests.conftest import make_settings
 from tests.support import services
+from tests.support.generation_stubs import LANGFUSE_KEYS
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.sentry_receiver import SentryReceiver
@@ -43,7 +44,8 @@ SMTP_PASSWORD = "smtp-pw-0bs3rv4b1l1ty"
 PROVIDER_KEY = "sk-provider-0bs3rv4b1l1ty-key"
 DOCUMENT_TEXT = "CONFIDENTIAL quarterly figures of the acme merger"
 FLASK_SECRET = "flask-secret-0bs3rv4b1l1ty"
-LANGFUSE_SECRET = "lf-secret-0bs3rv4b1l1ty"
+# The key the session's local Langfuse receiver checks: a different one is refused (401).
+LANGFUSE_SECRET = LANGFUSE_KEYS[1]
 NESTED_PROVIDER_KEY = "nested-provider-key-0bs3rv4b1l1ty"
 # PostgreSQL on this machine trusts loopback, so a password in the URL is accepted unchecked.
 DATABASE_PASSWORD = "db-pw-0bs3rv4b1l1ty"

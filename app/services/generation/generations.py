@@ -22,6 +22,7 @@ from app.extensions.ext_database import db
 from app.models import Job
 from app.models.generation import Generation
 from app.services import jobs
+from app.services import tracing
 from app.services.errors import JobError
 from app.services.generation.cancel import interrupt_on_cancel
 from app.services.generation.providers.base import ChatRequest
@@ -247,6 +248,9 @@ def run(
     interval = settings.GENERATION_PROGRESS_INTERVAL
     last_report = time.monotonic()
     request = ChatRequest(generation.model, generation.messages, generation.parameters)
+    # What the trace of this run shows beside the job's result (app/services/tracing).
+    inputs = {"messages": generation.messages, "parameters": generation.parameters}
+    tracing.note(provider=generation.provider, model=generation.model, inputs=inputs)
     try:
         with (
             interrupt_on_cancel(job_id, max(interval, CANCEL_POLL_INTERVAL)) as watch,
@@ -303,20 +307,4 @@ def result(generation: Generation) -> dict[str, Any]:
         },
         "latency_ms": generation.latency_ms,
         "first_token_ms": generation.first_token_ms,
-    }
-
-
-def trace_details(job_id: str) -> dict[str, Any]:
-    """What a generation's trace adds to the ledger's view: model, tokens, prompt, text."""
-    generation = db.session.query(Generation).filter_by(job_id=job_id).one_or_none()
-    if generation is None:
-        return {}
-    return {
-        "provider": generation.provider,
-        "model": generation.model,
-        "prompt_tokens": generation.prompt_tokens,
-        "completion_tokens": generation.completion_tokens,
-        "latency_ms": generation.latency_ms,
-        "inputs": {"messages": generation.messages, "parameters": generation.parameters},
-        "outputs": {"text": generation.text, "finish_reason": generation.finish_reason},
     }

@@ -1,71 +1,84 @@
 """Operation traces: recorded as a traced job's attempt ends, shipped from the ops_trace queue.
 
-`hand_off` runs after the ledger recorded the outcome, while the task's run span is current,
-so the record names the trace and span to join; the `ops_trace.ship` job exports it off the
-worker's hot path, survives a worker crash and is retried by Celery while a sink is down.
+`hand_off`, an after-run hook, builds the record from the hook's context alone (job id, run
+span, task name, outcome, timings, the task's result and what the lane `note`d), with no
+re-read, and publishes it as a plain Celery message with no ledger row (tasks/ops_trace.py).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
+from celery import current_task
 from flask import current_app
 from opentelemetry import trace
 
 from app.extensions.ext_database import db
-from app.models import Job
-from app.models.base import utcnow
-from app.services import jobs
-from app.services.jobs import Submission
+from app.hooks import Outcome
+from app.services.tracing import export
 from app.services.tracing.redact import clean
+from app.tasking import ATTEMPT
+from app.tasking import STARTED
+from app.tasking import jsonable_args
 
 log = logging.getLogger(__name__)
 
-SHIP_TASK = "ops_trace.ship"
-# A trace is not worth holding up the worker for long when the broker is away.
-PUBLISH_TIMEOUT = 1.0
+# A trace is not worth holding up the worker for long (about 1 s) when the broker is away.
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 DETAILS = ("provider", "model", "prompt_tokens", "completion_tokens", "latency_ms", "inputs")
-
-_details: dict[str, Callable[[str], dict[str, Any]]] = {}
-
-
-def register_details(operation: str, details: Callable[[str], dict[str, Any]]) -> None:
-    """`details(job_id)` adds what only `operation` knows: DETAILS and outputs."""
-    _details[operation] = details
+# Where `note` keeps what the lane adds, on the run's Celery request (one per greenlet).
+NOTES = "tasklane_trace_notes"
 
 
-def build(job_id: str, operation: str, *, max_chars: int) -> dict[str, Any] | None:
-    """The record of the job's latest attempt, or None when the job has no row."""
-    job = db.session.get(Job, job_id, populate_existing=True)
-    if job is None:
-        return None
-    started, finished = job.started_at, job.finished_at or utcnow()
+def note(**details: Any) -> None:
+    """Add what only the lane knows (DETAILS, outputs) to the trace of the running task."""
+    request = getattr(current_task, "request", None)
+    if request is not None and not request.called_directly:
+        setattr(request, NOTES, {**(getattr(request, NOTES, None) or {}), **details})
+
+
+def _from_result(result: Any) -> dict[str, Any]:
+    # A lane's result in the gen_ai shape (usage, latency_ms) gives the trace its figures.
+    if not isinstance(result, dict):
+        return {}
+    usage = result["usage"] if isinstance(result.get("usage"), dict) else {}
+    found = {k: result.get(k) for k in ("provider", "model", "latency_ms")}
+    found.update({k: usage.get(k) for k in ("prompt_tokens", "completion_tokens")})
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def build(outcome: Outcome, *, max_chars: int) -> dict[str, Any]:
+    """The record of the attempt that just ended, from the hook's context only."""
+    request = outcome.task.request
+    started, finished = getattr(request, STARTED, None), time.time()
     run = trace.get_current_span().get_span_context()
-    # Parent on the run span only when it is in the job's stored trace (or there is none).
-    joins = run.is_valid and job.trace_id in (None, trace.format_trace_id(run.trace_id))
+    exc = outcome.exception
     record: dict[str, Any] = {
         "id": str(uuid.uuid4()),
-        "operation": operation,
-        "status": job.state.value,
-        "job_id": job.id,
-        "parent_job_id": job.parent_id,
-        "attempt": job.attempts,
-        "inputs": job.args,
-        "outputs": job.result,
-        "error_type": job.error_type,
-        "error_message": job.error_message,
-        "latency_ms": (finished - started).total_seconds() * 1000 if started else None,
-        "started_at": started.isoformat() if started else None,
-        "finished_at": finished.isoformat(),
-        "trace_id": trace.format_trace_id(run.trace_id) if joins else job.trace_id,
-        "parent_span_id": trace.format_span_id(run.span_id) if joins else None,
+        "operation": outcome.task.name,
+        "status": outcome.state.value,
+        "job_id": outcome.job_id,
+        "parent_job_id": request.parent_id,
+        "attempt": getattr(request, ATTEMPT, None),
+        "inputs": jsonable_args(tuple(request.args or ()), dict(request.kwargs or {})),
+        "outputs": outcome.result,
+        "error_type": type(exc).__name__ if exc is not None else None,
+        "error_message": (str(exc) or repr(exc)) if exc is not None else None,
+        "latency_ms": (finished - started) * 1000 if started else None,
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat() if started else None,
+        "finished_at": datetime.fromtimestamp(finished, UTC).isoformat(),
+        # The run span continues the trace the job's message carried and its row stores.
+        "trace_id": trace.format_trace_id(run.trace_id) if run.is_valid else None,
+        "parent_span_id": trace.format_span_id(run.span_id) if run.is_valid else None,
     }
-    if operation in _details:
-        extra = _details[operation](job_id).items()
-        record.update({k: v for k, v in extra if k in (*DETAILS, "outputs")})
+    record.update(_from_result(outcome.result))
+    notes = (getattr(request, NOTES, None) or {}).items()
+    record.update({k: v for k, v in notes if k in (*DETAILS, "outputs")})
     for key in ("inputs", "outputs", "error_message"):
         if record[key] is not None:
             # The one redactor: everything that leaves Tasklane as a trace passes here.
@@ -73,21 +86,30 @@ def build(job_id: str, operation: str, *, max_chars: int) -> dict[str, Any] | No
     return record
 
 
-def hand_off(job_id: str, operation: str) -> bool:
-    """Queue the trace of the attempt of `job_id` that just ended; False if none, never raises."""
+def hand_off(outcome: Outcome) -> bool:
+    """Publish the trace of the attempt that just ended; False if not sent, never raises."""
     settings = current_app.config["SETTINGS"]
     if not settings.TRACE_SINKS:
         return False
+    record = None
     try:
-        record = build(job_id, operation, max_chars=settings.TRACE_MAX_FIELD_CHARS)
-        db.session.rollback()
-        if record is None:
-            return False
-        ship = Submission(task=SHIP_TASK, args={"record": record})
-        jobs.submit(current_app.extensions["celery"], ship, broker_timeout=PUBLISH_TIMEOUT)
+        record = build(outcome, max_chars=settings.TRACE_MAX_FIELD_CHARS)
+        current_app.extensions["celery"].send_task(
+            "ops_trace.ship",
+            kwargs={"record": record},
+            queue="ops_trace",
+            retry=True,
+            retry_policy=PUBLISH_RETRY,
+        )
         return True
     except Exception as exc:
         # The traced job's outcome is recorded already; a lost trace must not change it.
-        db.session.rollback()
-        log.warning("trace of job %s dropped (check the database and broker): %s", job_id, exc)
-        return False
+        log.warning("trace of job %s not published (check the broker): %s", outcome.job_id, exc)
+    if record is not None and "database" in settings.TRACE_SINKS:
+        # The broker is away: keep the database sink's copy now, the other sinks miss it.
+        try:
+            db.session.rollback()
+            export.store(record)
+        except Exception as exc:
+            log.warning("trace of job %s dropped: %s", outcome.job_id, exc)
+    return False

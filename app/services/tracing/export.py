@@ -1,9 +1,6 @@
-"""A trace record as an OpenTelemetry span, sent now by the official OTLP exporters.
-
-The span joins the job's own trace (parented on its task's run span when known) and
-carries the `gen_ai.*` semantic conventions, plus the `langfuse.*` attributes Langfuse's
-OTLP endpoint maps onto a generation. Its ids derive from the record's random id, so a
-retried export repeats the same span instead of adding another.
+"""A trace record as an OpenTelemetry span in the job's own trace (parented on its run span),
+with `gen_ai.*` and Langfuse's `langfuse.*` attributes, sent by the official OTLP exporters.
+Its ids derive from the record's random id: a retried export repeats the span, adds none.
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.sdk import trace as sdk
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions.ext_database import db
@@ -78,11 +76,8 @@ def attributes(record: dict[str, Any]) -> dict[str, Any]:
 def spans(record: dict[str, Any], settings: Settings) -> list[sdk.ReadableSpan]:
     """The record's span, finished: the SDK's span is what its exporters take."""
     # One provider per record, without the exit hook that would keep each one alive.
-    ids = _RecordIds(record)
-    resource = telemetry.resource(settings, "ops-trace")
-    provider = sdk.TracerProvider(
-        sdk.sampling.ALWAYS_ON, resource, shutdown_on_exit=False, id_generator=ids
-    )
+    resource, ids = telemetry.resource(settings, "ops-trace"), _RecordIds(record)
+    provider = sdk.TracerProvider(ALWAYS_ON, resource, shutdown_on_exit=False, id_generator=ids)
     parent = None
     if record.get("trace_id") and record.get("parent_span_id"):
         run_ids = int(record["trace_id"], 16), int(record["parent_span_id"], 16)
@@ -104,7 +99,7 @@ def spans(record: dict[str, Any], settings: Settings) -> list[sdk.ReadableSpan]:
     return [span]  # type: ignore[list-item]
 
 
-def _store(record: dict[str, Any]) -> None:
+def store(record: dict[str, Any]) -> None:
     """The database sink: keep the record once (a redelivered one is ignored)."""
     columns = {c.key for c in Trace.__table__.columns}
     values = {k: v for k, v in record.items() if k in columns}
@@ -142,7 +137,7 @@ def ship(record: dict[str, Any], settings: Settings, sinks: list[str]) -> None:
     for sink in sinks:
         try:
             if sink == "database":
-                _store(record)
+                store(record)
             elif exporter(settings, sink).export(finished) is not SpanExportResult.SUCCESS:
                 failures[sink] = "the exporter gave up (its error is in the worker's log)"
         except Exception as exc:

@@ -34,12 +34,8 @@ def clean(value: Any, *, max_chars: int, depth: int = 0) -> Any:
         return "[nested too deep]"
     deeper = partial(clean, max_chars=max_chars, depth=depth + 1)
     if isinstance(value, dict):
-        cleaned = {
-            str(k): REDACTED
-            if SECRET_KEY.search(str(k))
-            else clean(v, max_chars=max_chars, depth=depth + 1)
-            for k, v in list(value.items())[:MAX_ITEMS]
-        }
+        pairs = list(value.items())[:MAX_ITEMS]
+        cleaned = {str(k): REDACTED if SECRET_KEY.search(str(k)) else deeper(v) for k, v in pairs}
         if len(value) > MAX_ITEMS:
             cleaned["…"] = f"{len(value) - MAX_ITEMS} more keys"
         return cleaned

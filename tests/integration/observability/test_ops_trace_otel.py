@@ -1,6 +1,7 @@
 """A generation's ops_trace spans join the trace of the request that submitted it: the same
 trace id as the job row and the API's request span, parented on the task's run span, at
-the OTLP collector and at Langfuse's OTLP endpoint alike."""
+the OTLP collector and at Langfuse's OTLP endpoint alike. The provider call's HTTP span
+(the `openai` package's httpx2 client, instrumented) is a child of the run span too."""
 
 from __future__ import annotations
 
@@ -15,14 +16,9 @@ from tests.support.otlp_receiver import Span
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
+CLIENT = 3  # OTLP's SpanKind: 3 is a client span
 
 
-@pytest.mark.skip(
-    reason=(
-        "after the merge of the ledger and tracing branches no ops_trace span reaches the "
-        "OTLP receiver in this stack; under investigation (see the session note, issue 13)"
-    )
-)
 def test_ops_trace_spans_join_the_jobs_trace(
     observability_stack: Stack, generation_stubs: GenerationStubs
 ) -> None:
@@ -47,6 +43,15 @@ def test_ops_trace_spans_join_the_jobs_trace(
         return next((s for s in spans if s.name == "run/generation.complete"), None)
 
     run = wait_for(run_span, what=f"the request and run spans of trace {trace_id}")
+
+    def llm_call() -> Span | None:
+        spans = stack.otlp.trace(trace_id)
+        return next((s for s in spans if s.name == "POST" and s.kind == CLIENT), None)
+
+    http = wait_for(llm_call, what=f"the provider call's HTTP span in trace {trace_id}")
+    assert http.parent_span_id == run.span_id
+    url = http.attributes.get("url.full") or http.attributes.get("http.url")
+    assert str(url).endswith("/v1/chat/completions")
     for receiver in (generation_stubs.otlp, generation_stubs.langfuse):
         spans = wait_for(
             lambda r=receiver: r.of_job(job_id), what=f"the ops_trace span of {job_id}"
