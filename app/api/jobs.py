@@ -66,9 +66,11 @@ class JobCollection(MethodView):
                 countdown=countdown,
                 priority=body.get("priority"),
                 api_key_id=g.api_key_id,
+                project_id=access.current().project_id,
                 notify_to=body.get("notify"),
             ),
             broker_timeout=_broker_timeout(),
+            standalone=True,
         )
         headers = _location(job)
         if not created:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from collections.abc import Callable
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import select
@@ -20,6 +23,15 @@ from app.models.project import DEFAULT_PROJECT
 from app.services import tenancy
 
 TOKEN_PREFIX = "tl_"
+# How long an API process trusts a key it looked up (app.api.auth): a key revoked by
+# another process is refused at most this many seconds later. Every request would
+# otherwise pay a pooled checkout, its pre-ping and a SELECT before doing anything.
+CACHE_TTL = 5.0
+# Bounded: a flood of distinct valid keys cannot grow the process without limit.
+CACHE_MAX_KEYS = 10_000
+# Unknown or revoked tokens are never cached: a new key works at once, and a guesser
+# gets no cheaper answer than before.
+_clock: Callable[[], float] = time.monotonic
 
 
 def digest(token: str) -> str:
@@ -59,6 +71,44 @@ def authenticate(token: str) -> ApiKey | None:
     return key
 
 
+@dataclass(frozen=True)
+class KeyGrant:
+    """What a request needs of its key; a plain value, safe to share across requests."""
+
+    id: int
+    project_id: int
+    scopes: tuple[str, ...]
+
+
+def authenticate_cached(token: str) -> KeyGrant | None:
+    """`authenticate`, trusted for CACHE_TTL seconds per process; None if unknown/revoked."""
+    cache: dict[str, tuple[float, KeyGrant]] = current_app.extensions.setdefault(
+        "api_key_grants", {}
+    )
+    hashed = digest(token)
+    now = _clock()
+    hit = cache.get(hashed)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    key = authenticate(token)
+    # The lookup opened a transaction on the request's session; end it now, so the
+    # request does not also pay for its ROLLBACK at teardown.
+    db.session.rollback()
+    if key is None:
+        cache.pop(hashed, None)
+        return None
+    grant = KeyGrant(id=key.id, project_id=key.project_id, scopes=tuple(key.scopes))
+    if len(cache) >= CACHE_MAX_KEYS:
+        cache.clear()
+    cache[hashed] = (now + CACHE_TTL, grant)
+    return grant
+
+
+def forget_cached() -> None:
+    """Drop this process's cached keys (after a revoke made here)."""
+    current_app.extensions.pop("api_key_grants", None)
+
+
 def _projects() -> dict[int, int]:
     # Per app (so per database): a test process may run apps on several databases.
     cache: dict[int, int] = current_app.extensions.setdefault("api_key_projects", {})
@@ -86,6 +136,8 @@ def revoke(prefix: str) -> int:
     for key in keys:
         key.revoked_at = utcnow()
     db.session.commit()
+    # Other processes honour it within CACHE_TTL; this one at once.
+    forget_cached()
     return len(keys)
 
 
