@@ -28,6 +28,7 @@ from typing import Any
 
 from celery import Celery
 from flask import Flask
+from kombu import Producer
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
@@ -81,10 +82,13 @@ def publish(
     *,
     timeout: float,
     urgent: bool = False,
+    producer: Producer | None = None,
 ) -> None:
     """Send the job's message; raises one of BROKER_ERRORS when the broker is away.
 
-    `urgent` (a lost attempt's next one) goes ahead of the queue's backlog.
+    `urgent` (a lost attempt's next one) goes ahead of the queue's backlog. Without a
+    `producer`, one is taken from the app's producer pool (kept connections, reused
+    across requests) and given back.
     """
     task = celery_app.tasks[job["task"]]
     options: dict[str, Any] = {
@@ -105,7 +109,21 @@ def publish(
         options["priority"] = priority
     if job.get("notify_to"):
         options["headers"] = {NOTIFY_HEADER: True}
-    task.apply_async(kwargs=job["args"] or {}, **options)
+    task.apply_async(kwargs=job["args"] or {}, producer=producer, **options)
+
+
+def publish_all(
+    celery_app: Celery, jobs: Iterable[dict[str, Any]], *, timeout: float, sent: list[str]
+) -> None:
+    """Send many jobs' messages back to back on ONE pooled producer and its connection.
+
+    Appends each id to `sent` once its message is out, so after one of BROKER_ERRORS the
+    caller knows which went (the relay publishes the rest).
+    """
+    with celery_app.producer_or_acquire() as producer:
+        for job in jobs:
+            publish(celery_app, job, timeout=timeout, producer=producer)
+            sent.append(job["id"])
 
 
 class _Confirmations:
@@ -128,11 +146,11 @@ def _current() -> _Confirmations:
     return _confirmations
 
 
-def confirm(app: Flask, job_id: str) -> None:
-    """Remember that `job_id`'s message reached the broker; written within a second."""
+def confirm(app: Flask, *job_ids: str) -> None:
+    """Remember that these jobs' messages reached the broker; written within a second."""
     pending = _current()
     with pending.lock:
-        pending.ids.add(job_id)
+        pending.ids.update(job_ids)
         if pending.thread is None or not pending.thread.is_alive():
             pending.thread = threading.Thread(
                 target=_flush_forever,

@@ -127,25 +127,35 @@ class _BrokerState:
 
 def publish_after_commit(celery_app: Celery, job: dict[str, Any], *, timeout: float) -> None:
     """Publish a committed job; if the broker is away, the relay publishes it later."""
+    publish_all_after_commit(celery_app, [job], timeout=timeout)
+
+
+def publish_all_after_commit(
+    celery_app: Celery, messages: list[dict[str, Any]], *, timeout: float
+) -> None:
+    """Publish committed jobs on one producer; what the broker did not take, the relay does."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = app.config["SETTINGS"]
     if settings.LEDGER_RELAY_IN_API and not outbox.in_worker():
         outbox.ensure_relay(app)
-    if time.monotonic() < _BrokerState.down_until:
+    if not messages or time.monotonic() < _BrokerState.down_until:
         return
+    sent: list[str] = []
     try:
-        outbox.publish(celery_app, job, timeout=timeout)
+        outbox.publish_all(celery_app, messages, timeout=timeout, sent=sent)
     except BROKER_ERRORS as exc:
         with _BrokerState.lock:
             _BrokerState.down_until = time.monotonic() + float(settings.LEDGER_RELAY_GRACE)
         log.warning(
-            "broker unreachable (%s); job %s stays queued and the relay publishes it when the "
-            "broker is back",
+            "broker unreachable (%s); %d of %d jobs (first %s) stay queued and the relay "
+            "publishes them when the broker is back",
             type(exc).__name__,
-            job["id"],
+            len(messages) - len(sent),
+            len(messages),
+            messages[len(sent)]["id"],
         )
-        return
-    outbox.confirm(app, job["id"])
+    if sent:
+        outbox.confirm(app, *sent)
 
 
 def build(celery_app: Celery, request: Submission, project_id: int | None) -> Job:
@@ -192,7 +202,7 @@ def submit(
             select(Job).where(Job.idempotency_key == request.idempotency_key)
         )
         if existing is not None:
-            return _same_request(existing, request, project_id), False
+            return same_request(existing, request, project_id), False
     job = build(celery_app, request, project_id)
     try:
         requests.create(db.session, job)
@@ -204,7 +214,7 @@ def submit(
         )
         if existing is None:
             raise
-        return _same_request(existing, request, project_id), False
+        return same_request(existing, request, project_id), False
     publish_after_commit(celery_app, requests.message(job), timeout=broker_timeout)
     return job, True
 
@@ -224,7 +234,7 @@ def _submit_standalone(
         if existing.id == job.id:
             # Our own INSERT committed, then its connection dropped and it ran again.
             return existing, True
-        return _same_request(existing, request, project_id), False
+        return same_request(existing, request, project_id), False
     publish_after_commit(celery_app, requests.message(job), timeout=broker_timeout)
     return job, True
 
@@ -232,13 +242,11 @@ def _submit_standalone(
 def _existing(job: Job) -> Job | None:
     query = select(Job).where(Job.id == job.id)
     if job.idempotency_key:
-        query = select(Job).where(
-            (Job.idempotency_key == job.idempotency_key) | (Job.id == job.id)
-        )
+        query = select(Job).where((Job.idempotency_key == job.idempotency_key) | (Job.id == job.id))
     return db.session.scalar(query)
 
 
-def _same_request(existing: Job, request: Submission, project_id: int | None) -> Job:
+def same_request(existing: Job, request: Submission, project_id: int | None) -> Job:
     if existing.project_id != project_id:
         # Keys are unique across projects; never hand out (or name) another project's job.
         raise IdempotencyConflict(
