@@ -91,13 +91,15 @@ def authenticate_cached(token: str) -> KeyGrant | None:
     if hit is not None and hit[0] > now:
         return hit[1]
     key = authenticate(token)
-    # The lookup opened a transaction on the request's session; end it now, so the
-    # request does not also pay for its ROLLBACK at teardown.
+    grant = None
+    if key is not None:
+        grant = KeyGrant(id=key.id, project_id=key.project_id, scopes=tuple(key.scopes))
+    # The lookup opened a transaction on the request's session; end it now (after reading
+    # the key: a rollback expires it), so the rest of the request starts clean.
     db.session.rollback()
-    if key is None:
+    if grant is None:
         cache.pop(hashed, None)
         return None
-    grant = KeyGrant(id=key.id, project_id=key.project_id, scopes=tuple(key.scopes))
     if len(cache) >= CACHE_MAX_KEYS:
         cache.clear()
     cache[hashed] = (now + CACHE_TTL, grant)

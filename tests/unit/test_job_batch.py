@@ -12,10 +12,13 @@ from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
 
+from app import create_app
 from app.extensions.ext_database import db
 from app.ledger import outbox
 from app.models import Job
+from app.services import jobs
 from app.services.bulk_submit import MAX_BATCH
+from tests.conftest import make_settings
 
 BATCH = "/api/v1/jobs/batch"
 
@@ -161,3 +164,33 @@ def test_a_batch_larger_than_the_limit_is_refused_whole(app: Flask, auth: dict[s
     response = app.test_client().post(BATCH, json={"jobs": items}, headers=auth)
     assert response.status_code == 422
     assert "jobs" in response.get_json()["errors"]["json"]
+
+
+def test_with_the_broker_away_a_batch_is_accepted_and_left_to_the_relay(
+    base_settings: dict[str, Any], app: Flask, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The failed publish marks the broker down for this process; undone after the test.
+    monkeypatch.setattr(jobs._BrokerState, "down_until", 0.0)
+    # Nothing listens on port 1; this app runs no relay of its own, so the intents stay.
+    down = create_app(
+        make_settings(
+            base_settings,
+            CELERY_BROKER_URL="redis://127.0.0.1:1/0",
+            SUBMIT_BROKER_TIMEOUT=0.5,
+            LEDGER_RELAY_IN_API=False,
+        )
+    )
+    try:
+        response = down.test_client().post(
+            BATCH, json={"jobs": [_echo(i) for i in range(5)]}, headers=auth
+        )
+        assert response.status_code == 202, response.get_json()
+        ids = [a["id"] for a in response.get_json()["jobs"]]
+        rows = _rows(app, ids)
+        # Every row committed with its publish intent still open: the relay's to publish.
+        assert sorted(rows) == sorted(ids)
+        assert all(row.published_at is None for row in rows.values())
+    finally:
+        with down.app_context():
+            db.engine.dispose()
+        down.extensions["ledger_engine"].dispose()
