@@ -27,6 +27,9 @@ TOKEN_PREFIX = "tl_"
 # another process is refused at most this many seconds later. Every request would
 # otherwise pay a pooled checkout, its pre-ping and a SELECT before doing anything.
 CACHE_TTL = 5.0
+# In its last second an entry is refreshed by ONE request while the others keep using it:
+# otherwise, under load, every request in flight at the expiry looked the key up at once.
+CACHE_REFRESH_AHEAD = 1.0
 # Bounded: a flood of distinct valid keys cannot grow the process without limit.
 CACHE_MAX_KEYS = 10_000
 # Unknown or revoked tokens are never cached: a new key works at once, and a guesser
@@ -80,16 +83,25 @@ class KeyGrant:
     scopes: tuple[str, ...]
 
 
+class _Entry:
+    __slots__ = ("expires", "grant", "refreshing")
+
+    def __init__(self, expires: float, grant: KeyGrant) -> None:
+        self.expires = expires
+        self.grant = grant
+        self.refreshing = False
+
+
 def authenticate_cached(token: str) -> KeyGrant | None:
     """`authenticate`, trusted for CACHE_TTL seconds per process; None if unknown/revoked."""
-    cache: dict[str, tuple[float, KeyGrant]] = current_app.extensions.setdefault(
-        "api_key_grants", {}
-    )
+    cache: dict[str, _Entry] = current_app.extensions.setdefault("api_key_grants", {})
     hashed = digest(token)
     now = _clock()
-    hit = cache.get(hashed)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    entry = cache.get(hashed)
+    if entry is not None and now < entry.expires:
+        if entry.refreshing or now < entry.expires - CACHE_REFRESH_AHEAD:
+            return entry.grant
+        entry.refreshing = True  # this request looks the key up again; the rest need not
     key = authenticate(token)
     grant = None
     if key is not None:
@@ -102,7 +114,7 @@ def authenticate_cached(token: str) -> KeyGrant | None:
         return None
     if len(cache) >= CACHE_MAX_KEYS:
         cache.clear()
-    cache[hashed] = (now + CACHE_TTL, grant)
+    cache[hashed] = _Entry(now + CACHE_TTL, grant)
     return grant
 
 

@@ -45,6 +45,18 @@ class _Clock:
         return self.now
 
 
+def _status(app: Flask, token: str) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    return app.test_client().get("/api/v1/jobs?limit=1", headers=headers).status_code
+
+
+def _new_key(app: Flask, name: str) -> tuple[int, str, str]:
+    """A fresh key: its id, prefix and token."""
+    with app.app_context():
+        key, token = api_keys.create(name)
+        return key.id, key.prefix, token
+
+
 def _revoke_elsewhere(app: Flask, key_id: int) -> None:
     """As another API process or `flask keys revoke` on another host would: only the row."""
     with app.app_context():
@@ -57,20 +69,19 @@ def test_a_key_revoked_elsewhere_is_refused_once_its_cache_entry_expires(
 ) -> None:
     clock = _Clock()
     monkeypatch.setattr(api_keys, "_clock", clock)
-    with app.app_context():
-        key, token = api_keys.create("cached")
-        key_id = key.id
-    headers = {"Authorization": f"Bearer {token}"}
-    client = app.test_client()
-    assert client.get("/api/v1/jobs?limit=1", headers=headers).status_code == 200
+    key_id, _prefix, token = _new_key(app, "cached")
+    assert _status(app, token) == 200
 
     _revoke_elsewhere(app, key_id)
     # Within the TTL this process still trusts what it looked up...
-    clock.now += api_keys.CACHE_TTL - 0.5
-    assert client.get("/api/v1/jobs?limit=1", headers=headers).status_code == 200
-    # ...and refuses the key as soon as the TTL has passed.
-    clock.now += 1.0
-    response = client.get("/api/v1/jobs?limit=1", headers=headers)
+    clock.now += api_keys.CACHE_TTL - api_keys.CACHE_REFRESH_AHEAD - 0.5
+    assert _status(app, token) == 200
+    # ...and refuses the key once the TTL has passed (or, with traffic, a bit before:
+    # a request in the entry's last second looks it up again).
+    clock.now += api_keys.CACHE_REFRESH_AHEAD + 1.0
+    response = app.test_client().get(
+        "/api/v1/jobs?limit=1", headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 401
     assert "revoked" in response.get_json()["detail"]
 
@@ -79,15 +90,11 @@ def test_a_key_revoked_in_this_process_is_refused_at_once(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(api_keys, "_clock", _Clock())
-    with app.app_context():
-        key, token = api_keys.create("revoked-here")
-        prefix = key.prefix
-    headers = {"Authorization": f"Bearer {token}"}
-    client = app.test_client()
-    assert client.get("/api/v1/jobs?limit=1", headers=headers).status_code == 200
+    _key_id, prefix, token = _new_key(app, "revoked-here")
+    assert _status(app, token) == 200
     with app.app_context():
         assert api_keys.revoke(prefix) == 1
-    assert client.get("/api/v1/jobs?limit=1", headers=headers).status_code == 401
+    assert _status(app, token) == 401
 
 
 def test_a_cached_key_costs_no_lookup_and_an_unknown_token_is_never_cached(
@@ -102,11 +109,35 @@ def test_a_cached_key_costs_no_lookup_and_an_unknown_token_is_never_cached(
         return real(token)
 
     monkeypatch.setattr(api_keys, "authenticate", counted)
-    with app.app_context():
-        _key, token = api_keys.create("counted")
-    client = app.test_client()
+    _key_id, _prefix, token = _new_key(app, "counted")
     for _ in range(3):
-        client.get("/api/v1/jobs?limit=1", headers={"Authorization": f"Bearer {token}"})
-        client.get("/api/v1/jobs?limit=1", headers={"Authorization": "Bearer tl_unknown"})
+        assert _status(app, token) == 200
+        assert _status(app, "tl_unknown") == 401
     assert lookups.count(token) == 1
     assert lookups.count("tl_unknown") == 3
+
+
+def test_in_its_last_second_one_request_refreshes_an_entry_and_the_others_use_it(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(api_keys, "_clock", clock)
+    key_id, _prefix, token = _new_key(app, "refresh-ahead")
+    assert _status(app, token) == 200
+    lookups: list[str] = []
+    real = api_keys.authenticate
+
+    def revoked_meanwhile(token: str) -> ApiKey | None:
+        # While the refreshing request waits on the database, others arrive.
+        lookups.append(token)
+        if len(lookups) == 1:
+            assert _status(app, token) == 200  # served from the entry, no second lookup
+        return real(token)
+
+    monkeypatch.setattr(api_keys, "authenticate", revoked_meanwhile)
+    _revoke_elsewhere(app, key_id)
+    clock.now += api_keys.CACHE_TTL - api_keys.CACHE_REFRESH_AHEAD / 2
+    # The refreshing request finds the key revoked, and so does every request after it.
+    assert _status(app, token) == 401
+    assert _status(app, token) == 401
+    assert lookups == [token, token]
