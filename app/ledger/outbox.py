@@ -29,6 +29,7 @@ from typing import Any
 from celery import Celery
 from flask import Flask
 from kombu import Producer
+from kombu import Queue
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
@@ -83,6 +84,7 @@ def publish(
     timeout: float,
     urgent: bool = False,
     producer: Producer | None = None,
+    declare: list[Queue] | None = None,
 ) -> None:
     """Send the job's message; raises one of BROKER_ERRORS when the broker is away.
 
@@ -109,6 +111,8 @@ def publish(
         options["priority"] = priority
     if job.get("notify_to"):
         options["headers"] = {NOTIFY_HEADER: True}
+    if declare is not None:
+        options["declare"] = declare
     task.apply_async(kwargs=job["args"] or {}, producer=producer, **options)
 
 
@@ -126,9 +130,15 @@ def publish_all(
     with celery_app.producer_or_acquire() as producer:
         # Per message: its LPUSH and its event's PUBLISH (and a PEXPIRE per priority step
         # for queues with an expiry): room for all, so the batch is one flush.
+        bound: dict[str, list[Queue]] = {}
         with producer.batch(max_size=max(1, 16 * len(jobs))):
             for job in jobs:
-                publish(celery_app, job, timeout=timeout, producer=producer)
+                queue = job["queue"]
+                if queue not in bound:
+                    # Bound to the producer's channel once: kombu would otherwise copy
+                    # the queue and its exchange to bind them, for every message.
+                    bound[queue] = [celery_app.amqp.queues[queue].bind(producer.channel)]
+                publish(celery_app, job, timeout=timeout, producer=producer, declare=bound[queue])
     sent.extend(job["id"] for job in jobs)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -27,9 +28,10 @@ TOKEN_PREFIX = "tl_"
 # another process is refused at most this many seconds later. Every request would
 # otherwise pay a pooled checkout, its pre-ping and a SELECT before doing anything.
 CACHE_TTL = 5.0
-# In its last second an entry is refreshed by ONE request while the others keep using it:
-# otherwise, under load, every request in flight at the expiry looked the key up at once.
-CACHE_REFRESH_AHEAD = 1.0
+# In the second half of its life an entry is refreshed by ONE request while the others
+# keep using it; and a key not cached is looked up by one request while the others wait
+# for it. Otherwise every request in flight at the expiry (or at start) looked it up.
+CACHE_REFRESH_AHEAD = CACHE_TTL / 2
 # Bounded: a flood of distinct valid keys cannot grow the process without limit.
 CACHE_MAX_KEYS = 10_000
 # Unknown or revoked tokens are never cached: a new key works at once, and a guesser
@@ -96,12 +98,22 @@ def authenticate_cached(token: str) -> KeyGrant | None:
     """`authenticate`, trusted for CACHE_TTL seconds per process; None if unknown/revoked."""
     cache: dict[str, _Entry] = current_app.extensions.setdefault("api_key_grants", {})
     hashed = digest(token)
-    now = _clock()
     entry = cache.get(hashed)
+    now = _clock()
     if entry is not None and now < entry.expires:
         if entry.refreshing or now < entry.expires - CACHE_REFRESH_AHEAD:
             return entry.grant
         entry.refreshing = True  # this request looks the key up again; the rest need not
+        return _look_up(cache, hashed, token)
+    with _lock_for(hashed):
+        entry = cache.get(hashed)
+        if entry is not None and _clock() < entry.expires:
+            return entry.grant  # another request looked it up while this one waited
+        return _look_up(cache, hashed, token)
+
+
+def _look_up(cache: dict[str, _Entry], hashed: str, token: str) -> KeyGrant | None:
+    started = _clock()
     key = authenticate(token)
     grant = None
     if key is not None:
@@ -114,8 +126,22 @@ def authenticate_cached(token: str) -> KeyGrant | None:
         return None
     if len(cache) >= CACHE_MAX_KEYS:
         cache.clear()
-    cache[hashed] = _Entry(now + CACHE_TTL, grant)
+    # From when the lookup started: a revocation it missed is seen within CACHE_TTL.
+    cache[hashed] = _Entry(started + CACHE_TTL, grant)
     return grant
+
+
+_locks: dict[str, threading.Lock] = {}
+
+
+def _lock_for(hashed: str) -> threading.Lock:
+    # A gevent worker patches threading, so waiting here yields to other requests.
+    lock = _locks.get(hashed)
+    if lock is None:
+        if len(_locks) >= CACHE_MAX_KEYS:
+            _locks.clear()
+        lock = _locks.setdefault(hashed, threading.Lock())
+    return lock
 
 
 def forget_cached() -> None:
