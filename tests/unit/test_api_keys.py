@@ -45,6 +45,14 @@ class _Clock:
         return self.now
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    """The cache's clock, moved by the test."""
+    fake = _Clock()
+    monkeypatch.setattr(api_keys, "_clock", fake)
+    return fake
+
+
 def _status(app: Flask, token: str) -> int:
     headers = {"Authorization": f"Bearer {token}"}
     return app.test_client().get("/api/v1/jobs?limit=1", headers=headers).status_code
@@ -65,10 +73,8 @@ def _revoke_elsewhere(app: Flask, key_id: int) -> None:
 
 
 def test_a_key_revoked_elsewhere_is_refused_once_its_cache_entry_expires(
-    app: Flask, monkeypatch: pytest.MonkeyPatch
+    app: Flask, clock: _Clock
 ) -> None:
-    clock = _Clock()
-    monkeypatch.setattr(api_keys, "_clock", clock)
     key_id, _prefix, token = _new_key(app, "cached")
     assert _status(app, token) == 200
 
@@ -86,10 +92,7 @@ def test_a_key_revoked_elsewhere_is_refused_once_its_cache_entry_expires(
     assert "revoked" in response.get_json()["detail"]
 
 
-def test_a_key_revoked_in_this_process_is_refused_at_once(
-    app: Flask, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(api_keys, "_clock", _Clock())
+def test_a_key_revoked_in_this_process_is_refused_at_once(app: Flask, clock: _Clock) -> None:
     _key_id, prefix, token = _new_key(app, "revoked-here")
     assert _status(app, token) == 200
     with app.app_context():
@@ -98,9 +101,8 @@ def test_a_key_revoked_in_this_process_is_refused_at_once(
 
 
 def test_a_cached_key_costs_no_lookup_and_an_unknown_token_is_never_cached(
-    app: Flask, monkeypatch: pytest.MonkeyPatch
+    app: Flask, clock: _Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(api_keys, "_clock", _Clock())
     lookups: list[str] = []
     real = api_keys.authenticate
 
@@ -117,11 +119,9 @@ def test_a_cached_key_costs_no_lookup_and_an_unknown_token_is_never_cached(
     assert lookups.count("tl_unknown") == 3
 
 
-def test_in_its_last_second_one_request_refreshes_an_entry_and_the_others_use_it(
-    app: Flask, monkeypatch: pytest.MonkeyPatch
+def test_in_its_second_half_one_request_refreshes_an_entry_and_the_others_use_it(
+    app: Flask, clock: _Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = _Clock()
-    monkeypatch.setattr(api_keys, "_clock", clock)
     key_id, _prefix, token = _new_key(app, "refresh-ahead")
     assert _status(app, token) == 200
     lookups: list[str] = []
