@@ -194,3 +194,20 @@ def test_with_the_broker_away_a_batch_is_accepted_and_left_to_the_relay(
         with down.app_context():
             db.engine.dispose()
         down.extensions["ledger_engine"].dispose()
+
+
+def test_a_single_submit_with_a_used_key_replays_or_conflicts(
+    app: Flask, auth: dict[str, str]
+) -> None:
+    # POST /jobs inserts first and looks up only on the clash (no SELECT for a new key).
+    client = app.test_client()
+    item = _echo(1, f"single-{uuid.uuid4().hex}")
+    first = client.post("/api/v1/jobs", json=item, headers=auth)
+    again = client.post("/api/v1/jobs", json=item, headers=auth)
+    other = client.post("/api/v1/jobs", json={**item, "args": {"value": 2}}, headers=auth)
+
+    assert (first.status_code, again.status_code, other.status_code) == (202, 202, 409)
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert _count_keys(app, [item["idempotency_key"]]) == 1
