@@ -96,7 +96,8 @@ def answer(
     queue="generation",
     soft_time_limit=6 * 3600,
     time_limit=6 * 3600 + 60,
-    # Fanning out is idempotent; a broker hiccup while submitting children is retried.
+    # Fanning out is idempotent (children keyed per generation); a broker outage refuses
+    # nothing (the outbox relay publishes the children), so no retry is needed for it.
     max_retries=3,
     traced=True,
 )
