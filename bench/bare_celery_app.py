@@ -16,9 +16,23 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
+from datetime import UTC
+from datetime import datetime
 
 import redis
 from celery import Celery
+from flask import Flask
+from flask import request
+from sqlalchemy import JSON
+from sqlalchemy import Column
+from sqlalchemy import DateTime
+from sqlalchemy import MetaData
+from sqlalchemy import String
+from sqlalchemy import Table
+from sqlalchemy import create_engine
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
 
 QUEUE = "dataset"
 TASK_NAME = "bench.noop"
@@ -71,3 +85,62 @@ def noop() -> None:
     _, count = pipe.execute()
     if JOBS and int(count) >= JOBS:
         _redis().set(LAST_KEY, repr(time.time()))
+
+
+# --- The bare submit endpoint `bench/submit.py` compares POST /api/v1/jobs against -------
+# What a plain Flask + Celery service does: INSERT one row (BEGIN, INSERT, COMMIT on a
+# pooled connection, no pre-ping), then `.delay()`. No auth, no ledger, no outbox.
+# Served by the same gunicorn command as Tasklane: `gunicorn ... bench.bare_celery_app:api`.
+
+BARE_TABLE = "bench_bare_jobs"
+metadata = MetaData()
+bare_jobs = Table(
+    BARE_TABLE,
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("task", String(200), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api = Flask("bare_submit")
+_engine: Engine | None = None
+
+
+def engine() -> Engine:
+    global _engine
+    if _engine is None:
+        # Tasklane's defaults for the pool (SQLALCHEMY_POOL_SIZE 10, overflow 20).
+        url = os.environ.get("BENCH_DATABASE_URL", "sqlite://")
+        _engine = create_engine(url, pool_size=10, max_overflow=20)
+        api.extensions["bench_engines"] = [_engine]
+    return _engine
+
+
+@api.post("/api/v1/jobs")
+def submit() -> tuple[dict[str, str], int]:
+    body = request.get_json()
+    job_id = str(uuid.uuid4())
+    with engine().begin() as conn:
+        conn.execute(
+            insert(bare_jobs).values(
+                id=job_id, task=body["task"], args=body.get("args") or {}, created_at=_now()
+            )
+        )
+    noop.delay()
+    return {"id": job_id, "state": "queued"}, 202
+
+
+@api.get("/api/v1/health")
+def health() -> tuple[dict[str, str], int]:
+    return {"status": "ok"}, 200
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+if os.environ.get("BENCH_DATABASE_URL"):
+    # In the server: gunicorn's post_worker_init (bench/gunicorn_ready.py) counts its
+    # statements, so the engine exists before the first request.
+    engine()

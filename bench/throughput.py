@@ -21,8 +21,9 @@ What it measures (it is not a test; it prints figures):
    Both run back to back in each of --rounds rounds (default 3), so a drift in the machine's
    speed hits both sides alike; the median of the rounds' ratios Tasklane/bare is printed
    next to its target (>= 0.8x).
-2. Submission throughput: the API under gunicorn with gevent workers, C concurrent
-   keep-alive clients POSTing /api/v1/jobs over 127.0.0.1; requests/s, p50/p99 latency.
+2. Submission: bench/submit.py (POST /api/v1/jobs against a bare INSERT-then-.delay()
+   endpoint under the same gunicorn, at 16 and 64 clients, interleaved rounds; statements
+   per request; POST /jobs/batch jobs/s). `--skip-drain` runs only this part.
 
 Services are the test suite's (tests/support/services.py): a claimed database index of the
 Redis at 127.0.0.1:6379 or an embedded redis-server, and a fresh PostgreSQL database or a
@@ -41,8 +42,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
-import json
 import os
 import shutil
 import signal
@@ -50,9 +49,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,21 +59,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
-from flask import Flask  # noqa: E402
-from sqlalchemy import func  # noqa: E402
-from sqlalchemy import select  # noqa: E402
 
-from app.extensions.ext_database import db  # noqa: E402
-from app.models import Job  # noqa: E402
-from app.services import api_keys  # noqa: E402
+from bench import submit  # noqa: E402
 from bench import support  # noqa: E402
 from bench.cpu import CpuWindow  # noqa: E402
 from bench.support import BenchError  # noqa: E402
 from bench.support import DrainResult  # noqa: E402
 from bench.support import Progress  # noqa: E402
 from bench.support import say  # noqa: E402
-from tests.support.services import free_port  # noqa: E402
-from tests.support.workers import WorkerProcess  # noqa: E402
 
 TARGET_RATIO = 0.8
 SUBMIT_PATH = "/api/v1/jobs"
@@ -135,156 +125,10 @@ def drain_bare(services: support.Services, args: argparse.Namespace, tmp: Path) 
     )
 
 
-@dataclass
-class SubmitResult:
-    requests: int
-    clients: int
-    seconds: float
-    latencies: list[float]
-    statuses: dict[str, int]
-    client_cpu_seconds: float
-
-    @property
-    def non_202(self) -> int:
-        return sum(count for status, count in self.statuses.items() if status != "202")
-
-
-def drive(port: int, token: str, total: int, clients: int) -> SubmitResult:
-    """`clients` threads, one keep-alive connection each, POST until `total` were sent."""
-    body = json.dumps({"task": support.CANARY, "args": {}}).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "Authorization": f"Bearer {token}",
-        "Connection": "keep-alive",
-    }
-    lock = threading.Lock()
-    remaining = [total]
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    stop = threading.Event()
-
-    def take() -> bool:
-        with lock:
-            if remaining[0] <= 0 or stop.is_set():
-                return False
-            remaining[0] -= 1
-            return True
-
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
-        try:
-            while take():
-                sent = time.perf_counter()
-                try:
-                    conn.request("POST", SUBMIT_PATH, body=body, headers=headers)
-                    response = conn.getresponse()
-                    response.read()
-                    status = str(response.status)
-                except (OSError, http.client.HTTPException) as exc:
-                    status = f"error {type(exc).__name__}"
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
-                elapsed = time.perf_counter() - sent
-                with lock:
-                    latencies.append(elapsed)
-                    statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    progress = Progress("responses", total)
-    cpu = time.process_time()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    try:
-        while any(thread.is_alive() for thread in threads):
-            progress.update(len(latencies))
-            reason = progress.stuck()
-            if reason:
-                raise BenchError(f"submissions: {len(latencies)}/{total} answered; {reason}")
-            for thread in threads:
-                thread.join(timeout=support.POLL_INTERVAL / len(threads))
-    finally:
-        stop.set()
-    seconds = time.perf_counter() - started
-    progress.update(len(latencies))
-    progress.finish()
-    return SubmitResult(
-        len(latencies), clients, seconds, latencies, statuses, time.process_time() - cpu
-    )
-
-
-def _healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/api/v1/health")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
-def submission(
-    app: Flask, services: support.Services, args: argparse.Namespace, tmp: Path
-) -> SubmitResult:
-    support.flush_redis(app)
-    with app.app_context():
-        key, token = api_keys.create("bench")
-        key_id = key.id
-    port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(API_WORKERS)]
-    command += ["-b", f"127.0.0.1:{port}", "--no-control-socket", "app:create_app()"]
-    # Only adds a post_worker_init hook that marks each worker ready (see that file).
-    command += ["-c", str(ROOT / "bench" / "gunicorn_ready.py")]
-    ready_dir = tmp / "gunicorn-ready"
-    ready_dir.mkdir()
-    support.phase("api: starting " + " ".join(command[1:]))
-    env = support.tasklane_env(services, BENCH_READY_DIR=str(ready_dir))
-    api = WorkerProcess("gunicorn", command, env=env, log_dir=tmp)
-    started = time.monotonic()
-    api.spawn()
-    try:
-        deadline = started + API_START_TIMEOUT
-        while not (len(list(ready_dir.iterdir())) >= API_WORKERS and _healthy(port)):
-            if (api.process and api.process.poll() is not None) or time.monotonic() > deadline:
-                raise BenchError(f"gunicorn did not come up; {support.tail(api)}")
-            time.sleep(support.POLL_INTERVAL)
-        say(f"    {API_WORKERS} workers ready after {time.monotonic() - started:.1f}s")
-        warmup = args.clients * 2
-        support.phase(f"api: warm-up, {warmup} requests from {args.clients} clients (not counted)")
-        warm = drive(port, token, warmup, args.clients)
-        if warm.non_202:
-            raise BenchError(f"warm-up got non-202 responses: {warm.statuses}; {support.tail(api)}")
-        support.phase(
-            f"api: POST {SUBMIT_PATH} x {args.requests} from {args.clients} concurrent "
-            "keep-alive clients over 127.0.0.1"
-        )
-        result = drive(port, token, args.requests, args.clients)
-        support.phase("api: stopping gunicorn")
-    finally:
-        api.stop()
-    with app.app_context():
-        rows = db.session.scalar(
-            select(func.count()).select_from(Job).where(Job.api_key_id == key_id)
-        )
-        db.session.rollback()
-    accepted = result.statuses.get("202", 0) + warm.statuses.get("202", 0)
-    if rows != accepted:
-        say(
-            f"    WARNING: {accepted} requests got 202 but the ledger holds {rows} rows for the key"
-        )
-    else:
-        say(f"    ledger check: {rows} rows for {accepted} accepted requests")
-    return result
-
-
 def report(
     args: argparse.Namespace,
     services: support.Services,
     drains: list[tuple[DrainResult, DrainResult]],
-    submitted: SubmitResult | None,
 ) -> None:
     say("")
     say("=" * 78)
@@ -324,31 +168,6 @@ def report(
             f"bare {statistics.median(b.rate for _, b in drains):.1f} jobs/s)   "
             f"target >= {TARGET_RATIO:.2f}x  -> {verdict}"
         )
-    if submitted is not None:
-        r = submitted
-        lat = sorted(r.latencies)
-        p50 = statistics.median(lat) * 1e3
-        p99 = (
-            statistics.quantiles(lat, n=100, method="inclusive")[98] * 1e3 if len(lat) > 1 else p50
-        )
-        statuses = ", ".join(f"{s}: {c}" for s, c in sorted(r.statuses.items()))
-        say("")
-        say(
-            f"Submission: POST {SUBMIT_PATH} ({support.CANARY}), gunicorn -k gevent "
-            f"-w {API_WORKERS}, {r.clients} keep-alive clients, {r.requests} requests"
-        )
-        say(
-            f"  sustained              {r.requests / r.seconds:8.1f} requests/s  ({r.seconds:.2f}s)"
-        )
-        say(
-            f"  latency                p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
-            f"max {lat[-1] * 1e3:7.1f} ms"
-        )
-        say(f"  non-202 responses      {r.non_202}   ({statuses})")
-        say(
-            f"  client CPU             {r.client_cpu_seconds:.2f}s over {r.seconds:.2f}s "
-            "(the load generator shares the 127.0.0.1 machine)"
-        )
     say("=" * 78)
 
 
@@ -377,8 +196,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--rounds", type=int, default=3, help="tasklane/bare drain pairs; the median ratio counts"
     )
-    parser.add_argument("--requests", type=int, default=2000, help="POST /jobs requests")
-    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
+    submit.add_arguments(parser)
     parser.add_argument("--pool", default="prefork", help="worker pool, both sides")
     parser.add_argument("--concurrency", type=int, default=2, help="worker concurrency")
     parser.add_argument("--queues", default="dataset", help="queue(s) the workers consume")
@@ -393,10 +211,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--skip-submit", action="store_true", help="only the drains")
     args = parser.parse_args(argv)
     args.load_at_start = os.getloadavg()[0]
+    args.client_counts = [int(c) for c in args.client_counts.split(",")]
     if args.quick:
-        args.jobs, args.requests, args.rounds = 200, 200, 1
-    if min(args.jobs, args.requests, args.clients, args.concurrency, args.rounds) < 1:
-        parser.error("--jobs, --requests, --clients, --concurrency and --rounds must be positive")
+        args.jobs, args.requests, args.rounds, args.batches = 200, 300, 1, 2
+    if min(args.jobs, args.requests, *args.client_counts, args.concurrency, args.rounds) < 1:
+        parser.error("--jobs, --requests, --client-counts, --concurrency, --rounds: positive")
     if args.queues.split(",")[0] != "dataset":
         parser.error("the canary is submitted to its declared queue `dataset`; include it first")
     return args
@@ -430,8 +249,10 @@ def run(args: argparse.Namespace) -> int:
                     **extra,
                 )
                 drains.append((tasklane, drain_bare(services, args, tmp)))
-            submitted = None if args.skip_submit else submission(app, services, args, tmp)
-            report(args, services, drains, submitted)
+            report(args, services, drains)
+            if not args.skip_submit:
+                support.phase("submission (bench/submit.py)")
+                submit.run(app, services, args, tmp)
             failed = False
     except BenchError as exc:
         say(f"\nerror: {exc}")

@@ -14,7 +14,6 @@ from app.services.generation import batches
 from app.services.generation import generations
 from app.services.generation.providers.base import ProviderRejected
 from app.services.generation.providers.base import RetryableProviderError
-from app.services.jobs import BrokerUnavailable
 from app.services.retrying import backoff_delay
 from app.tasking import ExpectedFailure
 from app.tasking import job_task
@@ -93,20 +92,17 @@ def answer(
     queue="generation",
     soft_time_limit=6 * 3600,
     time_limit=6 * 3600 + 60,
-    # Fanning out is idempotent; a broker hiccup while submitting children is retried.
+    # Fanning out is idempotent (children keyed per generation); a broker outage refuses
+    # nothing (the outbox relay publishes the children), so no retry is needed for it.
     max_retries=3,
     traced=True,
 )
 def batch(self: Task, generation_ids: list[str]) -> dict[str, Any]:
     settings = current_app.config["SETTINGS"]
-    try:
-        return batches.run(
-            self.request.id,
-            generation_ids,
-            celery_app=self.app,
-            broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
-            report=self.progress,
-        )
-    except BrokerUnavailable as exc:
-        delay = backoff_delay(self.request.retries, base=2, cap=30)
-        raise self.retry(exc=exc, countdown=delay) from None
+    return batches.run(
+        self.request.id,
+        generation_ids,
+        celery_app=self.app,
+        broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+        report=self.progress,
+    )

@@ -23,6 +23,7 @@ from flask import request
 
 from app.models import ApiKey
 from app.services import tenancy
+from app.services.api_keys import KeyGrant
 from app.services.dataset.errors import DatasetNotFound
 from app.services.errors import JobError
 from app.services.generation.generations import GenerationNotFound
@@ -98,7 +99,7 @@ def required_scopes(endpoint: str, method: str) -> tuple[str, ...]:
     return (scope,) if scope in tenancy.SCOPES else (tenancy.ADMIN,)
 
 
-def authorize(key: ApiKey) -> None:
+def authorize(key: ApiKey | KeyGrant) -> None:
     """Put the key's principal on `g`, then 403 on a missing scope, 404 on a foreign row."""
     principal = Principal(
         api_key_id=key.id, project_id=key.project_id, scopes=frozenset(key.scopes)

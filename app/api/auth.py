@@ -21,7 +21,8 @@ def require_api_key() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("send an API key as 'Authorization: Bearer <key>'")
-    key = api_keys.authenticate(token.strip())
+    # Cached for api_keys.CACHE_TTL seconds: most requests touch no database for their key.
+    key = api_keys.authenticate_cached(token.strip())
     if key is None:
         raise _unauthorized(
             "the API key is unknown or revoked; create one with 'flask keys create'"

@@ -9,17 +9,25 @@ from flask import g
 from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from werkzeug.exceptions import Conflict
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import UnprocessableEntity
 
 from app.api import access
 from app.api.auth import require_api_key
 from app.api.auth import require_json_body
+from app.api.schemas import JobBatchAcceptedSchema
+from app.api.schemas import JobBatchSchema
 from app.api.schemas import JobListQuerySchema
 from app.api.schemas import JobPageSchema
 from app.api.schemas import JobSchema
 from app.api.schemas import JobSubmitSchema
 from app.models import Job
 from app.models import JobState
+from app.services import bulk_submit
 from app.services import jobs
+from app.services.bulk_submit import BatchRefused
+from app.services.errors import JobError
 from app.services.jobs import InvalidArguments
 from app.services.jobs import Submission
 from app.services.mail import notifications
@@ -50,25 +58,9 @@ class JobCollection(MethodView):
     @blp.alt_response(503, description="Database unreachable; nothing was created")
     def post(self, body: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
         """Submit a job; answers at once with the queued job."""
-        settings = current_app.config["SETTINGS"]
-        countdown = body.get("countdown")
-        if countdown is not None and countdown > settings.TASK_MAX_COUNTDOWN:
-            raise InvalidArguments(
-                f"countdown may be at most {settings.TASK_MAX_COUNTDOWN}s (TASK_MAX_COUNTDOWN)"
-            )
-        jobs.public_task(_celery(), body["task"])
+        # `standalone`: one autocommitted INSERT, the 202 built from it (nothing read back).
         job, created = jobs.submit(
-            _celery(),
-            Submission(
-                task=body["task"],
-                args=body["args"],
-                idempotency_key=body.get("idempotency_key"),
-                countdown=countdown,
-                priority=body.get("priority"),
-                api_key_id=g.api_key_id,
-                notify_to=body.get("notify"),
-            ),
-            broker_timeout=_broker_timeout(),
+            _celery(), _submission(body), broker_timeout=_broker_timeout(), standalone=True
         )
         headers = _location(job)
         if not created:
@@ -81,6 +73,66 @@ class JobCollection(MethodView):
         """List jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
         items, next_cursor = jobs.list_jobs(**query, project_id=access.project_filter())
         return {"items": items, "next_cursor": next_cursor}
+
+
+def _submission(body: dict[str, Any]) -> Submission:
+    """The checked request of one job (POST /jobs, or one item of a batch)."""
+    settings = current_app.config["SETTINGS"]
+    countdown = body.get("countdown")
+    if countdown is not None and countdown > settings.TASK_MAX_COUNTDOWN:
+        raise InvalidArguments(
+            f"countdown may be at most {settings.TASK_MAX_COUNTDOWN}s (TASK_MAX_COUNTDOWN)"
+        )
+    jobs.public_task(_celery(), body["task"])
+    return Submission(
+        task=body["task"],
+        args=body["args"],
+        idempotency_key=body.get("idempotency_key"),
+        countdown=countdown,
+        priority=body.get("priority"),
+        api_key_id=g.api_key_id,
+        project_id=access.current().project_id,
+        notify_to=body.get("notify"),
+    )
+
+
+@blp.route("/batch")
+class JobBatch(MethodView):
+    @blp.arguments(JobBatchSchema)
+    @blp.response(202, JobBatchAcceptedSchema)
+    @blp.alt_response(409, description="An item's idempotency key was used for another job")
+    @blp.alt_response(422, description="An item names an unknown task or invalid arguments")
+    @blp.alt_response(503, description="Database unreachable; nothing was created")
+    def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Submit up to 1,000 jobs at once: all of them, or none.
+
+        The rows commit in one transaction and the messages go out in one publish. An
+        item whose idempotency key names an earlier job with the same task and arguments
+        answers with that job (`replayed: true`). Any refused item refuses the whole
+        batch (409 or 422) and nothing is created; the problem's `errors.json.jobs` names
+        each refused item by its index.
+        """
+        refused: dict[int, list[str]] = {}
+        items: list[Submission] = []
+        for index, item in enumerate(body["jobs"]):
+            try:
+                items.append(_submission(item))
+            except JobError as exc:
+                refused[index] = [str(exc)]
+        try:
+            if refused:
+                raise BatchRefused(422, "Invalid jobs in the batch", refused)
+            accepted = bulk_submit.submit_batch(_celery(), items, broker_timeout=_broker_timeout())
+        except BatchRefused as exc:
+            raise _refusal(exc) from None
+        return {"jobs": bulk_submit.describe(accepted)}, 202
+
+
+def _refusal(exc: BatchRefused) -> HTTPException:
+    refusal: HTTPException = Conflict() if exc.status == 409 else UnprocessableEntity()
+    # The shape webargs gives validation errors, so a client reads both alike.
+    refusal.data = {"messages": {"json": {"jobs": exc.errors}}}  # type: ignore[attr-defined]
+    return refusal
 
 
 @blp.route("/<job_id>")

@@ -17,6 +17,7 @@ from app.api.notify import Notify
 from app.models import Job
 from app.models import JobAttempt
 from app.models import JobState
+from app.services.bulk_submit import MAX_BATCH
 
 STATES = [state.value for state in JobState]
 # The schema's bound; the configured TASK_MAX_COUNTDOWN (checked in the view) is lower.
@@ -44,6 +45,34 @@ class JobSubmitSchema(Schema):
         task = current_app.extensions["celery"].tasks.get(data.get("task"))
         if task is not None and getattr(task, "public", False):
             task_arguments.check_types(task, data.get("args") or {})
+
+
+class JobBatchSchema(Schema):
+    jobs = fields.List(
+        fields.Nested(JobSubmitSchema),
+        required=True,
+        validate=validate.Length(1, MAX_BATCH),
+        metadata={"description": f"1 to {MAX_BATCH} jobs, each as POST /jobs takes it"},
+    )
+
+
+class JobBatchItemSchema(Schema):
+    id = fields.String()
+    task = fields.String()
+    queue = fields.String()
+    state = fields.String(metadata={"enum": STATES})
+    idempotency_key = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    replayed = fields.Boolean(
+        metadata={"description": "its idempotency key named an earlier job, answered here"}
+    )
+
+
+class JobBatchAcceptedSchema(Schema):
+    jobs = fields.List(
+        fields.Nested(JobBatchItemSchema),
+        metadata={"description": "one per submitted job, in the order submitted"},
+    )
 
 
 class ProgressSchema(Schema):

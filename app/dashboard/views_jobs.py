@@ -26,7 +26,6 @@ from app.models import Job
 from app.models import JobState
 from app.services import jobs
 from app.services.errors import JobError
-from app.services.jobs import BrokerUnavailable
 
 
 class BadFilter(ValueError):
@@ -166,17 +165,12 @@ def failures_retry() -> BaseResponse:
     # An empty error type stands for a failure recorded without one.
     error_type = request.form.get("error_type") or None
     retried = 0
-    try:
-        for job_id in queries.failed_job_ids(task, error_type):
-            try:
-                jobs.retry(_celery(), job_id, broker_timeout=_broker_timeout())
-                retried += 1
-            except BrokerUnavailable:
-                raise
-            except JobError:
-                # Retried meanwhile by someone else: nothing to do for this one.
-                continue
-        flash(f"Retried {retried} failed {task} job(s) ({error_type or 'no error type'}).", "ok")
-    except BrokerUnavailable as exc:
-        flash(f"Retried {retried}, then stopped: {exc}", "error")
+    for job_id in queries.failed_job_ids(task, error_type):
+        try:
+            jobs.retry(_celery(), job_id, broker_timeout=_broker_timeout())
+            retried += 1
+        except JobError:
+            # Retried meanwhile by someone else: nothing to do for this one.
+            continue
+    flash(f"Retried {retried} failed {task} job(s) ({error_type or 'no error type'}).", "ok")
     return redirect(url_for("dashboard.failures"))

@@ -28,6 +28,8 @@ from typing import Any
 
 from celery import Celery
 from flask import Flask
+from kombu import Producer
+from kombu import Queue
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
@@ -81,10 +83,14 @@ def publish(
     *,
     timeout: float,
     urgent: bool = False,
+    producer: Producer | None = None,
+    declare: list[Queue] | None = None,
 ) -> None:
     """Send the job's message; raises one of BROKER_ERRORS when the broker is away.
 
-    `urgent` (a lost attempt's next one) goes ahead of the queue's backlog.
+    `urgent` (a lost attempt's next one) goes ahead of the queue's backlog. Without a
+    `producer`, one is taken from the app's producer pool (kept connections, reused
+    across requests) and given back.
     """
     task = celery_app.tasks[job["task"]]
     options: dict[str, Any] = {
@@ -105,7 +111,35 @@ def publish(
         options["priority"] = priority
     if job.get("notify_to"):
         options["headers"] = {NOTIFY_HEADER: True}
-    task.apply_async(kwargs=job["args"] or {}, **options)
+    if declare is not None:
+        options["declare"] = declare
+    task.apply_async(kwargs=job["args"] or {}, producer=producer, **options)
+
+
+def publish_all(
+    celery_app: Celery, jobs: list[dict[str, Any]], *, timeout: float, sent: list[str]
+) -> None:
+    """Send many jobs' messages in ONE pipelined publish on one pooled producer.
+
+    kombu's producer batch buffers every message (and its task-sent event) and writes
+    them in one Redis pipeline when the block ends; transports without batches publish
+    each at once. The ids are added to `sent` only once the whole batch went out: after
+    one of BROKER_ERRORS, what may have gone is published again by the relay, which a job
+    tolerates (an attempt starts only from `queued`).
+    """
+    with celery_app.producer_or_acquire() as producer:
+        # Per message: its LPUSH and its event's PUBLISH (and a PEXPIRE per priority step
+        # for queues with an expiry): room for all, so the batch is one flush.
+        bound: dict[str, list[Queue]] = {}
+        with producer.batch(max_size=max(1, 16 * len(jobs))):
+            for job in jobs:
+                queue = job["queue"]
+                if queue not in bound:
+                    # Bound to the producer's channel once: kombu would otherwise copy
+                    # the queue and its exchange to bind them, for every message.
+                    bound[queue] = [celery_app.amqp.queues[queue].bind(producer.channel)]
+                publish(celery_app, job, timeout=timeout, producer=producer, declare=bound[queue])
+    sent.extend(job["id"] for job in jobs)
 
 
 class _Confirmations:
@@ -128,11 +162,11 @@ def _current() -> _Confirmations:
     return _confirmations
 
 
-def confirm(app: Flask, job_id: str) -> None:
-    """Remember that `job_id`'s message reached the broker; written within a second."""
+def confirm(app: Flask, *job_ids: str) -> None:
+    """Remember that these jobs' messages reached the broker; written within a second."""
     pending = _current()
     with pending.lock:
-        pending.ids.add(job_id)
+        pending.ids.update(job_ids)
         if pending.thread is None or not pending.thread.is_alive():
             pending.thread = threading.Thread(
                 target=_flush_forever,

@@ -6,10 +6,13 @@ and submits its job commits both, and the job's publish intent with them, at onc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import scoped_session
 
@@ -29,12 +32,48 @@ AnySession = Session | scoped_session[Any]
 MESSAGE_COLUMNS = (Job.id, Job.task, Job.queue, Job.args, Job.eta, Job.priority, Job.notify_to)
 
 
+# One batch is one INSERT statement, so one transaction even on an autocommit engine
+# (SQLAlchemy would otherwise split an executemany into pages of 1,000 rows).
+MAX_ROWS_PER_INSERT = 5000
+
+
 def create(session: AnySession, job: Job) -> Job:
     """INSERT the new `queued` job with its publish intent, and commit; one statement.
 
     `job` is transient and stays so: its every column is set here, so nothing reads it
     back from the database afterwards.
     """
+    session.execute(insert(Job).values(_row(job)))
+    session.commit()
+    return job
+
+
+def create_all(engine: Engine, jobs: Sequence[Job]) -> Sequence[Job]:
+    """INSERT new `queued` jobs with their publish intents: one statement, all or none.
+
+    On the ledger's engine (autocommitted on PostgreSQL), outside any session: the
+    API's submit writes nothing else, so this is its only round trip. Raises
+    IntegrityError when an idempotency key (or id) is taken; nothing is written then.
+    """
+    if len(jobs) > MAX_ROWS_PER_INSERT:
+        raise ValueError(f"at most {MAX_ROWS_PER_INSERT} jobs per INSERT")
+    rows = [_row(job) for job in jobs]
+    for last_try in (False, True):
+        try:
+            with engine.begin() as conn:
+                options = conn.execution_options(insertmanyvalues_page_size=MAX_ROWS_PER_INSERT)
+                options.execute(insert(Job), rows)
+            return jobs
+        except DBAPIError as exc:
+            # A dropped pooled connection (a server restart): once more on a fresh one. If
+            # the first did commit, the second clashes on the id; the caller sees that.
+            if last_try or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _row(job: Job) -> dict[str, Any]:
+    """Complete `job` (transient) for its INSERT: every column set, nothing read back."""
     now = utcnow()
     job.id = job.id or new_job_id()
     job.state = target(T.SUBMIT)
@@ -47,10 +86,7 @@ def create(session: AnySession, job: Job) -> Job:
     job.trace_id = job.trace_id or current_trace_id()
     # NULL: the intent to publish, in the row itself (app/ledger/outbox.py).
     job.published_at = None
-    values = {c.key: getattr(job, c.key) for c in Job.__table__.columns}
-    session.execute(insert(Job).values(values))
-    session.commit()
-    return job
+    return {c.key: getattr(job, c.key) for c in Job.__table__.columns}
 
 
 def message(job: Job) -> dict[str, Any]:

@@ -8,11 +8,10 @@ an accepted job is never lost, and a broker outage refuses no work.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
-import os
-import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -70,11 +69,6 @@ class InvalidTransition(JobError):
     title = "Job is not in a state that allows this"
 
 
-class BrokerUnavailable(JobError):
-    status = 503
-    title = "Broker unavailable"
-
-
 @dataclass(frozen=True)
 class Submission:
     task: str
@@ -100,10 +94,16 @@ def public_task(celery_app: Celery, name: str) -> Task:
     return task
 
 
+@functools.cache
+def _signature(task: Task) -> inspect.Signature:
+    # A task's signature never changes; inspecting it was a measurable cost per submit.
+    return inspect.signature(task.run)
+
+
 def check_arguments(task: Task, args: dict[str, Any]) -> None:
     """Refuse arguments the task cannot be called with, before anything is queued."""
     try:
-        inspect.signature(task.run).bind(**args)
+        _signature(task).bind(**args)
     except TypeError as exc:
         raise InvalidArguments(f"{task.name}: {exc}") from None
     try:
@@ -127,47 +127,47 @@ class _BrokerState:
 
 def publish_after_commit(celery_app: Celery, job: dict[str, Any], *, timeout: float) -> None:
     """Publish a committed job; if the broker is away, the relay publishes it later."""
+    publish_all_after_commit(celery_app, [job], timeout=timeout)
+
+
+def publish_all_after_commit(
+    celery_app: Celery, messages: list[dict[str, Any]], *, timeout: float
+) -> None:
+    """Publish committed jobs on one producer; what the broker did not take, the relay does."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = app.config["SETTINGS"]
-    if settings.LEDGER_FAULT_AFTER_COMMIT == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
     if settings.LEDGER_RELAY_IN_API and not outbox.in_worker():
         outbox.ensure_relay(app)
-    if time.monotonic() < _BrokerState.down_until:
+    if not messages or time.monotonic() < _BrokerState.down_until:
         return
+    sent: list[str] = []
     try:
-        outbox.publish(celery_app, job, timeout=timeout)
+        outbox.publish_all(celery_app, messages, timeout=timeout, sent=sent)
     except BROKER_ERRORS as exc:
         with _BrokerState.lock:
             _BrokerState.down_until = time.monotonic() + float(settings.LEDGER_RELAY_GRACE)
         log.warning(
-            "broker unreachable (%s); job %s stays queued and the relay publishes it when the "
-            "broker is back",
+            "broker unreachable (%s); %d of %d jobs (first %s) stay queued and the relay "
+            "publishes them when the broker is back",
             type(exc).__name__,
-            job["id"],
+            len(messages) - len(sent),
+            len(messages),
+            messages[len(sent)]["id"],
         )
-        return
-    outbox.confirm(app, job["id"])
+    if sent:
+        outbox.confirm(app, *sent)
 
 
-def submit(celery_app: Celery, request: Submission, *, broker_timeout: float) -> tuple[Job, bool]:
-    """Create the job row with its publish intent, then publish. Returns the job, whether new."""
+def build(celery_app: Celery, request: Submission, project_id: int | None) -> Job:
+    """The new job, transient and complete: checked, but neither written nor published."""
     task = celery_app.tasks.get(request.task)
     if task is None:
         raise UnknownTask(f"no task named {request.task!r}")
     check_arguments(task, request.args)
-    queue = queues.queue(request.queue or task.tasklane_queue).name
-    project_id = request.project_id or api_keys.project_of(request.api_key_id)
-    if request.idempotency_key:
-        existing = db.session.scalar(
-            select(Job).where(Job.idempotency_key == request.idempotency_key)
-        )
-        if existing is not None:
-            return _same_request(existing, request, project_id), False
     now = utcnow()
-    job = Job(
+    return Job(
         task=task.name,
-        queue=queue,
+        queue=queues.queue(request.queue or task.tasklane_queue).name,
         args=request.args,
         priority=request.priority,
         eta=now + timedelta(seconds=request.countdown) if request.countdown else None,
@@ -179,6 +179,31 @@ def submit(celery_app: Celery, request: Submission, *, broker_timeout: float) ->
         max_attempts=attempt_budget(task),
         created_at=now,
     )
+
+
+def submit(
+    celery_app: Celery,
+    request: Submission,
+    *,
+    broker_timeout: float,
+    standalone: bool = False,
+) -> tuple[Job, bool]:
+    """Create the job row with its publish intent, then publish. Returns the job, whether new.
+
+    `standalone` (the API's POST, which writes nothing else): the row is one autocommitted
+    INSERT on the ledger's engine and the request's session is never used, so a submit is
+    one round trip. Otherwise the job commits on the caller's session.
+    """
+    project_id = request.project_id or api_keys.project_of(request.api_key_id)
+    if standalone:
+        return _submit_standalone(celery_app, request, project_id, broker_timeout)
+    if request.idempotency_key:
+        existing = db.session.scalar(
+            select(Job).where(Job.idempotency_key == request.idempotency_key)
+        )
+        if existing is not None:
+            return same_request(existing, request, project_id), False
+    job = build(celery_app, request, project_id)
     try:
         requests.create(db.session, job)
     except IntegrityError:
@@ -189,12 +214,39 @@ def submit(celery_app: Celery, request: Submission, *, broker_timeout: float) ->
         )
         if existing is None:
             raise
-        return _same_request(existing, request, project_id), False
+        return same_request(existing, request, project_id), False
     publish_after_commit(celery_app, requests.message(job), timeout=broker_timeout)
     return job, True
 
 
-def _same_request(existing: Job, request: Submission, project_id: int | None) -> Job:
+def _submit_standalone(
+    celery_app: Celery, request: Submission, project_id: int | None, broker_timeout: float
+) -> tuple[Job, bool]:
+    job = build(celery_app, request, project_id)
+    engine = current_app.extensions["ledger_engine"]
+    try:
+        # Insert first, look up only on a clash: a key's first use costs no SELECT.
+        requests.create_all(engine, [job])
+    except IntegrityError:
+        existing = _existing(job)
+        if existing is None:
+            raise
+        if existing.id == job.id:
+            # Our own INSERT committed, then its connection dropped and it ran again.
+            return existing, True
+        return same_request(existing, request, project_id), False
+    publish_after_commit(celery_app, requests.message(job), timeout=broker_timeout)
+    return job, True
+
+
+def _existing(job: Job) -> Job | None:
+    query = select(Job).where(Job.id == job.id)
+    if job.idempotency_key:
+        query = select(Job).where((Job.idempotency_key == job.idempotency_key) | (Job.id == job.id))
+    return db.session.scalar(query)
+
+
+def same_request(existing: Job, request: Submission, project_id: int | None) -> Job:
     if existing.project_id != project_id:
         # Keys are unique across projects; never hand out (or name) another project's job.
         raise IdempotencyConflict(

@@ -132,18 +132,21 @@ def test_api_killed_between_commit_and_publish_is_published_by_the_relay(
 ) -> None:
     key = f"killed-api-{os.getpid()}-{time.monotonic_ns()}"
     body = {"task": "tests.record", "args": {"marker_dir": str(markers)}, "idempotency_key": key}
+    # The fault is this script's own: it replaces the publish with a SIGKILL, so the
+    # process dies right after the job's row committed (no setting in production config).
     script = (
-        "import json, sys\n"
+        "import json, os, signal, sys\n"
         "from app import create_app\n"
+        "from app.ledger import outbox\n"
+        "outbox.publish = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
         "client = create_app().test_client()\n"
         "client.post('/api/v1/jobs', json=json.loads(sys.argv[1]),"
         " headers={'Authorization': 'Bearer ' + sys.argv[2]})\n"
     )
-    env = {**worker_env, "LEDGER_FAULT_AFTER_COMMIT": "kill"}
     api_process = subprocess.run(
         [sys.executable, "-c", script, json.dumps(body), api_token],
         cwd=ROOT,
-        env=env,
+        env=worker_env,
         capture_output=True,
         timeout=120,
     )

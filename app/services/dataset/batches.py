@@ -63,20 +63,16 @@ def settle(batch_id: str | None) -> bool:
     if closed.rowcount != 1:  # type: ignore[attr-defined]
         return False
     settings = current_app.config["SETTINGS"]
-    try:
-        jobs.submit(
-            current_app.extensions["celery"],
-            jobs.Submission(
-                task=CLOSE_TASK,
-                args={"batch_id": batch_id},
-                idempotency_key=close_key(batch_id),
-                project_id=tenancy.batch_project(batch_id),
-            ),
-            broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
-        )
-    except jobs.BrokerUnavailable:
-        # The batch is closed either way; only its notification hook is lost.
-        log.error("batch %s closed but its close job could not be queued", batch_id)
+    jobs.submit(
+        current_app.extensions["celery"],
+        jobs.Submission(
+            task=CLOSE_TASK,
+            args={"batch_id": batch_id},
+            idempotency_key=close_key(batch_id),
+            project_id=tenancy.batch_project(batch_id),
+        ),
+        broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+    )
     return True
 
 

@@ -20,7 +20,6 @@ from sqlalchemy import update
 from app.extensions.ext_database import db
 from app.models import Job
 from app.models import JobState
-from app.models.base import utcnow
 from app.models.dataset import Document
 from app.models.dataset import IndexingStatus
 from app.models.dataset import Segment
@@ -147,30 +146,11 @@ def _queue_all(
     batch: UploadBatch, documents: list[Document], api_key_id: int | None
 ) -> list[tuple[Document, str | None]]:
     queued: list[tuple[Document, str | None]] = []
-    for number, document in enumerate(documents):
-        try:
-            job = _submit(INDEX_TASK, document.id, api_key_id)
-        except jobs.BrokerUnavailable:
-            if number == 0:
-                # Nothing was queued: leave nothing behind, the caller retries the upload.
-                db.session.execute(delete(UploadBatch).where(UploadBatch.id == batch.id))
-                db.session.commit()
-                for doc in documents:
-                    storage.remove_document(doc.dataset_id, doc.id)
-                raise
-            _mark_unqueued(documents[number:])
-            queued.extend((doc, None) for doc in documents[number:])
-            return queued
+    # A broker outage refuses nothing: each job is queued and the outbox relay publishes it.
+    for document in documents:
+        job = _submit(INDEX_TASK, document.id, api_key_id)
         queued.append((document, job.id))
     return queued
-
-
-def _mark_unqueued(documents: list[Document]) -> None:
-    for document in documents:
-        document.indexing_status = IndexingStatus.ERROR
-        document.error = "the broker was unreachable so it was never queued; reindex it"
-        document.error_at = utcnow()
-    db.session.commit()
 
 
 def get(dataset_id: str, document_id: str) -> Document:

@@ -154,21 +154,16 @@ def queue_mail(
     mail, created = create_mail(template=template, to=to, context=context, dedup_key=dedup_key)
     if not created:
         return mail, False
-    try:
-        job, _ = jobs.submit(
-            celery_app,
-            Submission(
-                task=SEND_TASK,
-                args={"mail_id": mail.id},
-                api_key_id=api_key_id,
-                project_id=project_id,
-            ),
-            broker_timeout=_settings().SUBMIT_BROKER_TIMEOUT,
-        )
-    except jobs.BrokerUnavailable:
-        db.session.delete(mail)
-        db.session.commit()
-        raise
+    job, _ = jobs.submit(
+        celery_app,
+        Submission(
+            task=SEND_TASK,
+            args={"mail_id": mail.id},
+            api_key_id=api_key_id,
+            project_id=project_id,
+        ),
+        broker_timeout=_settings().SUBMIT_BROKER_TIMEOUT,
+    )
     mail.job_id = job.id
     db.session.commit()
     return mail, True

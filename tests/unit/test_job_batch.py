@@ -1,0 +1,213 @@
+"""POST /api/v1/jobs/batch: one transaction, one producer, per-item keys, all or nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy import func
+from sqlalchemy import select
+
+from app import create_app
+from app.extensions.ext_database import db
+from app.ledger import outbox
+from app.models import Job
+from app.services import jobs
+from app.services.bulk_submit import MAX_BATCH
+from tests.conftest import make_settings
+
+BATCH = "/api/v1/jobs/batch"
+
+
+def _echo(value: Any, key: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"task": "tests.echo", "args": {"value": value}}
+    if key is not None:
+        item["idempotency_key"] = key
+    return item
+
+
+def _rows(app: Flask, ids: list[str]) -> dict[str, Job]:
+    with app.app_context():
+        found = db.session.scalars(select(Job).where(Job.id.in_(ids))).all()
+        rows = {job.id: job for job in found}
+        db.session.expunge_all()
+        return rows
+
+
+def _count_keys(app: Flask, keys: list[str]) -> int:
+    with app.app_context():
+        count = db.session.scalar(
+            select(func.count()).select_from(Job).where(Job.idempotency_key.in_(keys))
+        )
+        db.session.rollback()
+        return int(count or 0)
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
+    """(job id, id of the producer it went out on) for every message published."""
+    sent: list[tuple[str, int]] = []
+    real = outbox.publish
+
+    def recording(celery_app: Any, job: dict[str, Any], **kwargs: Any) -> None:
+        real(celery_app, job, **kwargs)
+        sent.append((job["id"], id(kwargs.get("producer"))))
+
+    monkeypatch.setattr(outbox, "publish", recording)
+    yield sent
+
+
+def test_a_batch_commits_every_row_and_publishes_all_on_one_producer(
+    app: Flask, auth: dict[str, str], published: list[tuple[str, int]]
+) -> None:
+    marker = uuid.uuid4().hex
+    items = [_echo(f"{marker}-{i}") for i in range(25)]
+
+    response = app.test_client().post(BATCH, json={"jobs": items}, headers=auth)
+
+    assert response.status_code == 202, response.get_json()
+    answered = response.get_json()["jobs"]
+    assert [a["replayed"] for a in answered] == [False] * 25
+    assert all(a["state"] == "queued" and a["queue"] == "dataset" for a in answered)
+    ids = [a["id"] for a in answered]
+    rows = _rows(app, ids)
+    # In the order submitted, each row holding its own item's arguments.
+    assert [rows[i].args["value"] for i in ids] == [f"{marker}-{i}" for i in range(25)]
+    assert [job_id for job_id, _ in published] == ids
+    assert len({producer for _, producer in published}) == 1
+
+
+def test_one_refused_item_refuses_the_whole_batch_and_names_its_index(
+    app: Flask, auth: dict[str, str], published: list[tuple[str, int]]
+) -> None:
+    keys = [f"all-or-none-{uuid.uuid4().hex}-{i}" for i in range(3)]
+    items = [_echo(1, keys[0]), _echo(2, keys[1]), _echo(3, keys[2])]
+    items[1]["args"] = {"no_such_argument": 1}
+
+    response = app.test_client().post(BATCH, json={"jobs": items}, headers=auth)
+
+    assert response.status_code == 422, response.get_json()
+    problem = response.get_json()
+    assert response.content_type == "application/problem+json"
+    assert list(problem["errors"]["json"]["jobs"]) == ["1"]
+    assert "no_such_argument" in problem["errors"]["json"]["jobs"]["1"][0]
+    assert _count_keys(app, keys) == 0
+    assert published == []
+
+
+def test_item_keys_replay_their_job_and_a_reused_key_refuses_the_batch(
+    app: Flask, auth: dict[str, str]
+) -> None:
+    client = app.test_client()
+    k1, k2, k3, k4 = (f"item-key-{uuid.uuid4().hex}-{i}" for i in range(4))
+    first = client.post(BATCH, json={"jobs": [_echo(1, k1), _echo(2, k2)]}, headers=auth)
+    assert first.status_code == 202, first.get_json()
+    first_ids = [a["id"] for a in first.get_json()["jobs"]]
+
+    again = client.post(BATCH, json={"jobs": [_echo(1, k1), _echo(3, k3)]}, headers=auth)
+    assert again.status_code == 202, again.get_json()
+    replay, fresh = again.get_json()["jobs"]
+    assert (replay["id"], replay["replayed"]) == (first_ids[0], True)
+    assert fresh["replayed"] is False and fresh["id"] not in first_ids
+
+    # k2 named job 2's arguments: another request with it refuses the batch, k4 included.
+    clash = client.post(BATCH, json={"jobs": [_echo(4, k4), _echo(99, k2)]}, headers=auth)
+    assert clash.status_code == 409, clash.get_json()
+    assert list(clash.get_json()["errors"]["json"]["jobs"]) == ["1"]
+    assert _count_keys(app, [k1, k2, k3, k4]) == 3
+
+
+def test_the_same_key_twice_in_one_batch_is_one_job_or_a_conflict(
+    app: Flask, auth: dict[str, str]
+) -> None:
+    client = app.test_client()
+    key, other = f"twice-{uuid.uuid4().hex}", f"twice-{uuid.uuid4().hex}"
+    same = client.post(BATCH, json={"jobs": [_echo(1, key), _echo(1, key)]}, headers=auth)
+    assert same.status_code == 202, same.get_json()
+    one, two = same.get_json()["jobs"]
+    assert one["id"] == two["id"] and (one["replayed"], two["replayed"]) == (False, True)
+    assert _count_keys(app, [key]) == 1
+
+    differ = client.post(BATCH, json={"jobs": [_echo(1, other), _echo(2, other)]}, headers=auth)
+    assert differ.status_code == 409, differ.get_json()
+    assert _count_keys(app, [other]) == 0
+
+
+def test_a_batch_is_one_insert_and_touches_no_session(app: Flask, auth: dict[str, str]) -> None:
+    client = app.test_client()
+    client.post(BATCH, json={"jobs": [_echo(0)]}, headers=auth)  # warm: key cache, pools
+    statements: list[str] = []
+    with app.app_context():
+        engines = [db.engine, app.extensions["ledger_engine"]]
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        response = client.post(BATCH, json={"jobs": [_echo(i) for i in range(200)]}, headers=auth)
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", on_execute)
+    assert response.status_code == 202
+    # The confirmation flusher may add its bulk UPDATE; the request itself is one INSERT.
+    assert [s for s in statements if s != "UPDATE"] == ["INSERT"], statements
+
+
+def test_a_batch_larger_than_the_limit_is_refused_whole(app: Flask, auth: dict[str, str]) -> None:
+    items = [_echo(i) for i in range(MAX_BATCH + 1)]
+    response = app.test_client().post(BATCH, json={"jobs": items}, headers=auth)
+    assert response.status_code == 422
+    assert "jobs" in response.get_json()["errors"]["json"]
+
+
+def test_with_the_broker_away_a_batch_is_accepted_and_left_to_the_relay(
+    base_settings: dict[str, Any], app: Flask, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The failed publish marks the broker down for this process; undone after the test.
+    monkeypatch.setattr(jobs._BrokerState, "down_until", 0.0)
+    # Nothing listens on port 1; this app runs no relay of its own, so the intents stay.
+    down = create_app(
+        make_settings(
+            base_settings,
+            CELERY_BROKER_URL="redis://127.0.0.1:1/0",
+            SUBMIT_BROKER_TIMEOUT=0.5,
+            LEDGER_RELAY_IN_API=False,
+        )
+    )
+    try:
+        response = down.test_client().post(
+            BATCH, json={"jobs": [_echo(i) for i in range(5)]}, headers=auth
+        )
+        assert response.status_code == 202, response.get_json()
+        ids = [a["id"] for a in response.get_json()["jobs"]]
+        rows = _rows(app, ids)
+        # Every row committed with its publish intent still open: the relay's to publish.
+        assert sorted(rows) == sorted(ids)
+        assert all(row.published_at is None for row in rows.values())
+    finally:
+        with down.app_context():
+            db.engine.dispose()
+        down.extensions["ledger_engine"].dispose()
+
+
+def test_a_single_submit_with_a_used_key_replays_or_conflicts(
+    app: Flask, auth: dict[str, str]
+) -> None:
+    # POST /jobs inserts first and looks up only on the clash (no SELECT for a new key).
+    client = app.test_client()
+    item = _echo(1, f"single-{uuid.uuid4().hex}")
+    first = client.post("/api/v1/jobs", json=item, headers=auth)
+    again = client.post("/api/v1/jobs", json=item, headers=auth)
+    other = client.post("/api/v1/jobs", json={**item, "args": {"value": 2}}, headers=auth)
+
+    assert (first.status_code, again.status_code, other.status_code) == (202, 202, 409)
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert _count_keys(app, [item["idempotency_key"]]) == 1
