@@ -1,8 +1,16 @@
-"""GET /api/v1/jobs/<id>/events: a job's state and progress as Server-Sent Events.
+"""Following a job: GET /api/v1/jobs/<id>/events (Server-Sent Events) and `?wait=` long-polls.
 
-The stream polls the ledger every POLL_INTERVAL seconds and sends an event whenever the
-state or progress changed, a comment line as a keep-alive otherwise, and ends with an
-`end` event once the job reached a final state.
+Both follow the ledger's notifications (app/ledger/notify.py, fanned out by this process's
+one listener, app/extensions/ext_notify.py) instead of reading the row on a timer. A
+follower registers first and reads the row once after, so a change committed before it
+listened is in that read and one after it arrives as a message. It reads the row again only
+when the job ended (the final row carries the result), when a message says "re-read", or
+while the listener is down (then at FALLBACK_INTERVAL, so a Redis outage makes it slower,
+never wrong, never a 500). Between reads it holds no database connection.
+
+The stream sends a `state` event when the state changes, `progress` when progress does, a
+comment line as a keep-alive after KEEPALIVE_INTERVAL of quiet, and ends with an `end`
+event (the whole job) once the job reached a final state.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response
@@ -19,12 +28,15 @@ from flask_smorest import Blueprint
 
 from app.api.auth import require_api_key
 from app.api.schemas import JobSchema
+from app.extensions import ext_notify
 from app.extensions.ext_database import db
+from app.extensions.ext_notify import Follower
+from app.extensions.ext_notify import Update
+from app.ledger import notify
 from app.models import Job
+from app.models import JobState
 from app.services import jobs
 
-# Short enough that a streaming generation's text visibly grows.
-POLL_INTERVAL = 0.25
 KEEPALIVE_INTERVAL = 15.0
 
 blp = Blueprint("job_events", __name__, url_prefix="/api/v1/jobs", description="Job events")
@@ -40,31 +52,135 @@ def _snapshot(job: Job) -> dict[str, Any]:
     return dumped
 
 
-def events(job_id: str) -> Iterator[str]:
-    last: dict[str, Any] | None = None
-    quiet_since = time.monotonic()
-    while True:
+def _final(state: str | None) -> bool:
+    return state is not None and JobState(state).terminal
+
+
+def _needs_read(update: Update) -> bool:
+    return update.reread or _final(update.state)
+
+
+@dataclass
+class _Row:
+    snapshot: dict[str, Any]
+    updated_at: float
+    final: dict[str, Any] | None  # the whole job, once it is final
+
+
+def _read(job_id: str) -> _Row | None:
+    """The row now, dumped; the read transaction ends at once (no connection is held)."""
+    try:
         job = db.session.get(Job, job_id, populate_existing=True)
-        # End the read transaction, so the next poll sees the worker's later commits.
-        db.session.rollback()
         if job is None:
+            return None
+        final = JobSchema().dump(job) if job.state.terminal else None
+        return _Row(_snapshot(job), notify.stamp(job.updated_at), final)
+    finally:
+        db.session.rollback()
+
+
+class _Stream:
+    """What the client was last sent, and the events that bring it up to date."""
+
+    def __init__(self, job_id: str, row: _Row) -> None:
+        self.job_id = job_id
+        self.sent = row.snapshot
+        self.seen_at = row.updated_at
+        self.final = row.final
+
+    def first(self) -> Iterator[str]:
+        yield _event("state", self.sent)
+        if self.final is not None:
+            yield _event("end", self.final)
+
+    def _send(self, snapshot: dict[str, Any]) -> Iterator[str]:
+        if snapshot["state"] != self.sent["state"]:
+            yield _event("state", snapshot)
+        elif snapshot["progress"] != self.sent["progress"]:
+            yield _event("progress", snapshot)
+        self.sent = snapshot
+
+    def apply(self, updates: list[Update]) -> Iterator[str]:
+        """Events for `updates`, in their order; reads the row once if one asks for it."""
+        read = False
+        for update in updates:
+            if _needs_read(update):
+                read = True
+                continue
+            if update.at is not None:
+                if update.at < self.seen_at:
+                    continue  # committed before the row this stream last read
+                self.seen_at = update.at
+            snapshot = dict(self.sent)
+            if update.state is not None:
+                snapshot["state"] = update.state
+            if update.progress is not None:
+                snapshot["progress"] = update.progress
+            yield from self._send(snapshot)
+        if not read:
+            return
+        row = _read(self.job_id)
+        if row is None:
+            self.final = {"id": self.job_id, "state": "deleted"}
+            yield _event("end", self.final)
+            return
+        self.seen_at = max(self.seen_at, row.updated_at)
+        yield from self._send(row.snapshot)
+        if row.final is not None:
+            self.final = row.final
+            yield _event("end", row.final)
+
+
+def events(job_id: str) -> Iterator[str]:
+    with ext_notify.hub().follow(job_id) as follower:
+        row = _read(job_id)  # after subscribing: nothing falls between the two
+        if row is None:
             yield _event("end", {"id": job_id, "state": "deleted"})
             return
-        snapshot = _snapshot(job)
-        if last is None or snapshot["state"] != last["state"]:
-            yield _event("state", snapshot)
-            quiet_since = time.monotonic()
-        elif snapshot["progress"] != last["progress"]:
-            yield _event("progress", snapshot)
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= KEEPALIVE_INTERVAL:
-            yield ": keep-alive\n\n"
-            quiet_since = time.monotonic()
-        last = snapshot
-        if job.state.terminal:
-            yield _event("end", JobSchema().dump(job))
+        stream = _Stream(job_id, row)
+        yield from stream.first()
+        quiet_since = time.monotonic()
+        while stream.final is None:
+            waited = time.monotonic() - quiet_since
+            updates = follower.wait(max(0.0, KEEPALIVE_INTERVAL - waited))
+            sent = list(stream.apply(updates))
+            yield from sent
+            if sent:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= KEEPALIVE_INTERVAL:
+                yield ": keep-alive\n\n"
+                quiet_since = time.monotonic()
+
+
+def stream(job_id: str) -> Response:
+    """The job's event stream; 404 (JobNotFound) when there is no such job for the caller."""
+    jobs.get(job_id)
+    db.session.rollback()
+    return Response(
+        stream_with_context(events(job_id)),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _until_final(follower: Follower, seconds: float) -> None:
+    """Wait until a message says the job ended (or to re-read it), or `seconds` passed."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        if any(_needs_read(update) for update in follower.wait(remaining)):
             return
-        time.sleep(POLL_INTERVAL)
+
+
+def wait_final(job_id: str, seconds: float) -> Job:
+    """The job once it is final, or after `seconds` as it is then (long-poll `?wait=`)."""
+    deadline = time.monotonic() + seconds
+    with ext_notify.hub().follow(job_id) as follower:
+        job = jobs.get(job_id)  # after subscribing; 404 for no such job
+        while not job.state.terminal and (remaining := deadline - time.monotonic()) > 0:
+            db.session.rollback()  # hold no connection while waiting
+            _until_final(follower, remaining)
+            job = jobs.get(job_id)
+        return job
 
 
 @blp.route("/<job_id>/events")
@@ -73,10 +189,4 @@ class JobEvents(MethodView):
     @blp.alt_response(404, description="No such job")
     def get(self, job_id: str) -> Response:
         """Follow a job live: its state and progress changes until it ends."""
-        jobs.get(job_id)
-        db.session.rollback()
-        return Response(
-            stream_with_context(events(job_id)),
-            mimetype="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return stream(job_id)

@@ -13,6 +13,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import scoped_session
 
+from app.ledger import notify
 from app.ledger.states import TABLE
 from app.ledger.states import Transition as T
 from app.ledger.states import target
@@ -89,6 +90,8 @@ def cancel(session: AnySession, job_id: str) -> JobState | None:
     else:
         state = target(T.CANCEL)
     session.commit()
+    if done is not None and state == JobState.CANCELLED:
+        notify.publish(job_id, state, at=now)
     return state if done is not None else None
 
 
@@ -113,4 +116,6 @@ def requeue(session: AnySession, job_id: str, budget: int) -> dict[str, Any] | N
         .returning(*MESSAGE_COLUMNS)
     ).first()
     session.commit()
+    if row is not None:
+        notify.publish(job_id, target(T.REQUEUE), at=now)
     return dict(row._mapping) if row is not None else None
