@@ -25,6 +25,8 @@ from flask import Response
 from flask import stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.api.auth import require_api_key
 from app.api.schemas import JobSchema
@@ -36,6 +38,7 @@ from app.ledger import notify
 from app.models import Job
 from app.models import JobState
 from app.services import jobs
+from app.services.jobs import JobNotFound
 
 KEEPALIVE_INTERVAL = 15.0
 
@@ -67,10 +70,17 @@ class _Row:
     final: dict[str, Any] | None  # the whole job, once it is final
 
 
+def _load(job_id: str) -> Job | None:
+    """The job with its attempts in ONE statement (a join, not a second SELECT)."""
+    return db.session.get(
+        Job, job_id, options=[joinedload(Job.attempt_log)], populate_existing=True
+    )
+
+
 def _read(job_id: str) -> _Row | None:
     """The row now, dumped; the read transaction ends at once (no connection is held)."""
     try:
-        job = db.session.get(Job, job_id, populate_existing=True)
+        job = _load(job_id)
         if job is None:
             return None
         final = JobSchema().dump(job) if job.state.terminal else None
@@ -163,6 +173,11 @@ def stream(job_id: str) -> Response:
     )
 
 
+def _state(job_id: str) -> JobState | None:
+    state: JobState | None = db.session.scalar(select(Job.state).where(Job.id == job_id))
+    return state
+
+
 def _until_final(follower: Follower, seconds: float) -> None:
     """Wait until a message says the job ended (or to re-read it), or `seconds` passed."""
     deadline = time.monotonic() + seconds
@@ -172,14 +187,24 @@ def _until_final(follower: Follower, seconds: float) -> None:
 
 
 def wait_final(job_id: str, seconds: float) -> Job:
-    """The job once it is final, or after `seconds` as it is then (long-poll `?wait=`)."""
+    """The job once it is final, or after `seconds` as it is then (long-poll `?wait=`).
+
+    Statements: the state alone after subscribing, then the whole job once at the end.
+    """
     deadline = time.monotonic() + seconds
     with ext_notify.hub().follow(job_id) as follower:
-        job = jobs.get(job_id)  # after subscribing; 404 for no such job
-        while not job.state.terminal and (remaining := deadline - time.monotonic()) > 0:
+        state = _state(job_id)  # after subscribing: nothing falls between the two
+        if state is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        while not state.terminal and (remaining := deadline - time.monotonic()) > 0:
             db.session.rollback()  # hold no connection while waiting
             _until_final(follower, remaining)
-            job = jobs.get(job_id)
+            state = _state(job_id)
+            if state is None:
+                break
+        job = _load(job_id)
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
         return job
 
 

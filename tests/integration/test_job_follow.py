@@ -18,9 +18,9 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
+from app.api import job_events
 from app.extensions import ext_notify
 from app.ledger import transitions
-from app.services import jobs
 from tests.support.api import Api
 from tests.support.redis_control import RedisServer
 from tests.support.waiting import wait_for
@@ -151,15 +151,16 @@ def test_a_change_before_the_follower_listened_is_read_from_the_row(
     """The job ends (and is announced) right after the follower's one read of the row.
 
     Had the follower read the row before it subscribed, the announcement would fall in
-    between and the long-poll would sit out its 60 s; subscribed first, it hears it.
+    between and the long-poll would sit out its 60 s; subscribed first, it hears it (this
+    test failed with the two swapped).
     """
     job = api.submit("tests.echo", args={"value": "raced"}, countdown=60)
     hub: ext_notify.Hub = app.extensions["notify_hub"]
-    real_get = jobs.get
+    real_state = job_events._state
     finished = threading.Event()
 
-    def get_then_finish(job_id: str) -> Any:
-        found = real_get(job_id)
+    def read_then_finish(job_id: str) -> Any:
+        found = real_state(job_id)
         if not finished.is_set():
             finished.set()
             before = hub.received
@@ -171,7 +172,7 @@ def test_a_change_before_the_follower_listened_is_read_from_the_row(
             wait_for(lambda: hub.received >= before + 2, what="the notifications to arrive")
         return found
 
-    monkeypatch.setattr(jobs, "get", get_then_finish)
+    monkeypatch.setattr(job_events, "_state", read_then_finish)
 
     status, body, took = _get(api, job["id"], "?wait=60")
 

@@ -1,0 +1,370 @@
+"""Results without polling: `?wait=` against bare Celery `.delay().get()`, and SSE followers.
+
+Run from the project root:
+
+    uv run python bench/results.py              # 3 rounds x 200 jobs; 1,000 followers
+    uv run python bench/results.py --quick      # 3 rounds x 50 jobs; 200 followers
+
+1. Submit -> result visible, sequential no-op jobs, one client. Tasklane: `POST /api/v1/jobs`
+   (`system.canary`), then `GET /api/v1/jobs/{id}?wait=10` on the same keep-alive connection,
+   against one gunicorn gevent worker and a `worker` prefork -c 1 on `dataset`. Bare Celery
+   (bench/bare_results_app.py): `echo.delay().get()` with a Redis result backend, prefork -c 1
+   on the same Redis. Rounds interleave the two sides; per round the p50 of each and their
+   ratio; the median of the rounds is printed against the targets (p50 <= 5 ms, <= 1.5x).
+2. F concurrent `GET /api/v1/jobs/{id}/events` followers on ONE gunicorn gevent worker, while
+   J jobs (`tests.io_steps`) write progress every 0.5 s. The API process counts its own SQL
+   statements and pool checkouts (bench/gunicorn_stats.py); printed: statements/s while
+   the jobs progress (after every follower got its first event, before any job ended), the
+   events the followers received meanwhile, and statements per follower over the whole run.
+
+Services are the test suite's (tests/support/services.py), as for bench/throughput.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from flask import Flask  # noqa: E402
+
+from app.services import api_keys  # noqa: E402
+from bench import support  # noqa: E402
+from bench.sse_followers import Followers  # noqa: E402
+from bench.support import BenchError  # noqa: E402
+from bench.support import say  # noqa: E402
+from tests.support.services import free_port  # noqa: E402
+from tests.support.workers import WorkerProcess  # noqa: E402
+
+API_START_TIMEOUT = 120.0
+EXTRA_TASKS = {"TASKLANE_EXTRA_TASK_MODULES": "tests.integration.tasks"}
+WAIT = 10
+STEP_INTERVAL = 0.5
+
+
+def start_api(
+    services: support.Services, tmp: Path, token_env: dict[str, str]
+) -> tuple[WorkerProcess, int, Path]:
+    """One gunicorn gevent worker, counting its statements into the returned directory."""
+    port = free_port()
+    stats_dir = tmp / f"api-stats-{port}"
+    stats_dir.mkdir()
+    command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1"]
+    command += ["--worker-connections", "4000", "-b", f"127.0.0.1:{port}"]
+    command += ["--no-control-socket", "-c", str(ROOT / "bench" / "gunicorn_stats.py")]
+    command += ["app:create_app()"]
+    env = support.tasklane_env(services, BENCH_STATS_DIR=str(stats_dir), **token_env)
+    api = WorkerProcess("gunicorn", command, env=env, log_dir=tmp)
+    support.phase("api: starting " + " ".join(command[1:]))
+    api.spawn()
+    deadline = time.monotonic() + API_START_TIMEOUT
+    while not (list(stats_dir.glob("*.json")) and _healthy(port)):
+        if (api.process and api.process.poll() is not None) or time.monotonic() > deadline:
+            api.stop()
+            raise BenchError(f"gunicorn did not come up; {support.tail(api)}")
+        time.sleep(support.POLL_INTERVAL)
+    return api, port, stats_dir
+
+
+def _healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/api/v1/health")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def api_stats(stats_dir: Path) -> dict[str, Any]:
+    files = list(stats_dir.glob("*.json"))
+    if len(files) != 1:
+        raise BenchError(f"expected one API worker's stats in {stats_dir}, found {len(files)}")
+    figures: dict[str, Any] = json.loads(files[0].read_text())
+    return figures
+
+
+class Client:
+    """One keep-alive HTTP connection to the API with a key."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT + 20)
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body) if body is not None else None
+        self.conn.request(method, path, body=data, headers=self.headers)
+        response = self.conn.getresponse()
+        answer = json.loads(response.read())
+        if response.status >= 300:
+            raise BenchError(f"{method} {path}: {response.status} {answer}")
+        return answer
+
+    def submit(self, task: str, args: dict[str, Any]) -> str:
+        job_id: str = self.call("POST", "/api/v1/jobs", {"task": task, "args": args})["id"]
+        return job_id
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def tasklane_latencies(port: int, token: str, jobs: int) -> tuple[list[float], list[float]]:
+    """Submit -> final answer of each job, and the POST's share of it."""
+    client = Client(port, token)  # a fresh keep-alive connection: the last one idled out
+    took, posts = [], []
+    for _ in range(jobs):
+        began = time.perf_counter()
+        job_id = client.submit(support.CANARY, {"token": "bench"})
+        posts.append(time.perf_counter() - began)
+        job = client.call("GET", f"/api/v1/jobs/{job_id}?wait={WAIT}")
+        took.append(time.perf_counter() - began)
+        if job["state"] != "succeeded":
+            raise BenchError(f"job {job_id} is {job['state']} after ?wait={WAIT}: {job}")
+    client.close()
+    return took, posts
+
+
+def bare_latencies(bare: Any, jobs: int) -> list[float]:
+    took = []
+    for _ in range(jobs):
+        began = time.perf_counter()
+        bare.echo.apply_async(("bench",), queue=bare.QUEUE).get(timeout=WAIT)
+        took.append(time.perf_counter() - began)
+    return took
+
+
+def _ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3
+
+
+def wait_benchmark(
+    app: Flask, services: support.Services, args: argparse.Namespace, tmp: Path, token: str
+) -> list[tuple[float, float]]:
+    """Per round (tasklane p50, bare p50), in seconds."""
+    os.environ["BENCH_BROKER_URL"] = services.redis_url
+    from bench import bare_results_app as bare
+
+    env = support.tasklane_env(services, **EXTRA_TASKS)
+    ours = support.celery_worker(
+        "app.celery",
+        "tasklane",
+        pool="prefork",
+        concurrency=1,
+        queues="dataset",
+        env=env,
+        log_dir=tmp,
+    )
+    theirs = support.celery_worker(
+        "bench.bare_results_app",
+        "bare",
+        pool="prefork",
+        concurrency=1,
+        queues="dataset",
+        env={**os.environ},
+        log_dir=tmp,
+    )
+    api, port, _ = start_api(services, tmp, EXTRA_TASKS)
+    rounds: list[tuple[float, float]] = []
+    try:
+        # The bare worker consumes `dataset` too: only one side's worker runs at a time.
+        for number in range(1, args.rounds + 1):
+            support.phase(f"wait round {number} of {args.rounds}: tasklane, then bare celery")
+            ours.start(app.extensions["celery"])
+            tasklane_latencies(port, token, args.warmup)
+            mine, posts = tasklane_latencies(port, token, args.jobs)
+            ours.stop()
+            theirs.start(bare.app)
+            bare_latencies(bare, args.warmup)
+            other = bare_latencies(bare, args.jobs)
+            theirs.stop()
+            say(
+                f"    tasklane POST + ?wait=: p50 {_ms(mine, 0.5):.2f} ms (POST alone "
+                f"{_ms(posts, 0.5):.2f}), p90 {_ms(mine, 0.9):.2f} ms | bare .delay().get(): "
+                f"p50 {_ms(other, 0.5):.2f} ms, p90 {_ms(other, 0.9):.2f} ms | ratio "
+                f"{_ms(mine, 0.5) / _ms(other, 0.5):.2f}x"
+            )
+            rounds.append((statistics.median(mine), statistics.median(other)))
+    finally:
+        ours.stop()
+        theirs.stop()
+        api.stop()
+    return rounds
+
+
+def follower_benchmark(
+    services: support.Services, args: argparse.Namespace, tmp: Path, token: str
+) -> dict[str, float]:
+    env = support.tasklane_env(services, **EXTRA_TASKS)
+    worker = support.celery_worker(
+        "app.celery",
+        "tasklane-io",
+        pool="gevent",
+        concurrency=max(10, args.progress_jobs),
+        queues="generation",
+        env=env,
+        log_dir=tmp,
+    )
+    api, port, stats_dir = start_api(services, tmp, EXTRA_TASKS)
+    followers: Followers | None = None
+    try:
+        support.phase(f"followers: worker {' '.join(worker.command[3:])}")
+        worker.spawn()
+        client = Client(port, token)
+        steps = int(args.progress_seconds / STEP_INTERVAL)
+        marker_dir = tmp / "markers"
+        marker_dir.mkdir(exist_ok=True)
+        body = {"count": steps, "interval": STEP_INTERVAL, "marker_dir": str(marker_dir)}
+        job_ids = [client.submit("tests.io_steps", body) for _ in range(args.progress_jobs)]
+        client.close()
+        support.phase(f"followers: {args.followers} on {len(job_ids)} jobs, one API process")
+        before_connect = api_stats(stats_dir)
+        followers = Followers(port, token)
+        followers.connect([job_ids[i % len(job_ids)] for i in range(args.followers)])
+        deadline = time.monotonic() + API_START_TIMEOUT
+        while followers.first_events() < args.followers:
+            if time.monotonic() > deadline:
+                raise BenchError(f"only {followers.first_events()} followers got an event")
+            time.sleep(0.1)
+        connected = api_stats(stats_dir)
+        say(
+            f"    connected: {connected['followers']} followers; connecting cost "
+            f"{connected['statements'] - before_connect['statements']} statements"
+        )
+        events_before = followers.events()
+        time.sleep(args.window)  # the measured window: the jobs progress, nobody ends
+        window = api_stats(stats_dir)
+        events_in_window = followers.events() - events_before
+        ended_early = followers.ended()
+        support.phase("followers: waiting for the jobs to end")
+        deadline = time.monotonic() + args.progress_seconds * 4 + 60
+        while followers.ended() < args.followers:
+            if time.monotonic() > deadline:
+                raise BenchError(f"only {followers.ended()} followers saw their job end")
+            time.sleep(0.2)
+        done = api_stats(stats_dir)
+    finally:
+        if followers is not None:
+            followers.close()
+        worker.stop()
+        api.stop()
+    seconds = window["at"] - connected["at"]
+    return {
+        "followers": args.followers,
+        "jobs": len(job_ids),
+        "window_s": seconds,
+        "statements_per_s": (window["statements"] - connected["statements"]) / seconds,
+        "checkouts_per_s": (window["checkouts"] - connected["checkouts"]) / seconds,
+        "notifications_per_s": (window["received"] - connected["received"]) / seconds,
+        "events_per_s": events_in_window / seconds,
+        "ended_in_window": ended_early,
+        "statements_per_follower": (done["statements"] - before_connect["statements"])
+        / args.followers,
+        "poller_statements_per_s": args.followers / 0.25,
+    }
+
+
+def report(rounds: list[tuple[float, float]], follow: dict[str, float] | None) -> None:
+    load = os.getloadavg()
+    say("")
+    say(f"Results without polling (load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f})")
+    if rounds:
+        mine = statistics.median(r[0] for r in rounds) * 1e3
+        other = statistics.median(r[1] for r in rounds) * 1e3
+        ratio = statistics.median(r[0] / r[1] for r in rounds)
+        say(
+            f"  submit -> result visible, sequential: tasklane POST + ?wait= p50 {mine:.2f} ms "
+            f"(target <= 5 ms), bare .delay().get() p50 {other:.2f} ms; tasklane/bare "
+            f"{ratio:.2f}x (target <= 1.5x), median of {len(rounds)} interleaved rounds"
+        )
+    if follow:
+        say(
+            f"  {follow['followers']:.0f} SSE followers on {follow['jobs']:.0f} progressing jobs, "
+            f"one API process, {follow['window_s']:.1f} s window: "
+            f"{follow['statements_per_s']:.1f} statements/s, "
+            f"{follow['checkouts_per_s']:.1f} pool checkouts/s; "
+            f"{follow['notifications_per_s']:.0f} notifications/s in, "
+            f"{follow['events_per_s']:.0f} SSE events/s out"
+        )
+        say(
+            f"    whole run: {follow['statements_per_follower']:.1f} statements per follower "
+            "(connect: key lookup and one read; end: one read); the replaced 0.25 s poller: "
+            f"{follow['poller_statements_per_s']:.0f} SELECTs/s for as many followers"
+        )
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=200, help="timed jobs per side per round")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--followers", type=int, default=1000)
+    parser.add_argument("--progress-jobs", type=int, default=20)
+    parser.add_argument("--progress-seconds", type=float, default=40.0)
+    parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--skip-wait", action="store_true")
+    parser.add_argument("--skip-followers", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--keep-logs", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.jobs, args.warmup, args.followers, args.window = 50, 10, 200, 5.0
+        args.progress_jobs, args.progress_seconds = 10, 20.0
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="tasklane-bench-results-"))
+    failed = True
+    try:
+        with contextlib.ExitStack() as stack:
+            support.phase("services (the test suite's: tests/support/services.py)")
+            services = support.start_services(stack, tmp)
+            say(f"    {services.describe()}")
+            app = support.build_app(services)
+            stack.callback(support.dispose, app)
+            with app.app_context():
+                _key, token = api_keys.create("bench-results")
+            rounds = [] if args.skip_wait else wait_benchmark(app, services, args, tmp, token)
+            follow = None if args.skip_followers else follower_benchmark(services, args, tmp, token)
+            report(rounds, follow)
+            failed = False
+    except BenchError as exc:
+        say(f"\nerror: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("\ninterrupted; workers stopped and services cleaned up")
+        return 130
+    finally:
+        if failed or args.keep_logs:
+            say(f"logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
