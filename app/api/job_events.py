@@ -37,7 +37,6 @@ from app.extensions.ext_notify import Update
 from app.ledger import notify
 from app.models import Job
 from app.models import JobState
-from app.services import jobs
 from app.services.jobs import JobNotFound
 
 KEEPALIVE_INTERVAL = 15.0
@@ -141,13 +140,9 @@ class _Stream:
             yield _event("end", row.final)
 
 
-def events(job_id: str) -> Iterator[str]:
-    with ext_notify.hub().follow(job_id) as follower:
-        row = _read(job_id)  # after subscribing: nothing falls between the two
-        if row is None:
-            yield _event("end", {"id": job_id, "state": "deleted"})
-            return
-        stream = _Stream(job_id, row)
+def _events(follower: Follower, row: _Row) -> Iterator[str]:
+    try:
+        stream = _Stream(follower.job_id, row)
         yield from stream.first()
         quiet_since = time.monotonic()
         while stream.final is None:
@@ -160,17 +155,33 @@ def events(job_id: str) -> Iterator[str]:
             elif time.monotonic() - quiet_since >= KEEPALIVE_INTERVAL:
                 yield ": keep-alive\n\n"
                 quiet_since = time.monotonic()
+    finally:
+        follower.close()
 
 
 def stream(job_id: str) -> Response:
-    """The job's event stream; 404 (JobNotFound) when there is no such job for the caller."""
-    jobs.get(job_id)
-    db.session.rollback()
-    return Response(
-        stream_with_context(events(job_id)),
+    """The job's event stream; 404 (JobNotFound) when there is no such job for the caller.
+
+    The row is read here, once, after subscribing: it answers the 404 and is the stream's
+    first event, so a follower costs one read to connect.
+    """
+    follower = ext_notify.hub().follow(job_id)
+    try:
+        row = _read(job_id)
+    except BaseException:
+        follower.close()
+        raise
+    if row is None:
+        follower.close()
+        raise JobNotFound(f"no job with id {job_id!r}")
+    response = Response(
+        stream_with_context(_events(follower, row)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    # A client gone before the first chunk never starts the generator: leave here too.
+    response.call_on_close(follower.close)
+    return response
 
 
 def _state(job_id: str) -> JobState | None:
