@@ -29,11 +29,8 @@ import contextlib
 import http.client
 import json
 import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -74,23 +71,12 @@ def start_api(
     support.phase("api: starting " + " ".join(command[1:]))
     api.spawn()
     deadline = time.monotonic() + API_START_TIMEOUT
-    while not (list(stats_dir.glob("*.json")) and _healthy(port)):
+    while not (list(stats_dir.glob("*.json")) and support.healthy(port)):
         if (api.process and api.process.poll() is not None) or time.monotonic() > deadline:
             api.stop()
             raise BenchError(f"gunicorn did not come up; {support.tail(api)}")
         time.sleep(support.POLL_INTERVAL)
     return api, port, stats_dir
-
-
-def _healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/api/v1/health")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
 
 
 def api_stats(stats_dir: Path) -> dict[str, Any]:
@@ -364,42 +350,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="tasklane-bench-results-"))
-    failed = True
-    try:
+    def body(tmp: Path) -> None:
         with contextlib.ExitStack() as stack:
-            support.phase("services (the test suite's: tests/support/services.py)")
-            services = support.start_services(stack, tmp)
-            say(f"    {services.describe()}")
-            app = support.build_app(services)
-            stack.callback(support.dispose, app)
+            services, app = support.services_and_app(stack, tmp)
             with app.app_context():
                 _key, token = api_keys.create("bench-results")
             rounds = [] if args.skip_wait else wait_benchmark(app, services, args, tmp, token)
             follow = None if args.skip_followers else follower_benchmark(services, args, tmp, token)
             report(rounds, follow)
-            failed = False
-    except BenchError as exc:
-        say(f"\nerror: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        say("\ninterrupted; workers stopped and services cleaned up")
-        return 130
-    finally:
-        if failed or args.keep_logs:
-            say(f"logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return 0
 
-
-def main(argv: list[str]) -> int:
-    def on_term(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    return run(parse_args(argv))
+    return support.run_in_tmp("tasklane-bench-results-", args.keep_logs, body)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run(parse_args(sys.argv[1:])))

@@ -44,17 +44,13 @@ import contextlib
 import http.client
 import json
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # `python bench/throughput.py` puts bench/ on sys.path, not the project root.
@@ -215,17 +211,6 @@ def drive(port: int, token: str, total: int, clients: int) -> SubmitResult:
     )
 
 
-def _healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/api/v1/health")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
 def submission(
     app: Flask, services: support.Services, args: argparse.Namespace, tmp: Path
 ) -> SubmitResult:
@@ -247,7 +232,7 @@ def submission(
     api.spawn()
     try:
         deadline = started + API_START_TIMEOUT
-        while not (len(list(ready_dir.iterdir())) >= API_WORKERS and _healthy(port)):
+        while not (len(list(ready_dir.iterdir())) >= API_WORKERS and support.healthy(port)):
             if (api.process and api.process.poll() is not None) or time.monotonic() > deadline:
                 raise BenchError(f"gunicorn did not come up; {support.tail(api)}")
             time.sleep(support.POLL_INTERVAL)
@@ -403,16 +388,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="tasklane-bench-"))
-    failed = True
-    try:
+    def body(tmp: Path) -> None:
         with contextlib.ExitStack() as stack:
-            support.phase("services (the test suite's: tests/support/services.py)")
-            services = support.start_services(stack, tmp)
-            say(f"    {services.describe()}")
-            support.phase('schema: flask_migrate.upgrade(revision="heads")')
-            app = support.build_app(services)
-            stack.callback(support.dispose, app)
+            services, app = support.services_and_app(stack, tmp)
             drains: list[tuple[DrainResult, DrainResult]] = []
             extra = {"LEDGER_SYNCHRONOUS_COMMIT": "true"} if args.synchronous_commit else {}
             label = "tasklane (sync commit)" if args.synchronous_commit else "tasklane (ledger on)"
@@ -432,27 +410,11 @@ def run(args: argparse.Namespace) -> int:
                 drains.append((tasklane, drain_bare(services, args, tmp)))
             submitted = None if args.skip_submit else submission(app, services, args, tmp)
             report(args, services, drains, submitted)
-            failed = False
-    except BenchError as exc:
-        say(f"\nerror: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        say("\ninterrupted; workers stopped and services cleaned up")
-        return 130
-    finally:
-        if failed or args.keep_logs:
-            say(f"logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+
+    return support.run_in_tmp("tasklane-bench-", args.keep_logs, body)
 
 
 def main(argv: list[str]) -> int:
-    # A SIGTERM to the benchmark cleans up like Ctrl-C does.
-    def on_term(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
     return run(parse_args(argv))
 
 

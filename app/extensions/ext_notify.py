@@ -31,16 +31,6 @@ from app.ledger import notify
 
 log = logging.getLogger(__name__)
 
-# While the listener is down, followers read the database this often (the old poll's pace).
-FALLBACK_INTERVAL = 0.5
-RECONNECT_DELAY = 0.5
-# The listener's blocking read wakes this often to notice a stop request.
-READ_TIMEOUT = 1.0
-# A PING on the idle subscription this often: a dead peer is found within about this time.
-HEALTH_CHECK_INTERVAL = 10
-# Every Redis call of a PUBLISH may wait this long: a hung Redis must not hold up a job.
-PUBLISH_TIMEOUT = 0.5
-
 
 @dataclass(frozen=True)
 class Update:
@@ -53,6 +43,17 @@ class Update:
 
 
 REREAD = Update(reread=True)
+
+
+# While the listener is down, followers read the database this often (the old poll: 0.25 s).
+FALLBACK_INTERVAL = 0.5
+RECONNECT_DELAY = 0.5
+# The listener's blocking read wakes this often to notice a stop request.
+READ_TIMEOUT = 1.0
+# A PING on the idle subscription this often: a dead peer is found within about this time.
+HEALTH_CHECK_INTERVAL = 10
+# Every Redis call of a PUBLISH may wait this long: a hung Redis must not hold up a job.
+PUBLISH_TIMEOUT = 0.5
 
 
 class Follower:

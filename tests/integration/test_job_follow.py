@@ -6,7 +6,6 @@ takes the notifications away.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -22,6 +21,7 @@ from app.api import job_events
 from app.extensions import ext_notify
 from app.ledger import transitions
 from tests.support.api import Api
+from tests.support.api import sse_events
 from tests.support.redis_control import RedisServer
 from tests.support.waiting import wait_for
 
@@ -31,18 +31,6 @@ def _stream(api: Api, job_id: str, path: str = "/api/v1/jobs/{id}/events") -> Te
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
     return response
-
-
-def _events(response: TestResponse) -> list[tuple[str, dict[str, Any]]]:
-    text = "".join(
-        chunk.decode() if isinstance(chunk, bytes) else chunk for chunk in response.response
-    )
-    found = []
-    for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in lines:
-            found.append((lines["event"], json.loads(lines["data"])))
-    return found
 
 
 def _get(api: Api, job_id: str, query: str = "") -> tuple[int, dict[str, Any], float]:
@@ -56,7 +44,7 @@ def test_a_follower_sees_every_state_of_a_fast_job_in_order(api: Api) -> None:
     # reader polling the row every 0.25 s would mostly skip `started`.
     job = api.submit("tests.echo", args={"value": "fast"}, countdown=1)
 
-    events = _events(_stream(api, job["id"]))
+    events = sse_events(_stream(api, job["id"]))
 
     states = [data["state"] for name, data in events if name == "state"]
     assert states == ["queued", "started", "succeeded"]
@@ -78,7 +66,7 @@ def test_the_dashboard_live_view_follows_the_same_stream(app: Flask, api: Api) -
 
     response = dashboard.get(f"/dashboard/jobs/{job['id']}/events", buffered=False)
     assert response.status_code == 200 and response.mimetype == "text/event-stream"
-    events = _events(response)
+    events = sse_events(response)
 
     assert [d["state"] for n, d in events if n == "state"] == ["queued", "started", "succeeded"]
 
@@ -86,7 +74,7 @@ def test_the_dashboard_live_view_follows_the_same_stream(app: Flask, api: Api) -
 def test_progress_arrives_as_it_is_written(api: Api, markers: Path) -> None:
     job = api.submit("tests.steps", args={"count": 4, "interval": 0.2, "marker_dir": str(markers)})
 
-    events = _events(_stream(api, job["id"]))
+    events = sse_events(_stream(api, job["id"]))
 
     progress = [data["progress"]["current"] for name, data in events if name == "progress"]
     assert progress == sorted(progress) and progress[-1] == 4
@@ -213,7 +201,7 @@ def test_a_redis_outage_falls_back_to_reading_the_ledger(
     assert took < 60
 
     streamed = api.submit("tests.steps", args=args)
-    events = _events(_stream(api, streamed["id"]))
+    events = sse_events(_stream(api, streamed["id"]))
     assert events[0][0] == "state" and events[-1][0] == "end"
     assert events[-1][1]["state"] == "succeeded"
 
