@@ -200,20 +200,23 @@ def _until_final(follower: Follower, seconds: float) -> None:
 def wait_final(job_id: str, seconds: float) -> Job:
     """The job once it is final, or after `seconds` as it is then (long-poll `?wait=`).
 
-    Statements: the state alone after subscribing, then the whole job once at the end.
+    Statements: the state alone after subscribing, then the whole job once it is final (or
+    when told to re-read, or at the end of the wait).
     """
     deadline = time.monotonic() + seconds
     with ext_notify.hub().follow(job_id) as follower:
         state = _state(job_id)  # after subscribing: nothing falls between the two
-        if state is None:
-            raise JobNotFound(f"no job with id {job_id!r}")
-        while not state.terminal and (remaining := deadline - time.monotonic()) > 0:
+        job = None
+        while state is not None and not state.terminal:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
             db.session.rollback()  # hold no connection while waiting
             _until_final(follower, remaining)
-            state = _state(job_id)
-            if state is None:
-                break
-        job = _load(job_id)
+            job = _load(job_id)
+            state = job.state if job is not None else None
+        if state is not None and job is None:
+            job = _load(job_id)
         if job is None:
             raise JobNotFound(f"no job with id {job_id!r}")
         return job
