@@ -23,6 +23,7 @@ class _Stream:
     tail: bytes = b""
     events: int = 0
     ended: bool = False
+    closed: bool = False  # the server closed the stream (EOF or an error)
 
 
 class Followers:
@@ -71,6 +72,7 @@ class Followers:
                 stream.events += chunk.count(EVENT)
                 stream.ended = stream.ended or END in chunk
                 stream.tail = chunk[-6:]
+                stream.closed = not data
                 if not data or stream.ended:
                     with self.lock:
                         self.selector.unregister(stream.sock)
@@ -84,6 +86,9 @@ class Followers:
 
     def ended(self) -> int:
         return sum(1 for stream in self.streams if stream.ended)
+
+    def closed(self) -> int:
+        return sum(1 for stream in self.streams if stream.closed and not stream.ended)
 
     def close(self) -> None:
         self.stopping.set()
