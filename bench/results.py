@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
-import json
 import os
 import statistics
 import sys
@@ -43,78 +41,17 @@ from flask import Flask  # noqa: E402
 
 from app.services import api_keys  # noqa: E402
 from bench import support  # noqa: E402
+from bench.api_process import Client  # noqa: E402
+from bench.api_process import api_stats  # noqa: E402
+from bench.api_process import start_api  # noqa: E402
 from bench.sse_followers import Followers  # noqa: E402
 from bench.support import BenchError  # noqa: E402
 from bench.support import say  # noqa: E402
-from tests.support.services import free_port  # noqa: E402
-from tests.support.workers import WorkerProcess  # noqa: E402
 
 API_START_TIMEOUT = 120.0
 EXTRA_TASKS = {"TASKLANE_EXTRA_TASK_MODULES": "tests.integration.tasks"}
 WAIT = 10
 STEP_INTERVAL = 0.5
-
-
-def start_api(
-    services: support.Services, tmp: Path, token_env: dict[str, str]
-) -> tuple[WorkerProcess, int, Path]:
-    """One gunicorn gevent worker, counting its statements into the returned directory."""
-    port = free_port()
-    stats_dir = tmp / f"api-stats-{port}"
-    stats_dir.mkdir()
-    command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1"]
-    command += ["--worker-connections", "4000", "-b", f"127.0.0.1:{port}"]
-    command += ["--no-control-socket", "-c", str(ROOT / "bench" / "gunicorn_stats.py")]
-    command += ["app:create_app()"]
-    env = support.tasklane_env(services, BENCH_STATS_DIR=str(stats_dir), **token_env)
-    api = WorkerProcess("gunicorn", command, env=env, log_dir=tmp)
-    support.phase("api: starting " + " ".join(command[1:]))
-    api.spawn()
-    deadline = time.monotonic() + API_START_TIMEOUT
-    while not (list(stats_dir.glob("*.json")) and support.healthy(port)):
-        if (api.process and api.process.poll() is not None) or time.monotonic() > deadline:
-            api.stop()
-            raise BenchError(f"gunicorn did not come up; {support.tail(api)}")
-        time.sleep(support.POLL_INTERVAL)
-    return api, port, stats_dir
-
-
-def api_stats(stats_dir: Path) -> dict[str, Any]:
-    files = list(stats_dir.glob("*.json"))
-    if len(files) != 1:
-        raise BenchError(f"expected one API worker's stats in {stats_dir}, found {len(files)}")
-    figures: dict[str, Any] = json.loads(files[0].read_text())
-    return figures
-
-
-class Client:
-    """One keep-alive HTTP connection to the API with a key."""
-
-    def __init__(self, port: int, token: str) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT + 20)
-        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        ok: tuple[int, ...] = (),
-    ) -> Any:
-        data = json.dumps(body) if body is not None else None
-        self.conn.request(method, path, body=data, headers=self.headers)
-        response = self.conn.getresponse()
-        answer = json.loads(response.read())
-        if response.status >= 300 and response.status not in ok:
-            raise BenchError(f"{method} {path}: {response.status} {answer}")
-        return answer
-
-    def submit(self, task: str, args: dict[str, Any]) -> str:
-        job_id: str = self.call("POST", "/api/v1/jobs", {"task": task, "args": args})["id"]
-        return job_id
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def tasklane_latencies(port: int, token: str, jobs: int) -> tuple[list[float], list[float]]:

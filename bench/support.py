@@ -9,7 +9,6 @@ TASKLANE_TEST_EMBEDDED choose as they do for the tests), and `WorkerProcess` for
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import secrets
 import shutil
@@ -316,18 +315,6 @@ def drain_tasklane(
         cpu.describe(),
         cpu.worker_ms_per_job(),
     )
-
-
-def healthy(port: int) -> bool:
-    """Whether an API on 127.0.0.1:`port` answers `/api/v1/health` with 200."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/api/v1/health")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
 
 
 def run_in_tmp(prefix: str, keep_logs: bool, body: Callable[[Path], None]) -> int:

@@ -66,6 +66,7 @@ from app.extensions.ext_database import db  # noqa: E402
 from app.models import Job  # noqa: E402
 from app.services import api_keys  # noqa: E402
 from bench import support  # noqa: E402
+from bench.api_process import healthy  # noqa: E402
 from bench.cpu import CpuWindow  # noqa: E402
 from bench.support import BenchError  # noqa: E402
 from bench.support import DrainResult  # noqa: E402
@@ -232,7 +233,7 @@ def submission(
     api.spawn()
     try:
         deadline = started + API_START_TIMEOUT
-        while not (len(list(ready_dir.iterdir())) >= API_WORKERS and support.healthy(port)):
+        while not (len(list(ready_dir.iterdir())) >= API_WORKERS and healthy(port)):
             if (api.process and api.process.poll() is not None) or time.monotonic() > deadline:
                 raise BenchError(f"gunicorn did not come up; {support.tail(api)}")
             time.sleep(support.POLL_INTERVAL)
