@@ -62,10 +62,12 @@ class Follower:
     def __init__(self, hub: Hub, job_id: str) -> None:
         self.hub, self.job_id = hub, job_id
         self._wake = threading.Event()
+        self._lock = threading.Lock()  # the listener appends while the reader takes
         self._pending: list[Update] = []
 
     def push(self, update: Update) -> None:
-        self._pending.append(update)
+        with self._lock:
+            self._pending.append(update)
         self._wake.set()
 
     def wait(self, timeout: float) -> list[Update]:
@@ -77,8 +79,9 @@ class Follower:
         live = self.hub.live
         if not self._wake.wait(timeout if live else min(timeout, FALLBACK_INTERVAL)):
             return [] if live else [REREAD]
-        self._wake.clear()
-        taken, self._pending = self._pending, []
+        with self._lock:
+            self._wake.clear()
+            taken, self._pending = self._pending, []
         return taken
 
     def close(self) -> None:
