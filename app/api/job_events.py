@@ -32,6 +32,7 @@ from app.api.auth import require_api_key
 from app.api.schemas import JobSchema
 from app.extensions import ext_notify
 from app.extensions.ext_database import db
+from app.extensions.ext_notify import REREAD
 from app.extensions.ext_notify import Follower
 from app.extensions.ext_notify import Update
 from app.ledger import notify
@@ -40,6 +41,9 @@ from app.models import JobState
 from app.services.jobs import JobNotFound
 
 KEEPALIVE_INTERVAL = 15.0
+# A stream quiet this long reads its row once (at a keep-alive): a notification lost while
+# the listener stayed connected (a worker's PUBLISH failed) delays it at most this much.
+QUIET_REREAD = 60.0
 
 blp = Blueprint("job_events", __name__, url_prefix="/api/v1/jobs", description="Job events")
 blp.before_request(require_api_key)
@@ -144,10 +148,14 @@ def _events(follower: Follower, row: _Row) -> Iterator[str]:
     try:
         stream = _Stream(follower.job_id, row)
         yield from stream.first()
-        quiet_since = time.monotonic()
+        quiet_since = heard_at = time.monotonic()
         while stream.final is None:
             waited = time.monotonic() - quiet_since
             updates = follower.wait(max(0.0, KEEPALIVE_INTERVAL - waited))
+            if updates:
+                heard_at = time.monotonic()
+            elif time.monotonic() - heard_at >= QUIET_REREAD:
+                updates, heard_at = [REREAD], time.monotonic()
             sent = list(stream.apply(updates))
             yield from sent
             if sent:

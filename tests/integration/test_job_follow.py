@@ -208,3 +208,35 @@ def test_a_redis_outage_falls_back_to_reading_the_ledger(
     server.start()
     wait_for(lambda: hub.follow(parked["id"]).close() or hub.live, what="the listener back")
     api.post(f"/jobs/{parked['id']}/cancel", expect=202)
+
+
+def test_a_lost_notification_is_caught_up_by_a_quiet_stream(
+    app: Flask, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job ends without a word on Redis (the PUBLISH lost): the quiet stream re-reads."""
+    monkeypatch.setattr(job_events, "KEEPALIVE_INTERVAL", 0.2)
+    monkeypatch.setattr(job_events, "QUIET_REREAD", 1.0)
+    job = api.submit("tests.echo", args={"value": "silent"}, countdown=60)
+    hub: ext_notify.Hub = app.extensions["notify_hub"]
+
+    def finish_silently() -> None:
+        wait_for(lambda: hub.followers() > 0 and hub.live, what="the stream to follow")
+        with app.app_context():
+            monkeypatch.delitem(app.extensions, "notify_redis")  # every PUBLISH is lost
+            number = transitions.begin_attempt(
+                job["id"],
+                task="tests.echo",
+                queue="dataset",
+                worker="test",
+                args={},
+                max_attempts=1,
+            )
+            transitions.record_success(job["id"], {"value": "silent"}, number)
+
+    finisher = threading.Thread(target=finish_silently)
+    finisher.start()
+    events = sse_events(_stream(api, job["id"]))
+    finisher.join()
+
+    assert events[0][1]["state"] == "queued"
+    assert events[-1][0] == "end" and events[-1][1]["state"] == "succeeded"
