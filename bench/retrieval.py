@@ -67,6 +67,7 @@ from app.services.dataset import datasets  # noqa: E402
 from app.services.dataset import segments  # noqa: E402
 from app.services.dataset.embeddings import EmbeddingClient  # noqa: E402
 from app.services.dataset.keywords import STOP_WORDS  # noqa: E402
+from bench import api_process  # noqa: E402
 from config import Settings  # noqa: E402
 from tests.fixtures.dataset import embedding_server as deterministic  # noqa: E402
 from tests.support import services  # noqa: E402
@@ -194,14 +195,7 @@ def api_server(env: dict[str, str], log: Path) -> Any:
             def healthy() -> bool:
                 if proc.poll() is not None:
                     raise RuntimeError(f"gunicorn exited ({proc.returncode}); see {log}")
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                try:
-                    conn.request("GET", "/api/v1/health")
-                    return conn.getresponse().status == 200
-                except (OSError, http.client.HTTPException):
-                    return False
-                finally:
-                    conn.close()
+                return api_process.healthy(port)
 
             wait_for(healthy, timeout=120, interval=0.2, what="gunicorn serving the API")
             yield port

@@ -11,12 +11,16 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
+import signal
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from flask_migrate import upgrade
@@ -311,3 +315,44 @@ def drain_tasklane(
         cpu.describe(),
         cpu.worker_ms_per_job(),
     )
+
+
+def run_in_tmp(prefix: str, keep_logs: bool, body: Callable[[Path], None]) -> int:
+    """`body(tmp)` as a benchmark's whole run: its exit status, logs kept when it failed.
+
+    A BenchError is printed, Ctrl-C and SIGTERM stop it cleanly (workers stopped, services
+    removed by the body's own context managers).
+    """
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    failed = True
+    try:
+        body(tmp)
+        failed = False
+    except BenchError as exc:
+        say(f"\nerror: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("\ninterrupted; workers stopped and services cleaned up")
+        return 130
+    finally:
+        if failed or keep_logs:
+            say(f"logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def services_and_app(stack: contextlib.ExitStack, tmp: Path) -> tuple[Services, Flask]:
+    """The test suite's services and the migrated app on them, all closed with `stack`."""
+    phase("services (the test suite's: tests/support/services.py)")
+    services = start_services(stack, tmp)
+    say(f"    {services.describe()}")
+    phase('schema: flask_migrate.upgrade(revision="heads")')
+    app = build_app(services)
+    stack.callback(dispose, app)
+    return services, app

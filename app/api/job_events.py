@@ -1,8 +1,16 @@
-"""GET /api/v1/jobs/<id>/events: a job's state and progress as Server-Sent Events.
+"""Following a job: GET /api/v1/jobs/<id>/events (Server-Sent Events) and `?wait=` long-polls.
 
-The stream polls the ledger every POLL_INTERVAL seconds and sends an event whenever the
-state or progress changed, a comment line as a keep-alive otherwise, and ends with an
-`end` event once the job reached a final state.
+Both follow the ledger's notifications (app/ledger/notify.py, fanned out by this process's
+one listener, app/extensions/ext_notify.py) instead of reading the row on a timer. A
+follower registers first and reads the row once after, so a change committed before it
+listened is in that read and one after it arrives as a message. It reads the row again only
+when the job ended (the final row carries the result), when a message says "re-read", or
+while the listener is down (then at FALLBACK_INTERVAL, so a Redis outage makes it slower,
+never wrong, never a 500). Between reads it holds no database connection.
+
+The stream sends a `state` event when the state changes, `progress` when progress does, a
+comment line as a keep-alive after KEEPALIVE_INTERVAL of quiet, and ends with an `end`
+event (the whole job) once the job reached a final state.
 """
 
 from __future__ import annotations
@@ -10,22 +18,32 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response
 from flask import stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.api.auth import require_api_key
 from app.api.schemas import JobSchema
+from app.extensions import ext_notify
 from app.extensions.ext_database import db
+from app.extensions.ext_notify import REREAD
+from app.extensions.ext_notify import Follower
+from app.extensions.ext_notify import Update
+from app.ledger import notify
 from app.models import Job
-from app.services import jobs
+from app.models import JobState
+from app.services.jobs import JobNotFound
 
-# Short enough that a streaming generation's text visibly grows.
-POLL_INTERVAL = 0.25
 KEEPALIVE_INTERVAL = 15.0
+# A stream quiet this long reads its row once (at a keep-alive): a notification lost while
+# the listener stayed connected (a worker's PUBLISH failed) delays it at most this much.
+QUIET_REREAD = 60.0
 
 blp = Blueprint("job_events", __name__, url_prefix="/api/v1/jobs", description="Job events")
 blp.before_request(require_api_key)
@@ -40,31 +58,176 @@ def _snapshot(job: Job) -> dict[str, Any]:
     return dumped
 
 
-def events(job_id: str) -> Iterator[str]:
-    last: dict[str, Any] | None = None
-    quiet_since = time.monotonic()
-    while True:
-        job = db.session.get(Job, job_id, populate_existing=True)
-        # End the read transaction, so the next poll sees the worker's later commits.
-        db.session.rollback()
+def _final(state: str | None) -> bool:
+    return state is not None and JobState(state).terminal
+
+
+def _needs_read(update: Update) -> bool:
+    return update.reread or _final(update.state)
+
+
+@dataclass
+class _Row:
+    snapshot: dict[str, Any]
+    updated_at: float
+    final: dict[str, Any] | None  # the whole job, once it is final
+
+
+def _load(job_id: str) -> Job | None:
+    """The job with its attempts in ONE statement (a join, not a second SELECT)."""
+    return db.session.get(
+        Job, job_id, options=[joinedload(Job.attempt_log)], populate_existing=True
+    )
+
+
+def _read(job_id: str) -> _Row | None:
+    """The row now, dumped; the read transaction ends at once (no connection is held)."""
+    try:
+        job = _load(job_id)
         if job is None:
-            yield _event("end", {"id": job_id, "state": "deleted"})
-            return
-        snapshot = _snapshot(job)
-        if last is None or snapshot["state"] != last["state"]:
+            return None
+        final = JobSchema().dump(job) if job.state.terminal else None
+        return _Row(_snapshot(job), notify.stamp(job.updated_at), final)
+    finally:
+        db.session.rollback()
+
+
+class _Stream:
+    """What the client was last sent, and the events that bring it up to date."""
+
+    def __init__(self, job_id: str, row: _Row) -> None:
+        self.job_id = job_id
+        self.sent = row.snapshot
+        self.seen_at = row.updated_at
+        self.final = row.final
+
+    def first(self) -> Iterator[str]:
+        yield _event("state", self.sent)
+        if self.final is not None:
+            yield _event("end", self.final)
+
+    def _send(self, snapshot: dict[str, Any]) -> Iterator[str]:
+        if snapshot["state"] != self.sent["state"]:
             yield _event("state", snapshot)
-            quiet_since = time.monotonic()
-        elif snapshot["progress"] != last["progress"]:
+        elif snapshot["progress"] != self.sent["progress"]:
             yield _event("progress", snapshot)
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= KEEPALIVE_INTERVAL:
-            yield ": keep-alive\n\n"
-            quiet_since = time.monotonic()
-        last = snapshot
-        if job.state.terminal:
-            yield _event("end", JobSchema().dump(job))
+        self.sent = snapshot
+
+    def apply(self, updates: list[Update]) -> Iterator[str]:
+        """Events for `updates`, in their order; reads the row once if one asks for it."""
+        read = False
+        for update in updates:
+            if _needs_read(update):
+                read = True
+                continue
+            if update.at is not None:
+                if update.at < self.seen_at:
+                    continue  # committed before the row this stream last read
+                self.seen_at = update.at
+            snapshot = dict(self.sent)
+            if update.state is not None:
+                snapshot["state"] = update.state
+            if update.progress is not None:
+                snapshot["progress"] = update.progress
+            yield from self._send(snapshot)
+        if not read:
             return
-        time.sleep(POLL_INTERVAL)
+        row = _read(self.job_id)
+        if row is None:
+            self.final = {"id": self.job_id, "state": "deleted"}
+            yield _event("end", self.final)
+            return
+        self.seen_at = max(self.seen_at, row.updated_at)
+        yield from self._send(row.snapshot)
+        if row.final is not None:
+            self.final = row.final
+            yield _event("end", row.final)
+
+
+def _events(follower: Follower, row: _Row) -> Iterator[str]:
+    try:
+        stream = _Stream(follower.job_id, row)
+        yield from stream.first()
+        quiet_since = heard_at = time.monotonic()
+        while stream.final is None:
+            waited = time.monotonic() - quiet_since
+            updates = follower.wait(max(0.0, KEEPALIVE_INTERVAL - waited))
+            if updates:
+                heard_at = time.monotonic()
+            elif time.monotonic() - heard_at >= QUIET_REREAD:
+                updates, heard_at = [REREAD], time.monotonic()
+            sent = list(stream.apply(updates))
+            yield from sent
+            if sent:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= KEEPALIVE_INTERVAL:
+                yield ": keep-alive\n\n"
+                quiet_since = time.monotonic()
+    finally:
+        follower.close()
+
+
+def stream(job_id: str) -> Response:
+    """The job's event stream; 404 (JobNotFound) when there is no such job for the caller.
+
+    The row is read here, once, after subscribing: it answers the 404 and is the stream's
+    first event, so a follower costs one read to connect.
+    """
+    follower = ext_notify.hub().follow(job_id)
+    try:
+        row = _read(job_id)
+    except BaseException:
+        follower.close()
+        raise
+    if row is None:
+        follower.close()
+        raise JobNotFound(f"no job with id {job_id!r}")
+    response = Response(
+        stream_with_context(_events(follower, row)),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+    # A client gone before the first chunk never starts the generator: leave here too.
+    response.call_on_close(follower.close)
+    return response
+
+
+def _state(job_id: str) -> JobState | None:
+    state: JobState | None = db.session.scalar(select(Job.state).where(Job.id == job_id))
+    return state
+
+
+def _until_final(follower: Follower, seconds: float) -> None:
+    """Wait until a message says the job ended (or to re-read it), or `seconds` passed."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        if any(_needs_read(update) for update in follower.wait(remaining)):
+            return
+
+
+def wait_final(job_id: str, seconds: float) -> Job:
+    """The job once it is final, or after `seconds` as it is then (long-poll `?wait=`).
+
+    Statements: the state alone after subscribing, then the whole job once it is final (or
+    when told to re-read, or at the end of the wait).
+    """
+    deadline = time.monotonic() + seconds
+    with ext_notify.hub().follow(job_id) as follower:
+        state = _state(job_id)  # after subscribing: nothing falls between the two
+        job = None
+        while state is not None and not state.terminal:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            db.session.rollback()  # hold no connection while waiting
+            _until_final(follower, remaining)
+            job = _load(job_id)
+            state = job.state if job is not None else None
+        if state is not None and job is None:
+            job = _load(job_id)
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return job
 
 
 @blp.route("/<job_id>/events")
@@ -73,10 +236,4 @@ class JobEvents(MethodView):
     @blp.alt_response(404, description="No such job")
     def get(self, job_id: str) -> Response:
         """Follow a job live: its state and progress changes until it ends."""
-        jobs.get(job_id)
-        db.session.rollback()
-        return Response(
-            stream_with_context(events(job_id)),
-            mimetype="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return stream(job_id)

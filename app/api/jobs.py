@@ -16,8 +16,10 @@ from werkzeug.exceptions import UnprocessableEntity
 from app.api import access
 from app.api.auth import require_api_key
 from app.api.auth import require_json_body
+from app.api.job_events import wait_final
 from app.api.schemas import JobBatchAcceptedSchema
 from app.api.schemas import JobBatchSchema
+from app.api.schemas import JobGetQuerySchema
 from app.api.schemas import JobListQuerySchema
 from app.api.schemas import JobPageSchema
 from app.api.schemas import JobSchema
@@ -137,10 +139,18 @@ def _refusal(exc: BatchRefused) -> HTTPException:
 
 @blp.route("/<job_id>")
 class JobItem(MethodView):
+    @blp.arguments(JobGetQuerySchema, location="query")
     @blp.response(200, JobSchema)
     @blp.alt_response(404, description="No such job")
-    def get(self, job_id: str) -> Job:
-        """State, progress, result or error, attempts and timings of one job."""
+    @blp.alt_response(422, description="`wait` is not a number of seconds from 0 to 60")
+    def get(self, query: dict[str, Any], job_id: str) -> Job:
+        """State, progress, result or error, attempts and timings of one job.
+
+        With `?wait=SECONDS` the answer waits until the job is final, or the seconds passed.
+        """
+        seconds = query.get("wait")
+        if seconds:
+            return wait_final(job_id, seconds)
         return jobs.get(job_id)
 
 

@@ -163,6 +163,23 @@ class JobListQuerySchema(Schema):
     cursor = paging.cursor_field()
 
 
+# ?wait= is bounded: a long-poll holds a request slot (a greenlet) for its whole wait.
+MAX_WAIT_SECONDS = 60
+
+
+class JobGetQuerySchema(Schema):
+    wait = fields.Float(
+        validate=validate.Range(min=0, max=MAX_WAIT_SECONDS),
+        metadata={
+            "description": (
+                "long-poll: answer as soon as the job is final (succeeded, failed or "
+                f"cancelled), or after this many seconds (at most {MAX_WAIT_SECONDS}) with "
+                "its state then; 0 or absent answers at once"
+            )
+        },
+    )
+
+
 class JobPageSchema(Schema):
     items = fields.List(fields.Nested(JobSchema))
     next_cursor = fields.String(allow_none=True)

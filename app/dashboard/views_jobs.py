@@ -12,12 +12,11 @@ from flask import flash
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import stream_with_context
 from flask import url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from app import queues
-from app.api.job_events import events
+from app.api.job_events import stream
 from app.dashboard import queries
 from app.dashboard.blueprint import bp
 from app.dashboard.formatting import outside_link
@@ -115,15 +114,9 @@ def job_events(job_id: str) -> Response:
     """The API's Server-Sent Events stream, behind the dashboard's session sign-in.
 
     An EventSource cannot send a bearer header, so the page reads this route, which serves
-    the very same generator as GET /api/v1/jobs/{id}/events.
+    the very same stream (the same notification follower) as GET /api/v1/jobs/{id}/events.
     """
-    jobs.get(job_id)
-    db.session.rollback()
-    return Response(
-        stream_with_context(events(job_id)),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return stream(job_id)
 
 
 @bp.route("/jobs/<job_id>/cancel", methods=["POST"])

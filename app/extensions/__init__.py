@@ -13,6 +13,7 @@ from app.extensions import ext_celery
 from app.extensions import ext_database
 from app.extensions import ext_logging
 from app.extensions import ext_migrate
+from app.extensions import ext_notify
 from app.extensions import ext_otel
 from app.extensions import ext_redis
 from app.extensions import ext_sentry
@@ -24,6 +25,7 @@ EXTENSIONS = (
     ext_sentry,
     ext_migrate,
     ext_redis,
+    ext_notify,
     ext_celery,
     ext_otel,
     ext_api,

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
+from app.ledger import notify
 from app.ledger import statements as st
 from app.ledger.errors import DATABASE_ERRORS
 from app.ledger.execute import is_postgres
@@ -158,8 +159,11 @@ def recover_expired(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
             cursor.close()
         finally:
             conn.close()
-        return rows
-    return _recover_sqlite(engine, now, limit)
+    else:
+        rows = _recover_sqlite(engine, now, limit)
+    # Queued again, failed or cancelled: their followers re-read the rows.
+    notify.changed(str(row["id"]) for row in rows)
+    return rows
 
 
 def _recover_sqlite(engine: Engine, now: Any, limit: int) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import scoped_session
 
+from app.ledger import notify
 from app.ledger.states import TABLE
 from app.ledger.states import Transition as T
 from app.ledger.states import target
@@ -125,6 +126,8 @@ def cancel(session: AnySession, job_id: str) -> JobState | None:
     else:
         state = target(T.CANCEL)
     session.commit()
+    if done is not None and state == JobState.CANCELLED:
+        notify.publish(job_id, state, at=now)
     return state if done is not None else None
 
 
@@ -149,4 +152,6 @@ def requeue(session: AnySession, job_id: str, budget: int) -> dict[str, Any] | N
         .returning(*MESSAGE_COLUMNS)
     ).first()
     session.commit()
+    if row is not None:
+        notify.publish(job_id, target(T.REQUEUE), at=now)
     return dict(row._mapping) if row is not None else None

@@ -24,6 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from app.ledger import leases
+from app.ledger import notify
 from app.ledger import starting
 from app.ledger import statements as st
 from app.ledger.execute import is_postgres
@@ -33,6 +34,7 @@ from app.ledger.execute import run_sql
 from app.ledger.execute import transaction
 from app.ledger.states import OUTCOMES
 from app.ledger.states import Transition as T
+from app.ledger.states import target
 from app.models import JobAttempt
 from app.models.base import utcnow
 from app.observability.redaction import redact
@@ -100,6 +102,10 @@ def begin_attempt(
         )
     if number is not None:
         leases.hold(job_id)
+        notify.publish(job_id, target(T.START), at=now)
+    else:
+        # Refused, or settled under the row lock (cancelled, out of attempts): re-read.
+        notify.changed([job_id])
     return number
 
 
@@ -111,12 +117,16 @@ def record_progress(job_id: str, current: int, total: int | None, message: str |
     if is_postgres(engine):
         params = {"id": job_id, "current": current, "total": total, "message": text}
         row = run_sql(engine, st.PG_PROGRESS, {**params, "now": now, "sync": "off"})
+        if row is not None:
+            notify.publish(job_id, progress=notify.progress_body(current, total, text), at=now)
         return bool(row and row[0])
     found = run(
         engine,
         st.PROGRESS,
         {"p_id": job_id, "p_current": current, "p_total": total, "p_message": text, "p_now": now},
     )
+    if found is not None:
+        notify.publish(job_id, progress=notify.progress_body(current, total, text), at=now)
     return found is not None and found.cancel_requested_at is not None
 
 
@@ -190,6 +200,8 @@ def _finish(
                 )
         finished = found is not None
     leases.release(job_id)
+    if finished:
+        notify.publish(job_id, target(transition), at=now)
     if not finished:
         log.warning(
             "job %s: %s of attempt %s refused (the job is no longer this attempt's)",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from tests.support.api import Api
+from tests.support.api import sse_events
 from tests.support.fake_openai import Reply
 from tests.support.generation_stubs import GenerationStubs
 
@@ -21,15 +21,7 @@ def _events(api: Api, job_id: str) -> list[tuple[str, dict[str, Any]]]:
     response = api.client.get(f"/api/v1/jobs/{job_id}/events", headers=api.auth, buffered=False)
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
-    text = "".join(
-        chunk.decode() if isinstance(chunk, bytes) else chunk for chunk in response.response
-    )
-    events = []
-    for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in lines:
-            events.append((lines["event"], json.loads(lines["data"])))
-    return events
+    return sse_events(response)
 
 
 def test_events_stream_state_and_progress_until_the_job_ends(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from tests.support.waiting import wait_for
 
@@ -49,3 +51,16 @@ class Api:
             return job if current is not None and current >= at_least else None
 
         return wait_for(probe, timeout=timeout, what=f"job {job_id} progress >= {at_least}")
+
+
+def sse_events(response: TestResponse) -> list[tuple[str, dict[str, Any]]]:
+    """Every `event:` of a streamed `text/event-stream` response, read to its end."""
+    text = "".join(
+        chunk.decode() if isinstance(chunk, bytes) else chunk for chunk in response.response
+    )
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return events
