@@ -215,17 +215,6 @@ def drive(port: int, token: str, total: int, clients: int) -> SubmitResult:
     )
 
 
-def _healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/api/v1/health")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
 def submission(
     app: Flask, services: support.Services, args: argparse.Namespace, tmp: Path
 ) -> SubmitResult:
@@ -247,7 +236,7 @@ def submission(
     api.spawn()
     try:
         deadline = started + API_START_TIMEOUT
-        while not (len(list(ready_dir.iterdir())) >= API_WORKERS and _healthy(port)):
+        while not (len(list(ready_dir.iterdir())) >= API_WORKERS and support.api_healthy(port)):
             if (api.process and api.process.poll() is not None) or time.monotonic() > deadline:
                 raise BenchError(f"gunicorn did not come up; {support.tail(api)}")
             time.sleep(support.POLL_INTERVAL)
