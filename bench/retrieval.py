@@ -182,7 +182,7 @@ def add_document(dataset_id: str, name: str, texts: list[str], embed: Any) -> st
 
 @contextmanager
 def api_server(env: dict[str, str], log: Path) -> Any:
-    port = services._free_port()
+    port = services.free_port()
     command = ["uv", "run", "--no-sync", "gunicorn", "-k", "gevent", "-w", "1"]
     command += ["-b", f"127.0.0.1:{port}", "app:create_app()"]
     with open(log, "wb") as out:
