@@ -288,8 +288,9 @@ def run_backend(backend: str, args: argparse.Namespace, stack: ExitStack) -> dic
     filler = Filler(labelled.vocabulary, rng)
     results: dict[int, Any] = {}
     with app.app_context():
-        dataset_id = datasets.create(name="bench-retrieval").id
-        _key, token = api_keys.create("bench")
+        # The dataset belongs to the key's project, or the key would not see it.
+        key, token = api_keys.create("bench")
+        dataset_id = datasets.create(name="bench-retrieval", api_key_id=key.id).id
         doc_id = add_document(dataset_id, "labelled.txt", labelled.passages, embed)
         answers = list(
             db.session.scalars(
