@@ -23,18 +23,6 @@ API_START_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 30.0
 
 
-def healthy(port: int) -> bool:
-    """Whether an API on 127.0.0.1:`port` answers `/api/v1/health` with 200."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/api/v1/health")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
 def start_api(
     services: support.Services, tmp: Path, token_env: dict[str, str]
 ) -> tuple[WorkerProcess, int, Path]:
@@ -51,7 +39,7 @@ def start_api(
     support.phase("api: starting " + " ".join(command[1:]))
     api.spawn()
     deadline = time.monotonic() + API_START_TIMEOUT
-    while not (list(stats_dir.glob("*.json")) and healthy(port)):
+    while not (list(stats_dir.glob("*.json")) and support.api_healthy(port)):
         if (api.process and api.process.poll() is not None) or time.monotonic() > deadline:
             api.stop()
             raise BenchError(f"gunicorn did not come up; {support.tail(api)}")

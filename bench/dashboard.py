@@ -47,12 +47,10 @@ if str(ROOT) not in sys.path:
 
 from flask import Flask  # noqa: E402
 from flask.testing import FlaskClient  # noqa: E402
-from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from app import create_app  # noqa: E402
 from app.extensions.ext_database import db  # noqa: E402
 from app.models import Job  # noqa: E402
 from app.models.dataset import Dataset  # noqa: E402
@@ -60,8 +58,7 @@ from app.models.dataset import Document  # noqa: E402
 from app.models.generation import Generation  # noqa: E402
 from app.models.mail import Mail  # noqa: E402
 from app.services import api_keys  # noqa: E402
-from config import Settings  # noqa: E402
-from tests.support import services  # noqa: E402
+from bench import support  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
 
 TARGET_P95_MS = 150.0
@@ -275,22 +272,12 @@ def main() -> int:
     args = parser.parse_args()
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-dashboard-")))
-        redis_url = stack.enter_context(services.redis_server(tmp / "redis"))
-        database_url = stack.enter_context(services.database(tmp / "db"))
-        values = {
-            "TASKLANE_ENV": "testing",
-            "REDIS_URL": redis_url,
-            "DATABASE_URL": database_url,
-            "PURGE_EXPIRED_JOBS_ENABLED": "false",
-            "INSPECT_TIMEOUT": "1.0",
-        }
-        app = create_app(Settings(_env_file=None, **values))  # type: ignore[call-arg]
-        with app.app_context():
-            upgrade(revision="heads")
-        print(f"services: {redis_url}, {database_url.split('@')[-1]}")
+        found = support.start_services(stack, tmp)
+        values = support.testing_values(found, INSPECT_TIMEOUT="1.0")
+        app = support.testing_app(values)
+        print(f"services: {found.describe()}")
         fill(app, args.jobs, args.lanes)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "WORKER_"))}
-        env.update(values)
+        env = support.child_env(values)
         worker = WorkerProcess.for_profile(
             "io", env=env, log_dir=tmp, WORKER_NAME=f"io-{os.getpid()}@tests"
         )
@@ -300,7 +287,7 @@ def main() -> int:
         client = sign_in(app)
         urls = pages(app, client)
         timings = measure(client, urls, args.rounds)
-        scans = full_scans(app, client, urls) if "postgresql" in database_url else None
+        scans = full_scans(app, client, urls) if "postgresql" in found.database_url else None
     reference = p95(timings["reference: /health"])
     width = max(len(name) for name in timings)
     print(f"{'page':<{width}}  median ms  p95 ms  p95 / reference p95")

@@ -41,11 +41,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from flask import Flask  # noqa: E402
-from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import func  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from app import create_app  # noqa: E402
 from app.extensions.ext_database import db  # noqa: E402
 from app.models.dataset import Document  # noqa: E402
 from app.models.dataset import IndexingStatus  # noqa: E402
@@ -53,8 +51,7 @@ from app.models.dataset import Segment  # noqa: E402
 from app.services.dataset import datasets  # noqa: E402
 from app.services.dataset import documents  # noqa: E402
 from app.services.dataset import retrieval  # noqa: E402
-from config import Settings  # noqa: E402
-from tests.support import services  # noqa: E402
+from bench import support  # noqa: E402
 from tests.support.waiting import wait_for  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
 
@@ -198,21 +195,11 @@ def main() -> int:
     print(f"corpus: {len(files)} documents, {total_mb:.1f} MB of generated text")
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest-")))
-        redis_url = stack.enter_context(services.redis_server(tmp / "redis"))
-        database_url = stack.enter_context(services.database(tmp / "db"))
-        values = {
-            "TASKLANE_ENV": "testing",
-            "REDIS_URL": redis_url,
-            "DATABASE_URL": database_url,
-            "DATASET_STORAGE_DIR": str(tmp / "uploads"),
-            "PURGE_EXPIRED_JOBS_ENABLED": "false",
-        }
-        app = create_app(Settings(_env_file=None, **values))  # type: ignore[call-arg]
-        with app.app_context():
-            upgrade(revision="heads")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "WORKER_"))}
-        env.update(values)
-        print(f"services: {redis_url}, {database_url.split('@')[-1]}")
+        found = support.start_services(stack, tmp)
+        values = support.testing_values(found, DATASET_STORAGE_DIR=str(tmp / "uploads"))
+        app = support.testing_app(values)
+        env = support.child_env(values)
+        print(f"services: {found.describe()}")
         results = [run(app, files, processes, env, tmp) for processes in (1, 2)]
     for result in results:
         peaks = ", ".join(f"{peak:.0f}" for peak in result["peaks"])

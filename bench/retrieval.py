@@ -54,10 +54,8 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 from bs4 import BeautifulSoup  # noqa: E402
-from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from app import create_app  # noqa: E402
 from app.extensions.ext_database import db  # noqa: E402
 from app.models.dataset import Document  # noqa: E402
 from app.models.dataset import IndexingStatus  # noqa: E402
@@ -67,8 +65,7 @@ from app.services.dataset import datasets  # noqa: E402
 from app.services.dataset import segments  # noqa: E402
 from app.services.dataset.embeddings import EmbeddingClient  # noqa: E402
 from app.services.dataset.keywords import STOP_WORDS  # noqa: E402
-from bench import api_process  # noqa: E402
-from config import Settings  # noqa: E402
+from bench import support  # noqa: E402
 from tests.fixtures.dataset import embedding_server as deterministic  # noqa: E402
 from tests.support import services  # noqa: E402
 from tests.support.waiting import wait_for  # noqa: E402
@@ -185,7 +182,7 @@ def add_document(dataset_id: str, name: str, texts: list[str], embed: Any) -> st
 
 @contextmanager
 def api_server(env: dict[str, str], log: Path) -> Any:
-    port = services._free_port()
+    port = services.free_port()
     command = ["uv", "run", "--no-sync", "gunicorn", "-k", "gevent", "-w", "1"]
     command += ["-b", f"127.0.0.1:{port}", "app:create_app()"]
     with open(log, "wb") as out:
@@ -195,7 +192,7 @@ def api_server(env: dict[str, str], log: Path) -> Any:
             def healthy() -> bool:
                 if proc.poll() is not None:
                     raise RuntimeError(f"gunicorn exited ({proc.returncode}); see {log}")
-                return api_process.healthy(port)
+                return support.api_healthy(port)
 
             wait_for(healthy, timeout=120, interval=0.2, what="gunicorn serving the API")
             yield port
@@ -277,16 +274,13 @@ def run_backend(backend: str, args: argparse.Namespace, stack: ExitStack) -> dic
     else:
         database_url = f"sqlite:///{tmp / 'bench.db'}"
     embedding_url = args.embeddings_url or stack.enter_context(deterministic.embedding_server()).url
-    values = {
-        "TASKLANE_ENV": "testing",
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "DATASET_STORAGE_DIR": str(tmp / "uploads"),
-        "PURGE_EXPIRED_JOBS_ENABLED": "false",
-        "EMBEDDING_BASE_URL": embedding_url,
-        "EMBEDDING_MODEL": args.model,
-    }
-    app = create_app(Settings(_env_file=None, **values))  # type: ignore[call-arg]
+    values = support.testing_values(
+        support.Services(redis_url, database_url),
+        DATASET_STORAGE_DIR=str(tmp / "uploads"),
+        EMBEDDING_BASE_URL=embedding_url,
+        EMBEDDING_MODEL=args.model,
+    )
+    app = support.testing_app(values)
     remote = EmbeddingClient(base_url=embedding_url, model=args.model, batch_size=128)
     embed = remote.embed if args.embeddings_url else local_vectors
     rng = random.Random(7)
@@ -294,9 +288,9 @@ def run_backend(backend: str, args: argparse.Namespace, stack: ExitStack) -> dic
     filler = Filler(labelled.vocabulary, rng)
     results: dict[int, Any] = {}
     with app.app_context():
-        upgrade(revision="heads")
-        dataset_id = datasets.create(name="bench-retrieval").id
-        _key, token = api_keys.create("bench")
+        # The dataset belongs to the key's project, or the key would not see it.
+        key, token = api_keys.create("bench")
+        dataset_id = datasets.create(name="bench-retrieval", api_key_id=key.id).id
         doc_id = add_document(dataset_id, "labelled.txt", labelled.passages, embed)
         answers = list(
             db.session.scalars(
@@ -311,8 +305,7 @@ def run_backend(backend: str, args: argparse.Namespace, stack: ExitStack) -> dic
             f"[{backend}] {database_url.split('@')[-1]}; {len(labelled.queries)} labelled "
             f"queries over {total} passages"
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "WORKER_"))}
-        env.update(values)
+        env = support.child_env(values)
         for size in args.sizes:
             began = time.perf_counter()
             while total < size:

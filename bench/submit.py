@@ -139,17 +139,6 @@ def drive(port: int, token: str, total: int, clients: int) -> SubmitResult:
     return SubmitResult(len(latencies), clients, seconds, latencies, statuses)
 
 
-def _healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/api/v1/health")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
 @dataclass
 class Server:
     label: str
@@ -181,7 +170,7 @@ def start_server(label: str, target: str, env: dict[str, str], tmp: Path) -> Ser
     started = time.monotonic()
     process.spawn()
     deadline = started + API_START_TIMEOUT
-    while not (len(list(ready.iterdir())) >= API_WORKERS and _healthy(port)):
+    while not (len(list(ready.iterdir())) >= API_WORKERS and support.api_healthy(port)):
         if (process.process and process.process.poll() is not None) or time.monotonic() > deadline:
             process.stop()
             raise BenchError(f"{label} gunicorn did not come up; {support.tail(process)}")

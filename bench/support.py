@@ -9,6 +9,7 @@ TASKLANE_TEST_EMBEDDED choose as they do for the tests), and `WorkerProcess` for
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import secrets
 import shutil
@@ -168,6 +169,45 @@ def dispose(app: Flask) -> None:
 
 def flush_redis(app: Flask) -> None:
     app.extensions["redis"].flushdb()
+
+
+def testing_values(services: Services, **extra: str) -> dict[str, str]:
+    """Settings of a bench's in-process app (and of the children it starts): testing mode,
+    the bench's services, no purge schedule; `extra` adds or overrides."""
+    return {
+        "TASKLANE_ENV": "testing",
+        "REDIS_URL": services.redis_url,
+        "DATABASE_URL": services.database_url,
+        "PURGE_EXPIRED_JOBS_ENABLED": "false",
+        **extra,
+    }
+
+
+def testing_app(values: dict[str, str]) -> Flask:
+    """The app in this process with exactly `values` as settings, its schema migrated."""
+    app = create_app(Settings(_env_file=None, **values))  # type: ignore[call-arg, arg-type]
+    with app.app_context():
+        upgrade(revision="heads")
+    return app
+
+
+def child_env(values: dict[str, str]) -> dict[str, str]:
+    """A child's environment: this one without Celery/worker overrides, then `values`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "WORKER_"))}
+    env.update(values)
+    return env
+
+
+def api_healthy(port: int) -> bool:
+    """Whether an API on 127.0.0.1:`port` answers its health check with 200."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/api/v1/health")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
 
 
 def celery_worker(
