@@ -43,12 +43,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -222,16 +220,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="tasklane-bench-"))
-    failed = True
-    try:
+    def body(tmp: Path) -> None:
         with contextlib.ExitStack() as stack:
-            support.phase("services (the test suite's: tests/support/services.py)")
-            services = support.start_services(stack, tmp)
-            say(f"    {services.describe()}")
-            support.phase('schema: flask_migrate.upgrade(revision="heads")')
-            app = support.build_app(services)
-            stack.callback(support.dispose, app)
+            services, app = support.services_and_app(stack, tmp)
             drains: list[tuple[DrainResult, DrainResult]] = []
             extra = {"LEDGER_SYNCHRONOUS_COMMIT": "true"} if args.synchronous_commit else {}
             label = "tasklane (sync commit)" if args.synchronous_commit else "tasklane (ledger on)"
@@ -253,19 +244,8 @@ def run(args: argparse.Namespace) -> int:
             if not args.skip_submit:
                 support.phase("submission (bench/submit.py)")
                 submit.run(app, services, args, tmp)
-            failed = False
-    except BenchError as exc:
-        say(f"\nerror: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        say("\ninterrupted; workers stopped and services cleaned up")
-        return 130
-    finally:
-        if failed or args.keep_logs:
-            say(f"logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+
+    return support.run_in_tmp("tasklane-bench-", args.keep_logs, body)
 
 
 def main(argv: list[str]) -> int:
