@@ -28,6 +28,8 @@ class Watch:
 
     def __init__(self) -> None:
         self.active = True
+        # True when a watcher greenlet polls the ledger; without one the stream asks itself.
+        self.polling = False
         # True only while the generating greenlet waits for the provider's next chunk.
         self.reading = False
         self.last_activity = time.monotonic()
@@ -61,6 +63,7 @@ def interrupt_on_cancel(job_id: str | None, interval: float) -> Iterator[Watch]:
                 # Skipped while the greenlet is not reading; then the next poll tries again.
                 gevent.get_hub().loop.run_callback(throw)
 
+    watch.polling = True
     gevent.spawn(poll)
     try:
         yield watch
