@@ -9,6 +9,7 @@ written every GENERATION_PROGRESS_INTERVAL, where the API reads it while the job
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from dataclasses import replace
@@ -162,16 +163,14 @@ def _live_key(generation_id: str) -> str:
 
 
 def live_write(client: redis.Redis, generation_id: str, text: str, tokens: int) -> bool:
-    """The text so far in Redis, one round trip; False (logged) when Redis refused it.
+    """The text so far in Redis: one command (a pipeline object alone costs more than it);
+    False (logged) when Redis refused it.
 
     Best effort: the database gets the text at the end whatever Redis did.
     """
-    key = _live_key(generation_id)
+    value = json.dumps({"text": text, "completion_tokens": tokens})
     try:
-        pipe = client.pipeline(transaction=False)
-        pipe.hset(key, mapping={"text": text, "completion_tokens": tokens})
-        pipe.expire(key, LIVE_TTL_SECONDS)
-        pipe.execute()
+        client.set(_live_key(generation_id), value, ex=LIVE_TTL_SECONDS)
     except redis.RedisError as exc:
         log.warning("could not store the live text of generation %s: %s", generation_id, exc)
         return False
@@ -181,10 +180,11 @@ def live_write(client: redis.Redis, generation_id: str, text: str, tokens: int) 
 def live_read(client: redis.Redis, generation_id: str) -> tuple[str, int] | None:
     """The text and token count a running generation last stored, if any."""
     try:
-        found: dict[bytes, bytes] = client.hgetall(_live_key(generation_id))  # type: ignore[assignment]
+        found = client.get(_live_key(generation_id))
     except redis.RedisError as exc:
         log.warning("could not read the live text of generation %s: %s", generation_id, exc)
         return None
-    if b"text" not in found:
+    if not isinstance(found, bytes | str):
         return None
-    return found[b"text"].decode(), int(found.get(b"completion_tokens", b"0"))
+    value = json.loads(found)
+    return str(value["text"]), int(value["completion_tokens"])

@@ -3,9 +3,10 @@
 A run costs two statements of its own, whatever the stream's length up to
 GENERATION_DB_WRITE_INTERVAL: it reads its row once and writes its outcome once (the ledger
 adds one to start the job and one to finish it). While tokens flow, the text so far goes to
-Redis every GENERATION_PROGRESS_INTERVAL (the API reads it there while the job runs); the
-database gets the text and the job its progress only every GENERATION_DB_WRITE_INTERVAL
-seconds of a long stream, which is also when a progress write notices a cancel. Under gevent
+Redis every GENERATION_PROGRESS_INTERVAL from the first token (the API reads it there while
+the job runs); the database gets the text and the job its progress only every
+GENERATION_DB_WRITE_INTERVAL seconds of a long stream, which is also when a progress write
+notices a cancel. Under gevent
 a watcher notices a cancel in between (app/services/generation/cancel.py); elsewhere the loop
 asks the ledger every CANCEL_POLL_INTERVAL. Whatever ends the stream early - a cancel, a
 provider error, the deadline - the partial text is kept.
@@ -149,7 +150,7 @@ def run(
     total = max_tokens if isinstance(max_tokens, int) else None
     live_every = settings.GENERATION_PROGRESS_INTERVAL
     db_every = settings.GENERATION_DB_WRITE_INTERVAL
-    next_live = stream.started + live_every
+    next_live: float | None = None
     next_db = stream.started + db_every
     next_cancel_check = stream.started + CANCEL_POLL_INTERVAL
     request = ChatRequest(facts.model, facts.messages, facts.parameters)
@@ -169,7 +170,11 @@ def run(
                     break
                 stream.add(delta)
                 now = time.monotonic()
-                if now >= next_live:
+                if next_live is None and stream.first_token_ms is not None:
+                    # Counted from the first token: a reader sees nothing before it, and a
+                    # short answer is over before anyone could read it live.
+                    next_live = now + live_every
+                if next_live is not None and now >= next_live:
                     store.live_write(redis_client, generation_id, stream.text, stream.tokens)
                     next_live = now + live_every
                 if now >= next_db:
