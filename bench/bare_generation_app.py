@@ -25,12 +25,11 @@ from celery import Celery
 
 QUEUE = "bench_generation"
 TASK_NAME = "bench.generate"
-COUNT_KEY = "bench:bare-gen:count"
-FIRST_KEY = "bench:bare-gen:first_started"
-LAST_KEY = "bench:bare-gen:last_finished"
-FAILED_KEY = "bench:bare-gen:failed"
-# How many jobs the benchmark has queued so far; the run that counts the last stamps the end.
-JOBS_KEY = "bench:bare-gen:jobs"
+# Keys the task writes and the benchmark reads; JOBS is how many jobs were queued so far.
+COUNT_KEY, FIRST_KEY, LAST_KEY, FAILED_KEY, JOBS_KEY = (
+    f"bench:bare-gen:{name}"
+    for name in ("count", "first_started", "last_finished", "failed", "jobs")
+)
 
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 PROVIDER_URL = os.environ.get("BENCH_PROVIDER_URL", "http://127.0.0.1:1/v1")

@@ -8,6 +8,7 @@ itself is in `streaming.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -181,22 +182,10 @@ def describe(job_id: str, redis_client: redis.Redis) -> GenerationView:
         live = store.live_read(redis_client, g.id)
         if live is not None and len(live[0]) >= len(text or ""):
             text, tokens = live
+    # Every other field is the row's own.
+    names = [f.name for f in fields(GenerationView) if f.name not in ("text", "completion_tokens")]
     return GenerationView(
-        id=g.id,
-        job_id=g.job_id,
-        provider=g.provider,
-        model=g.model,
-        status=g.status,
-        text=text,
-        finish_reason=g.finish_reason,
-        prompt_tokens=g.prompt_tokens,
-        completion_tokens=tokens,
-        usage_estimated=g.usage_estimated,
-        latency_ms=g.latency_ms,
-        first_token_ms=g.first_token_ms,
-        error=g.error,
-        created_at=g.created_at,
-        updated_at=g.updated_at,
+        text=text, completion_tokens=tokens, **{name: getattr(g, name) for name in names}
     )
 
 
