@@ -184,8 +184,12 @@ class Settings(BaseSettings):
     # Retry delay: base doubling per attempt, capped, full jitter; Retry-After wins when longer.
     GENERATION_RETRY_BASE_DELAY: float = Field(default=1.0, gt=0)
     GENERATION_RETRY_MAX_DELAY: float = Field(default=60.0, gt=0)
-    # Least seconds between two progress writes of a streaming generation.
+    # Least seconds between two writes of a streaming generation's text so far to Redis,
+    # where GET /generations/{id} reads it while the job runs.
     GENERATION_PROGRESS_INTERVAL: float = Field(default=0.2, ge=0.01, le=1.0)
+    # Least seconds between two database writes of a streaming generation (its text and
+    # its job's progress); a stream shorter than this writes its row once, at the end.
+    GENERATION_DB_WRITE_INTERVAL: float = Field(default=3.0, ge=0.01, le=60.0)
     # Where traces go, comma separated: database, otlp, langfuse (empty: nowhere).
     TRACE_SINKS: Annotated[list[Literal["database", "otlp", "langfuse"]], NoDecode] = ["database"]
     # OTLP traces endpoint of a collector: a URL (protobuf over HTTP), e.g.

@@ -1,4 +1,4 @@
-"""Generation jobs: stream an answer from a provider into the generation's row and progress."""
+"""Generation jobs: stream an answer from a provider into Redis, then the generation's row."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from flask import current_app
 from app.services.errors import JobError
 from app.services.generation import answering
 from app.services.generation import batches
-from app.services.generation import generations
+from app.services.generation import streaming
 from app.services.generation.providers.base import ProviderRejected
 from app.services.generation.providers.base import RetryableProviderError
 from app.services.retrying import backoff_delay
@@ -56,7 +56,7 @@ def _generate(task: Task, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 def complete(self: Task, generation_id: str) -> dict[str, Any]:
     settings = current_app.config["SETTINGS"]
     return _generate(
-        self, lambda: generations.run(generation_id, settings, self.progress, self.request.id)
+        self, lambda: streaming.run(generation_id, settings, self.progress, self.request.id)
     )
 
 

@@ -18,7 +18,6 @@ from app.api.generation_schemas import GenerationSubmitSchema
 from app.api.generation_schemas import ProviderSchema
 from app.api.schemas import JobSchema
 from app.models import Job
-from app.models.generation import Generation
 from app.services.generation import batches
 from app.services.generation import generations
 from app.services.generation.providers.registry import registry
@@ -98,6 +97,6 @@ class ProviderCollection(MethodView):
 class GenerationItem(MethodView):
     @blp.response(200, GenerationSchema)
     @blp.alt_response(404, description="No generation with this job id")
-    def get(self, job_id: str) -> Generation:
+    def get(self, job_id: str) -> generations.GenerationView:
         """The whole text so far (the job's progress holds only its tail), usage, timings."""
-        return generations.get_by_job(job_id)
+        return generations.describe(job_id, current_app.extensions["redis"])

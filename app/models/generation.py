@@ -1,4 +1,4 @@
-"""One row per generation request: what was asked, the text as it streams in, and usage."""
+"""One row per generation request: what was asked, the text it got, usage and timings."""
 
 from __future__ import annotations
 
@@ -13,10 +13,22 @@ from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
 
 from app.models.base import Base
 from app.models.base import UTCDateTime
 from app.models.base import utcnow
+from app.models.job import Job
+
+# What a generation's job state says of the generation, in the words the API always used.
+STATUS_BY_JOB_STATE = {
+    "queued": "pending",
+    "started": "streaming",
+    "retrying": "retrying",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
 
 
 def new_generation_id() -> str:
@@ -35,8 +47,6 @@ class Generation(Base):
     model: Mapped[str] = mapped_column(String(200))
     messages: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # pending -> streaming -> succeeded | failed | cancelled; retrying while waiting to retry.
-    status: Mapped[str] = mapped_column(String(16), default="pending")
     # The whole text so far; the job's progress message only holds its tail.
     text: Mapped[str] = mapped_column(Text, default="")
     finish_reason: Mapped[str | None] = mapped_column(String(50))
@@ -49,3 +59,15 @@ class Generation(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Where the work is comes from the job alone (loaded with the row), so the two can never
+    # disagree; no foreign key: the row exists before its job.
+    job: Mapped[Job | None] = relationship(
+        primaryjoin="foreign(Generation.job_id) == Job.id", viewonly=True, lazy="joined"
+    )
+
+    @property
+    def status(self) -> str:
+        """pending -> streaming -> succeeded | failed | cancelled (retrying between tries)."""
+        if self.job is None:
+            return "pending"
+        return STATUS_BY_JOB_STATE.get(self.job.state.value, self.job.state.value)

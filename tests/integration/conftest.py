@@ -16,6 +16,8 @@ from tests.support.api import Api
 from tests.support.smtp_server import SmtpServer
 from tests.support.smtp_server import smtp_server
 from tests.support.workers import WorkerProcess
+from tests.support.workers import pause_queue
+from tests.support.workers import resume_queue
 
 
 @pytest.fixture(scope="session")
@@ -81,8 +83,7 @@ def mail_worker(app: Flask, mail_env: dict[str, str], session_tmp: Path) -> Iter
     module that needs the session's workers too must have them started first.
     """
     celery_app = app.extensions["celery"]
-    replies = celery_app.control.cancel_consumer("mail", reply=True, timeout=1.0) or []
-    paused = [name for reply in replies for name in reply]
+    paused = pause_queue(celery_app, "mail")
     worker = WorkerProcess.celery(
         "mail-smtp",
         pool="gevent",
@@ -95,5 +96,4 @@ def mail_worker(app: Flask, mail_env: dict[str, str], session_tmp: Path) -> Iter
         yield worker.start(celery_app)
     finally:
         worker.stop()
-        if paused:
-            celery_app.control.add_consumer("mail", destination=paused, reply=True)
+        resume_queue(celery_app, "mail", paused)

@@ -27,6 +27,8 @@ from tests.support.api import Api
 from tests.support.waiting import wait_for
 from tests.support.workers import ROOT
 from tests.support.workers import WorkerProcess
+from tests.support.workers import pause_queue
+from tests.support.workers import resume_queue
 
 # From the kill to the next attempt's start (issue 10); the lease TTL is 15 s by default.
 # The issue's 30 s (kill to next attempt, p95) is measured by bench/faults.py with a peer
@@ -88,8 +90,7 @@ def gevent_victim(
 ) -> Iterator[tuple[WorkerProcess, list[str]]]:
     """A gevent worker that alone consumes `generation`, and the workers it paused."""
     celery_app = app.extensions["celery"]
-    replies = celery_app.control.cancel_consumer("generation", reply=True, timeout=1.0) or []
-    paused = [name for reply in replies for name in reply]
+    paused = pause_queue(celery_app, "generation")
     victim = WorkerProcess.celery(
         "gevent-victim",
         pool="gevent",
@@ -102,8 +103,7 @@ def gevent_victim(
         yield victim.start(celery_app), paused
     finally:
         victim.stop()
-        if paused:
-            celery_app.control.add_consumer("generation", destination=paused, reply=True)
+        resume_queue(celery_app, "generation", paused)
 
 
 def test_sigkilled_gevent_worker_job_runs_again_as_its_next_attempt(
@@ -117,9 +117,7 @@ def test_sigkilled_gevent_worker_job_runs_again_as_its_next_attempt(
     pid = int(running["progress"]["message"].removeprefix("pid="))
     assert victim.process is not None and pid == victim.process.pid
     # The session's io worker takes the queue back, to run the next attempt.
-    app.extensions["celery"].control.add_consumer(
-        "generation", destination=paused, reply=True, timeout=1.0
-    )
+    resume_queue(app.extensions["celery"], "generation", paused)
 
     done = _kill_mid_task_and_wait(api, job["id"], pid, markers)
     victim.process.wait()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
 from flask.testing import FlaskClient
 
 from tests.support.api import Api
 from tests.support.fake_openai import Reply
 from tests.support.generation_stubs import GenerationStubs
 from tests.support.waiting import wait_for
+from tests.support.workers import WorkerProcess
+from tests.support.workers import consumers_of
 
 ARTICLE = (
     "Tasklane runs slow work on Celery workers. "
@@ -128,12 +129,6 @@ def test_a_400_fails_at_once_with_the_providers_message(
     assert len(generation_stubs.openai.seen(marker)) == 1
 
 
-@pytest.mark.skip(
-    reason=(
-        "fails in the full merged suite (the job never ends; it passes run alone): the "
-        "gevent deadline/cancel of the openai client after the ledger merge, see issue 13's note"
-    )
-)
 def test_the_deadline_stops_a_trickling_stream_under_gevent(
     api: Api, generation_stubs: GenerationStubs
 ) -> None:
@@ -192,12 +187,6 @@ def test_bad_requests_are_refused_before_anything_is_queued(
     assert client.post("/api/v1/generations", json={"prompt": "x"}).status_code == 401
 
 
-@pytest.mark.skip(
-    reason=(
-        "fails in the full merged suite (the job never ends; it passes run alone): the "
-        "gevent deadline/cancel of the openai client after the ledger merge, see issue 13's note"
-    )
-)
 def test_cancel_reaches_a_generation_waiting_on_a_silent_provider(
     api: Api, generation_stubs: GenerationStubs
 ) -> None:
@@ -212,3 +201,20 @@ def test_cancel_reaches_a_generation_waiting_on_a_silent_provider(
     done = api.wait(job["id"], timeout=5)
     assert done["state"] == "cancelled"
     assert _generation(api, job["id"])["status"] == "cancelled"
+
+
+def test_only_gevent_workers_consume_the_generation_queue(
+    api: Api, workers: dict[str, WorkerProcess]
+) -> None:
+    # A prefork worker handed the queue (a fixture that paused and resumed consumers) runs
+    # generations without the gevent deadline and cancel watcher: the deadline and silent
+    # provider tests above then wait for a job that never ends. Whatever ran before in the
+    # session, the queue must be the gevent workers' alone.
+    celery_app = api.client.application.extensions["celery"]
+    consumers = consumers_of(celery_app, "generation")
+    stats = celery_app.control.inspect(destination=consumers, timeout=5.0).stats() or {}
+    pools = {name: stats[name]["pool"]["implementation"] for name in stats}
+
+    assert workers["io"].hostname in consumers
+    assert sorted(pools) == consumers
+    assert [name for name, pool in pools.items() if "gevent" not in pool] == []

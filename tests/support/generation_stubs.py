@@ -37,6 +37,8 @@ class GenerationStubs:
             "GENERATION_RETRY_BASE_DELAY": "0.05",
             "GENERATION_RETRY_MAX_DELAY": "0.5",
             "GENERATION_PROGRESS_INTERVAL": "0.1",
+            # Below the tests' streams (seconds long), so the job shows progress mid-way.
+            "GENERATION_DB_WRITE_INTERVAL": "0.5",
             "TRACE_SINKS": "database,otlp,langfuse",
             "TRACE_OTLP_ENDPOINT": self.otlp.endpoint + "/v1/traces",
             "TRACE_LANGFUSE_HOST": self.langfuse.base_url,

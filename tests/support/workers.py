@@ -137,3 +137,29 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def consumers_of(celery_app: Celery, queue: str, timeout: float = 5.0) -> list[str]:
+    """The workers consuming `queue` now (those that answer within `timeout`)."""
+    active: Any = celery_app.control.inspect(timeout=timeout).active_queues() or {}
+    return sorted(
+        name for name, listed in active.items() if any(q["name"] == queue for q in listed)
+    )
+
+
+def pause_queue(celery_app: Celery, queue: str, timeout: float = 5.0) -> list[str]:
+    """Stop the workers consuming `queue`; returns them, for `resume_queue`.
+
+    Only those: every worker answers `cancel_consumer` "no longer consuming", whether it
+    consumed the queue or not, so resuming every worker that answered once handed the io
+    queues to the prefork worker, which runs generations without their gevent deadline.
+    """
+    paused = consumers_of(celery_app, queue, timeout)
+    if paused:
+        celery_app.control.cancel_consumer(queue, destination=paused, reply=True, timeout=timeout)
+    return paused
+
+
+def resume_queue(celery_app: Celery, queue: str, paused: list[str], timeout: float = 5.0) -> None:
+    if paused:
+        celery_app.control.add_consumer(queue, destination=paused, reply=True, timeout=timeout)

@@ -12,13 +12,12 @@ from typing import Any
 
 from celery import Celery
 
-from app.extensions.ext_database import db
 from app.models import Job
-from app.models.generation import Generation
 from app.services.dataset import datasets
 from app.services.dataset import retrieval
 from app.services.errors import JobError
 from app.services.generation import generations
+from app.services.generation import streaming
 from config import Settings
 
 TASK = "generation.answer"
@@ -92,19 +91,16 @@ def run(
     top_k: int,
     mode: str,
     settings: Settings,
-    report: generations.Reporter,
+    report: streaming.Reporter,
     job_id: str | None = None,
 ) -> dict[str, Any]:
     sources = retrieval.retrieve(dataset_id, question, top_k=top_k, mode=mode)
     if not sources:
         raise NothingToCite(f"no segment of dataset {dataset_id} matches the question")
-    row = db.session.get(Generation, generation_id)
-    if row is None:
-        raise generations.GenerationNotFound(f"no generation {generation_id!r}")
-    if row.status != "succeeded":
-        row.messages = compose(question, sources)
-        db.session.commit()
-    result = generations.run(generation_id, settings, report, job_id)
+    # The composed messages are stored with the outcome: no write of their own.
+    result = streaming.run(
+        generation_id, settings, report, job_id, messages=compose(question, sources)
+    )
     result["citations"] = [
         {
             "n": n,

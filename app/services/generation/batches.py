@@ -24,6 +24,7 @@ from app.models.generation import Generation
 from app.services import jobs
 from app.services.errors import JobError
 from app.services.generation import generations
+from app.services.generation import streaming
 from app.services.generation.generations import GenerationRequest
 from app.services.jobs import InvalidTransition
 from app.services.jobs import Submission
@@ -106,7 +107,7 @@ def run(
     *,
     celery_app: Celery,
     broker_timeout: float,
-    report: generations.Reporter,
+    report: streaming.Reporter,
 ) -> dict[str, Any]:
     parent = jobs.get(parent_id)
     children = _fan_out(celery_app, parent, generation_ids, broker_timeout)

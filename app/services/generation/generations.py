@@ -1,55 +1,44 @@
-"""Generations: create the request row, submit its job, and stream the answer into it.
+"""Generations: check a request, create its row, submit its job, and show it.
 
-The answer streams into the `generations` row (the whole text so far) and into the job's
-progress (token count and the text's tail), at most every GENERATION_PROGRESS_INTERVAL
-seconds, so a fast stream does not hammer the database. Whatever ends the stream early -
-a cancel, a provider error, the deadline - the partial text is kept.
+Where the work is (pending, streaming, succeeded, ...) is the job's state, never the row's:
+the row holds the domain facts (what was asked, the text, usage, timings). The streaming
+itself is in `streaming.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
+import redis
 from celery import Celery
 from sqlalchemy import delete
+from sqlalchemy import select
 
 from app.extensions.ext_database import db
 from app.models import Job
+from app.models import JobState
 from app.models.generation import Generation
 from app.services import jobs
-from app.services import tracing
 from app.services.errors import JobError
-from app.services.generation.cancel import interrupt_on_cancel
-from app.services.generation.providers.base import ChatRequest
-from app.services.generation.providers.base import Delta
+from app.services.generation import store
 from app.services.generation.providers.registry import registry
+
+# Re-exported: the API maps it onto the 404 of a generation in another project.
+from app.services.generation.streaming import GenerationNotFound as GenerationNotFound
 from app.services.jobs import Submission
-from app.tasking import JobCancelled
 from config import Settings
 
 TASK = "generation.complete"
-PROGRESS_MESSAGE_CHARS = 500
-# How often a silent stream checks for a cancel: well within the promised second.
-CANCEL_POLL_INTERVAL = 0.5
 # Keys the API sets itself; a caller's `parameters` may not override them.
 RESERVED_PARAMETERS = frozenset({"model", "messages", "stream", "stream_options"})
-
-Reporter = Callable[[int, int | None, str | None], None]
 
 
 class InvalidGeneration(JobError):
     status = 422
     title = "Invalid generation request"
-
-
-class GenerationNotFound(JobError):
-    status = 404
-    title = "Generation not found"
 
 
 @dataclass(frozen=True)
@@ -156,155 +145,44 @@ def submit(
 
 
 def get_by_job(job_id: str) -> Generation:
-    generation = db.session.query(Generation).filter_by(job_id=job_id).one_or_none()
+    generation = db.session.scalars(select(Generation).filter_by(job_id=job_id)).one_or_none()
     if generation is None:
         raise GenerationNotFound(f"no generation with job id {job_id!r}")
     return generation
 
 
-def _tail(text: str) -> str | None:
-    if not text:
-        return None
-    if len(text) <= PROGRESS_MESSAGE_CHARS:
-        return text
-    return "…" + text[-(PROGRESS_MESSAGE_CHARS - 1) :]
+@dataclass(frozen=True)
+class GenerationView:
+    """What GET /generations/{job_id} shows: the row, its job's state, the live text."""
+
+    id: str
+    job_id: str | None
+    provider: str
+    model: str
+    status: str
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    usage_estimated: bool
+    latency_ms: float | None
+    first_token_ms: float | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
 
 
-def _estimate_tokens(messages: list[dict[str, Any]]) -> int:
-    # The common rule of thumb of four characters a token; only used when the provider
-    # reports no usage, and flagged as an estimate.
-    chars = sum(len(str(m.get("content") or "")) for m in messages)
-    return math.ceil(chars / 4)
-
-
-class _Stream:
-    """The state of one attempt: text so far, counts and timings."""
-
-    def __init__(self, generation: Generation) -> None:
-        self.generation = generation
-        self.parts: list[str] = []
-        self.chunks = 0
-        self.prompt_tokens: int | None = None
-        self.completion_tokens: int | None = None
-        self.finish_reason: str | None = None
-        self.started = time.monotonic()
-        self.first_token_ms: float | None = None
-
-    def add(self, delta: Delta) -> None:
-        if delta.text:
-            if self.first_token_ms is None:
-                self.first_token_ms = (time.monotonic() - self.started) * 1000
-            self.parts.append(delta.text)
-            self.chunks += 1
-        if delta.finish_reason:
-            self.finish_reason = delta.finish_reason
-        if delta.prompt_tokens is not None:
-            self.prompt_tokens = delta.prompt_tokens
-        if delta.completion_tokens is not None:
-            self.completion_tokens = delta.completion_tokens
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    @property
-    def tokens(self) -> int:
-        return self.completion_tokens if self.completion_tokens is not None else self.chunks
-
-    def save(self, status: str, error: str | None = None) -> None:
-        g = self.generation
-        g.text = self.text
-        g.status = status
-        g.error = error
-        g.finish_reason = self.finish_reason
-        g.usage_estimated = self.completion_tokens is None
-        g.completion_tokens = self.tokens
-        g.prompt_tokens = (
-            self.prompt_tokens if self.prompt_tokens is not None else _estimate_tokens(g.messages)
-        )
-        g.first_token_ms = self.first_token_ms
-        g.latency_ms = (time.monotonic() - self.started) * 1000
-        db.session.commit()
-
-
-def run(
-    generation_id: str, settings: Settings, report: Reporter, job_id: str | None = None
-) -> dict[str, Any]:
-    """Stream the generation's answer; returns the job result. Provider errors propagate."""
-    generation = db.session.get(Generation, generation_id)
-    if generation is None:
-        raise GenerationNotFound(f"no generation {generation_id!r}")
-    if generation.status == "succeeded":
-        # A redelivered message: the answer is already complete.
-        return result(generation)
-    provider = registry(settings).resolve(generation.provider, generation.model)
-    generation.status = "streaming"
-    generation.text = ""
-    generation.error = None
-    db.session.commit()
-    stream = _Stream(generation)
-    max_tokens = generation.parameters.get("max_tokens")
-    total = max_tokens if isinstance(max_tokens, int) else None
-    interval = settings.GENERATION_PROGRESS_INTERVAL
-    last_report = time.monotonic()
-    request = ChatRequest(generation.model, generation.messages, generation.parameters)
-    # What the trace of this run shows beside the job's result (app/services/tracing).
-    inputs = {"messages": generation.messages, "parameters": generation.parameters}
-    tracing.note(provider=generation.provider, model=generation.model, inputs=inputs)
-    try:
-        with (
-            interrupt_on_cancel(job_id, max(interval, CANCEL_POLL_INTERVAL)) as watch,
-            contextlib.closing(provider.stream(request)) as deltas,
-        ):
-            while True:
-                watch.reading = True
-                try:
-                    delta = next(deltas, None)
-                finally:
-                    watch.reading = False
-                if delta is None:
-                    break
-                stream.add(delta)
-                if time.monotonic() - last_report >= interval:
-                    stream.save("streaming")
-                    report(stream.tokens, total, _tail(stream.text))
-                    last_report = time.monotonic()
-                    watch.touch()
-    except JobCancelled:
-        _save_quietly(stream, "cancelled", "cancelled while streaming")
-        raise
-    except BaseException as exc:
-        _save_quietly(stream, "failed", f"{type(exc).__name__}: {exc}")
-        raise
-    stream.save("succeeded")
-    report(stream.tokens, total, _tail(stream.text))
-    return result(generation)
-
-
-def _save_quietly(stream: _Stream, status: str, error: str) -> None:
-    # Keeping the partial text must never hide the error that ended the stream.
-    try:
-        db.session.rollback()
-        stream.save(status, error)
-    except Exception:
-        db.session.rollback()
-
-
-def result(generation: Generation) -> dict[str, Any]:
-    prompt = generation.prompt_tokens or 0
-    completion = generation.completion_tokens or 0
-    return {
-        "generation_id": generation.id,
-        "provider": generation.provider,
-        "model": generation.model,
-        "text": generation.text,
-        "finish_reason": generation.finish_reason,
-        "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "estimated": generation.usage_estimated,
-        },
-        "latency_ms": generation.latency_ms,
-        "first_token_ms": generation.first_token_ms,
-    }
+def describe(job_id: str, redis_client: redis.Redis) -> GenerationView:
+    """The generation of `job_id`; while its job runs, with the text so far from Redis."""
+    g = get_by_job(job_id)
+    text, tokens = g.text, g.completion_tokens
+    if g.job is not None and g.job.state in (JobState.STARTED, JobState.RETRYING):
+        # The row gets the text only every few seconds while streaming; Redis has it all.
+        live = store.live_read(redis_client, g.id)
+        if live is not None and len(live[0]) >= len(text or ""):
+            text, tokens = live
+    # Every other field is the row's own.
+    names = [f.name for f in fields(GenerationView) if f.name not in ("text", "completion_tokens")]
+    return GenerationView(
+        text=text, completion_tokens=tokens, **{name: getattr(g, name) for name in names}
+    )

@@ -18,6 +18,7 @@ from app.services.generation.providers.offline import summarise
 from app.services.generation.providers.openai import OpenAICompatible
 from app.services.generation.providers.spec import ProviderSpec
 from app.services.generation.providers.spec import validate_providers
+from app.services.generation.providers.transport import DrainingTransport
 from app.services.retrying import backoff_delay
 from app.services.retrying import parse_retry_after
 from tests.support.fake_openai import FakeOpenAI
@@ -32,7 +33,8 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client() as client:
+    # The transport the provider registry gives its clients.
+    with httpx2.Client(transport=DrainingTransport()) as client:
         yield client
 
 
@@ -52,6 +54,19 @@ def test_streams_the_answer_with_usage(fake: FakeOpenAI, http: httpx2.Client) ->
     assert [d.finish_reason for d in deltas if d.finish_reason] == ["stop"]
     assert deltas[-1].completion_tokens == 3
     assert fake.seen("u-stream")[0].body["temperature"] == 0
+
+
+def test_a_finished_stream_gives_its_connection_back_to_the_pool(fake: FakeOpenAI) -> None:
+    # The client's stream stops at [DONE]; unread, the body's last bytes would close the
+    # connection, and every generation would open a new one.
+    transport = DrainingTransport()
+    fake.script("u-reuse", Reply(text="one two"))
+    with httpx2.Client(transport=transport) as http:
+        client = _client(fake, http)
+        for _ in range(3):
+            assert "".join(d.text for d in client.stream(_ask("u-reuse"))) == "one two"
+        pool = transport._pool
+        assert [c.is_idle() for c in pool.connections] == [True]
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])

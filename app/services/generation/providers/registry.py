@@ -12,6 +12,7 @@ from app.services.generation.providers.base import Provider
 from app.services.generation.providers.offline import OfflineProvider
 from app.services.generation.providers.spec import OFFLINE
 from app.services.generation.providers.spec import ProviderSpec
+from app.services.generation.providers.transport import DrainingTransport
 from config import Settings
 
 # Generous: a gevent worker runs hundreds of generations at once over one client.
@@ -30,7 +31,7 @@ class UnknownModel(JobError):
 
 class Registry:
     def __init__(self, settings: Settings) -> None:
-        client = httpx2.Client(limits=CLIENT_LIMITS)
+        client = httpx2.Client(transport=DrainingTransport(limits=CLIENT_LIMITS))
         self._providers: dict[str, Provider] = {OFFLINE: OfflineProvider()}
         self._models: dict[str, tuple[str, ...]] = {OFFLINE: OfflineProvider.models}
         for name, raw in settings.GENERATION_PROVIDERS.items():
