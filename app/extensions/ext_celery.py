@@ -106,6 +106,10 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "task_create_missing_queues": False,
         # The job ledger holds results and states; the backend serves chords and groups.
         "task_ignore_result": True,
+        # One backend object per process: Celery otherwise builds one per thread, which under
+        # gevent is one per greenlet, so per task (7 % of an io worker's CPU). Redis and
+        # database backends are safe to share (their clients pool connections).
+        "result_backend_thread_safe": True,
         "result_extended": True,
         "result_expires": 24 * 3600,
         "timezone": "UTC",

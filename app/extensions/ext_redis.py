@@ -34,8 +34,6 @@ def init_app(app: Flask) -> None:
         raise ConfigError(embedded_redis.NOT_CONFIGURED)
     app.config["REDIS_URL"] = url
     app.config["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL or broker_url(url)
-    # No task keeps a result (the ledger holds them): no backend unless one is configured.
-    # A Redis backend would also be built anew for every gevent greenlet (Celery keeps it
-    # per thread), only for `mark_as_done` to store nothing.
-    app.config["CELERY_RESULT_BACKEND"] = settings.CELERY_RESULT_BACKEND
+    # The ledger holds results; the backend is there for chords and groups in user tasks.
+    app.config["CELERY_RESULT_BACKEND"] = settings.CELERY_RESULT_BACKEND or broker_url(url)
     app.extensions["redis"] = redis.Redis.from_url(url)
