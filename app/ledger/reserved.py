@@ -7,6 +7,13 @@ looks there for messages reserved longer than LEDGER_RESERVED_GRACE whose job th
 still has `queued`, and publishes them again ahead of the backlog. A live worker that was
 merely slow to start its reserved message later finds the job running or finished and does
 nothing, so the worst a false alarm costs is one duplicate message.
+
+A `retrying` job waits for a message too: the one its retry published with a countdown,
+or, when Celery cancelled the run on a broker connection loss, the unacknowledged original
+(kombu restores it). Either can be lost with the broker (a restart that drops the reserved
+message, a killed worker that held it), and then nothing would ever run the job: a job
+still `retrying` LEDGER_RESERVED_GRACE after its retry was due is published again by the
+relay, on any broker, ahead of the backlog (`overdue_retries`).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 import redis
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -81,3 +89,25 @@ def claim(engine: Engine, job_ids: list[str], older_than: float) -> list[dict[st
         .returning(*MESSAGE_COLUMNS)
     )
     return [dict(row._mapping) for row in run_all(engine, statement, {})]
+
+
+def overdue_retries(engine: Engine, older_than: float) -> list[dict[str, Any]]:
+    """`retrying` jobs due more than `older_than` seconds ago, claimed to be published again.
+
+    Due means the retry's eta, or the moment the retry was recorded when it has none (a
+    run Celery cancelled). The claim moves `published_at`, so the next pass leaves the job
+    alone for a grace; the message goes out without its old eta, which has passed.
+    """
+    now = utcnow()
+    due = now - timedelta(seconds=older_than)
+    statement = (
+        update(Job)
+        .where(
+            Job.state == JobState.RETRYING,
+            func.coalesce(Job.eta, Job.updated_at) < due,
+            or_(Job.published_at.is_(None), Job.published_at < due),
+        )
+        .values(published_at=now)
+        .returning(*MESSAGE_COLUMNS)
+    )
+    return [{**row._mapping, "eta": None} for row in run_all(engine, statement, {})]

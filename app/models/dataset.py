@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
+from typing import cast
 
 from sqlalchemy import JSON
 from sqlalchemy import BigInteger
@@ -169,7 +171,8 @@ class Document(Base):
                 ),
                 else_=literal(IndexingStatus.WAITING.value),
             ),
-            _status_enum(),
+            # The enum's type gives loaded values back as IndexingStatus.
+            cast(Any, _status_enum()),
         )
     )
 

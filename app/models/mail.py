@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import cast
 
 from sqlalchemy import JSON
 from sqlalchemy import Enum
@@ -124,7 +125,7 @@ _BY_JOB_STATE = {
 
 # Read-only, computed by the database on every load: the job's state in the mail's words,
 # after what only the mail knows (the server accepted it; an attempt left it unconfirmed).
-Mail.state = column_property(  # type: ignore[assignment]
+Mail.state = column_property(
     type_coerce(
         case(
             (Mail.sent_at.isnot(None), _state(MailState.SENT)),
@@ -140,9 +141,10 @@ Mail.state = column_property(  # type: ignore[assignment]
                 else_=_state(MailState.QUEUED),
             ),
         ),
-        _enum(MailState),
+        # The enum's type gives loaded values back as MailState.
+        cast(Any, _enum(MailState)),
     )
 )
-Mail.attempts = column_property(  # type: ignore[assignment]
+Mail.attempts = column_property(
     func.coalesce(select(Job.attempts).where(Job.id == Mail.job_id).scalar_subquery(), 0)
 )
