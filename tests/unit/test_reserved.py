@@ -62,3 +62,41 @@ def test_a_long_reserved_queued_job_is_claimed_once_and_a_started_one_never(app:
 def test_a_broker_that_is_not_redis_has_no_reserved_hash() -> None:
     assert reserved.broker_client("amqp://guest@localhost//") is None
     assert isinstance(reserved.broker_client("redis://127.0.0.1:6379/0"), redis.Redis)
+
+
+def test_an_overdue_retrying_job_is_claimed_once_and_a_fresh_one_never(app: Flask) -> None:
+    long_ago = utcnow() - timedelta(minutes=10)
+    with app.app_context():
+        # Its retry was due ten minutes ago: its message is lost.
+        overdue = job_row(
+            JobState.RETRYING, eta=long_ago, updated_at=long_ago, published_at=long_ago
+        )
+        # Celery cancelled the run (no eta): due when the retry was recorded, long ago too.
+        cancelled = job_row(JobState.RETRYING, eta=None, updated_at=long_ago, published_at=long_ago)
+        # Due in the future, or just now: its message is still on its way.
+        later = job_row(
+            JobState.RETRYING,
+            eta=utcnow() + timedelta(minutes=5),
+            updated_at=long_ago,
+            published_at=long_ago,
+        )
+        recent = job_row(JobState.RETRYING, eta=utcnow(), published_at=long_ago)
+        jobs = [overdue, cancelled, later, recent]
+        db.session.add_all(jobs)
+        db.session.commit()
+        ids = [job.id for job in jobs]
+    engine = app.extensions["ledger_engine"]
+    try:
+        claimed = {job["id"]: job for job in reserved.overdue_retries(engine, older_than=60)}
+        assert {overdue.id, cancelled.id} <= set(claimed)
+        assert later.id not in claimed and recent.id not in claimed
+        # Published without the old eta, which has passed: it runs at once.
+        assert claimed[overdue.id]["eta"] is None
+        assert claimed[overdue.id]["task"] == "tests.echo"
+        # Claimed once: the next pass, a grace later at the earliest, leaves them alone.
+        again = {job["id"] for job in reserved.overdue_retries(engine, older_than=60)}
+        assert not again & set(ids)
+    finally:
+        with app.app_context():
+            db.session.execute(delete(Job).where(Job.id.in_(ids)))
+            db.session.commit()
