@@ -21,17 +21,6 @@ down_revision = "t1_projects"
 branch_labels = None
 depends_on = None
 
-MAIL_STATES = ("queued", "sending", "retrying", "sent", "failed", "unconfirmed", "cancelled")
-DOCUMENT_STATUSES = (
-    "waiting",
-    "parsing",
-    "cleaning",
-    "splitting",
-    "indexing",
-    "completed",
-    "error",
-    "paused",
-)
 INDEX = "ix_dataset_documents_indexing_status"
 
 # Each outcome keeps exactly its own fact, so the derivation gives the old status back.
@@ -90,26 +79,17 @@ def upgrade():
         batch_op.drop_column("state")
 
 
+def _restore(table: str, column: str, type_: sa.types.TypeEngine, default: str) -> None:
+    # Filled in below; the default only carries the NOT NULL over the existing rows.
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        batch_op.add_column(sa.Column(column, type_, nullable=False, server_default=default))
+
+
 def downgrade():
-    with op.batch_alter_table("mails", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "state",
-                sa.Enum(*MAIL_STATES, name="mailstate", native_enum=False, length=16),
-                nullable=False,
-                server_default="queued",
-            )
-        )
-        batch_op.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
-    with op.batch_alter_table("dataset_documents", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "indexing_status",
-                sa.Enum(*DOCUMENT_STATUSES, name="indexingstatus", native_enum=False, length=16),
-                nullable=False,
-                server_default="waiting",
-            )
-        )
+    # The models' enums were VARCHAR(16) without a CHECK (native_enum=False): the same here.
+    _restore("mails", "state", sa.String(length=16), "queued")
+    _restore("mails", "attempts", sa.Integer(), "0")
+    _restore("dataset_documents", "indexing_status", sa.String(length=16), "waiting")
     op.execute(MAIL_STATE)
     op.execute(DOCUMENT_STATUS)
     with op.batch_alter_table("mails", schema=None) as batch_op:
