@@ -43,6 +43,7 @@ from app.ledger.execute import run_all
 from app.ledger.execute import run_sql
 from app.models import JobState
 from app.models.base import utcnow
+from app.queues import QUEUES
 
 log = logging.getLogger(__name__)
 
@@ -232,10 +233,11 @@ def _reserved_by_the_dead(app: Flask, engine: Engine) -> list[dict[str, Any]]:
     grace = float(app.config["SETTINGS"].LEDGER_RESERVED_GRACE)
     try:
         ids = reserved.stale_reserved_ids(client, grace)
+        claimed = reserved.claim(engine, ids, grace)
+        return claimed + reserved.vanished(client, engine, list(QUEUES), grace)
     except RedisError as exc:
         log.warning("relay: could not read the broker's reserved messages (%s)", exc)
         return []
-    return reserved.claim(engine, ids, grace)
 
 
 def _aware(job: dict[str, Any]) -> dict[str, Any]:

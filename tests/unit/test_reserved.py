@@ -100,3 +100,42 @@ def test_an_overdue_retrying_job_is_claimed_once_and_a_fresh_one_never(app: Flas
         with app.app_context():
             db.session.execute(delete(Job).where(Job.id.in_(ids)))
             db.session.commit()
+
+
+def test_a_queued_job_whose_message_is_nowhere_is_claimed_and_one_in_the_broker_never(
+    app: Flask,
+) -> None:
+    client = reserved.broker_client(str(app.extensions["celery"].conf.broker_url))
+    if client is None:
+        pytest.skip("Redis brokers only")
+    long_ago = utcnow() - timedelta(minutes=10)
+    with app.app_context():
+        lost, listed, held = (
+            job_row(JobState.QUEUED, published_at=long_ago, created_at=long_ago) for _ in range(3)
+        )
+        fresh = job_row(JobState.QUEUED, published_at=utcnow())
+        jobs = [lost, listed, held, fresh]
+        db.session.add_all(jobs)
+        db.session.commit()
+        ids = [job.id for job in jobs]
+    queue = f"test-vanished-{uuid.uuid4().hex}"
+    tag = f"test-{uuid.uuid4().hex}"
+    try:
+        # One message waits in a (priority) list, one is reserved by a worker.
+        client.lpush(f"{queue}{reserved.PRIORITY_SEP}3", json.dumps({"headers": {"id": listed.id}}))
+        message = [{"headers": {"id": held.id, "task": "tests.echo"}}, "dataset", "dataset"]
+        client.hset(reserved.UNACKED, tag, json.dumps(message))
+        engine = app.extensions["ledger_engine"]
+
+        claimed = [job["id"] for job in reserved.vanished(client, engine, [queue], 60)]
+
+        assert lost.id in claimed
+        assert not {listed.id, held.id, fresh.id} & set(claimed)
+        # Claimed once: published again now, the next pass leaves it alone.
+        assert lost.id not in [j["id"] for j in reserved.vanished(client, engine, [queue], 60)]
+    finally:
+        client.delete(f"{queue}{reserved.PRIORITY_SEP}3")
+        client.hdel(reserved.UNACKED, tag)
+        with app.app_context():
+            db.session.execute(delete(Job).where(Job.id.in_(ids)))
+            db.session.commit()
