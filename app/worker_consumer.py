@@ -37,20 +37,7 @@ RECONNECT_STEP = 0.5
 RECONNECT_MAX = 2.0
 
 
-class Blueprint(celery_consumer.Consumer.Blueprint):  # type: ignore[misc]
-    # No mingle: at every (re)connection it waits a second or more for other workers to
-    # share revoked ids and clocks. Tasklane's cancellation is a ledger state, not a revoke
-    # broadcast, so there is nothing to sync, and consumption resumes that much sooner.
-    default_steps = [
-        step
-        for step in celery_consumer.Consumer.Blueprint.default_steps
-        if not step.endswith(":Mingle")
-    ]
-
-
 class Consumer(celery_consumer.Consumer):  # type: ignore[misc]
-    Blueprint = Blueprint
-
     def ensure_connected(self, conn: Any) -> Any:
         conn.ensure_connection = partial(
             type(conn).ensure_connection,
