@@ -66,6 +66,14 @@ def _queue_paused(
         queue, destination=consumers, reply=True, timeout=CONTROL_TIMEOUT, limit=len(consumers)
     )
     assert len(replies or []) == len(consumers), f"pausing {queue}: replies {replies}"
+    # A worker replies before it acts (celery schedules the cancel on its loop): wait until
+    # none of them consumes the queue any more.
+    wait_for(
+        lambda: not _consumers_of(celery_app, queue, workers),
+        timeout=CONTROL_TIMEOUT,
+        interval=0.1,
+        what=f"the workers to stop consuming {queue}",
+    )
     try:
         yield consumers
     finally:
