@@ -165,6 +165,11 @@ def build_task_class(app: Flask) -> type[Task]:
                     try:
                         record(job_id, *args)
                         return
+                    except GreenletExit:
+                        # Killed from outside mid-write (as in `_run_tracked`): the lease
+                        # must lapse, or the heartbeat keeps the job `started` forever.
+                        leases.release(job_id)
+                        raise
                     except DATABASE_ERRORS as exc:
                         db.session.rollback()
                         if time.monotonic() + delay > deadline:

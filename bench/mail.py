@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flask_migrate import upgrade  # noqa: E402
 
 from app import create_app  # noqa: E402
+from app.services.mail import delivery  # noqa: E402
 from app.services.mail import mails  # noqa: E402
 from config import Settings  # noqa: E402
 from tests.support.smtp_server import smtp_server  # noqa: E402
@@ -49,7 +50,7 @@ def run(label: str, settings: Settings, count: int) -> None:
             mail, _ = mails.create_mail(
                 template="job_finished", to=[f"user{n}@example.org"], context={"job": JOB}
             )
-            mails.deliver(mail.id, worker="bench")
+            delivery.deliver(mail.id, worker="bench")
             latencies.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - started
     q = statistics.quantiles(latencies, n=20)

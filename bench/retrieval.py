@@ -57,8 +57,8 @@ from bs4 import BeautifulSoup  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from app.extensions.ext_database import db  # noqa: E402
+from app.models.base import utcnow  # noqa: E402
 from app.models.dataset import Document  # noqa: E402
-from app.models.dataset import IndexingStatus  # noqa: E402
 from app.models.dataset import Segment  # noqa: E402
 from app.services import api_keys  # noqa: E402
 from app.services.dataset import datasets  # noqa: E402
@@ -168,7 +168,7 @@ def add_document(dataset_id: str, name: str, texts: list[str], embed: Any) -> st
         file_type="txt",
         size=sum(len(t) for t in texts),
         checksum="0" * 64,
-        indexing_status=IndexingStatus.COMPLETED,
+        completed_at=utcnow(),
         segment_count=len(texts),
     )
     db.session.add(doc)

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Task
 
-from app.services.mail import mails
+from app.services.mail import delivery
 from app.services.mail.errors import TransientSendError
 from app.tasking import job_task
 
@@ -22,9 +22,9 @@ from app.tasking import job_task
 def send(self: Task, mail_id: str) -> dict[str, Any]:
     """Hand the mail to the server; a transient failure retries with backoff and jitter."""
     try:
-        return mails.deliver(mail_id, worker=self.request.hostname)
+        return delivery.deliver(mail_id, worker=self.request.hostname)
     except TransientSendError as exc:
         if self.request.retries >= self.max_retries:
-            mails.give_up(mail_id, exc)
+            delivery.give_up(mail_id, exc)
             raise
-        raise self.retry(exc=exc, countdown=mails.retry_delay(self.request.retries)) from None
+        raise self.retry(exc=exc, countdown=delivery.retry_delay(self.request.retries)) from None

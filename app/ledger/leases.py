@@ -48,7 +48,8 @@ class _Process:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.owner: str | None = None
-        self.held: set[str] = set()
+        # Running job -> the greenlet running it (None outside gevent), see `_prune_dead`.
+        self.held: dict[str, Any] = {}
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.wake = threading.Event()
@@ -72,11 +73,21 @@ def owner(worker: str | None = None) -> str:
     return process.owner
 
 
+def _runner() -> Any:
+    """The greenlet running this code under gevent (a task's own one); None otherwise."""
+    try:
+        from gevent import getcurrent
+        from gevent.monkey import is_module_patched
+    except ImportError:
+        return None
+    return getcurrent() if is_module_patched("socket") else None
+
+
 def hold(job_id: str) -> None:
     """Count `job_id` among this process's running jobs; starts the heartbeat if needed."""
     process = _current()
     with process.lock:
-        process.held.add(job_id)
+        process.held[job_id] = _runner()
         if process.thread is None or not process.thread.is_alive():
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
             process.thread = threading.Thread(
@@ -91,7 +102,7 @@ def hold(job_id: str) -> None:
 def release(job_id: str) -> None:
     process = _current()
     with process.lock:
-        process.held.discard(job_id)
+        process.held.pop(job_id, None)
 
 
 def running() -> frozenset[str]:
@@ -109,12 +120,29 @@ def renew(engine: Engine, lease_owner: str, ttl: float) -> None:
         run(engine, st.HEARTBEAT, {"p_owner": lease_owner, "p_lease": lease})
 
 
+def _prune_dead(process: _Process) -> None:
+    """Forget jobs whose greenlet is gone without releasing them, so their leases lapse.
+
+    Celery kills a gevent job's greenlet from outside (a broker connection loss) at any
+    point: in the task, storing its result, recording its outcome. Wherever that was, a
+    dead greenlet runs nothing, and its job must come back through recovery rather than
+    stay `started` under a lease renewed forever.
+    """
+    with process.lock:
+        dead = [job for job, runner in process.held.items() if runner is not None and runner.dead]
+        for job_id in dead:
+            del process.held[job_id]
+    if dead:
+        log.warning("jobs %s: their runs were killed; their leases lapse", ", ".join(dead))
+
+
 def _heartbeat(process: _Process, engine: Engine, settings: Any) -> None:
     interval = float(settings.LEDGER_LEASE_RENEW)
     while True:
         process.wake.wait(interval)
         if process.pid != os.getpid():
             return
+        _prune_dead(process)
         with process.lock:
             busy = bool(process.held)
         if not busy or process.owner is None:

@@ -6,7 +6,8 @@ its confirmation (`published_at`) is written lazily, in bulk, by a flusher threa
 process that published, or by the job's start. The relay publishes every intent not
 confirmed within LEDGER_RELAY_GRACE seconds (an API process killed between commit and
 publish, a database hiccup, a broker outage), and sends jobs whose lease expired back for
-their next attempt (app/ledger/leases.py), ahead of the backlog.
+their next attempt (app/ledger/leases.py), and jobs whose reserved or retry message the
+broker lost (app/ledger/reserved.py), ahead of the backlog.
 
 The relay runs in every worker's main process (started when the worker is ready) and in
 every API process (started at its first submit); relays claim intents with one UPDATE
@@ -44,6 +45,7 @@ from app.ledger.execute import run_all
 from app.ledger.execute import run_sql
 from app.models import JobState
 from app.models.base import utcnow
+from app.queues import QUEUES
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +240,9 @@ def relay_once(app: Flask, *, recover: bool = True) -> dict[str, int]:
         counts["failed"] = sum(1 for job in moved if job["state"] == JobState.FAILED)
         batches.append((True, [job for job in moved if job["state"] == JobState.QUEUED]))
         batches.append((True, _reserved_by_the_dead(app, engine)))
+        # A retry whose message the broker lost: published again, like a lost attempt.
+        grace = float(settings.LEDGER_RESERVED_GRACE)
+        batches.append((True, reserved.overdue_retries(engine, grace)))
     published: list[str] = []
     try:
         for urgent, jobs in batches:
@@ -262,10 +267,11 @@ def _reserved_by_the_dead(app: Flask, engine: Engine) -> list[dict[str, Any]]:
     grace = float(app.config["SETTINGS"].LEDGER_RESERVED_GRACE)
     try:
         ids = reserved.stale_reserved_ids(client, grace)
+        claimed = reserved.claim(engine, ids, grace)
+        return claimed + reserved.vanished(client, engine, list(QUEUES), grace)
     except RedisError as exc:
         log.warning("relay: could not read the broker's reserved messages (%s)", exc)
         return []
-    return reserved.claim(engine, ids, grace)
 
 
 def _aware(job: dict[str, Any]) -> dict[str, Any]:

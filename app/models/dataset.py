@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
+from typing import cast
 
 from sqlalchemy import JSON
 from sqlalchemy import BigInteger
@@ -16,12 +18,19 @@ from sqlalchemy import LargeBinary
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import case
+from sqlalchemy import literal
+from sqlalchemy import select
+from sqlalchemy import type_coerce
 from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import column_property
 from sqlalchemy.orm import mapped_column
 
 from app.models.base import Base
 from app.models.base import UTCDateTime
 from app.models.base import utcnow
+from app.models.job import Job
+from app.models.job import JobState
 
 
 def new_id() -> str:
@@ -108,10 +117,9 @@ class Document(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     checksum: Mapped[str] = mapped_column(String(64))
 
-    indexing_status: Mapped[IndexingStatus] = mapped_column(
-        _status_enum(), default=IndexingStatus.WAITING, index=True
-    )
-    # The stage the pipeline resumes at after a pause.
+    # The pipeline's own facts: the stage it is at (and resumes at after a pause), and how
+    # its run ended (completed_at, paused_at, error). `indexing_status` below is derived
+    # from them and the job's state; the document stores no status of its own.
     resume_stage: Mapped[str | None] = mapped_column(String(16))
     pause_requested: Mapped[bool] = mapped_column(default=False)
     removing: Mapped[bool] = mapped_column(default=False)
@@ -132,6 +140,41 @@ class Document(Base):
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # Read-only, computed by the database on every load and usable in WHERE/GROUP BY.
+    indexing_status: Mapped[IndexingStatus] = column_property(
+        type_coerce(
+            case(
+                # How the pipeline's run ended, recorded by the pipeline itself.
+                (error.isnot(None), literal(IndexingStatus.ERROR.value)),
+                (
+                    completed_at.isnot(None) & resume_stage.is_(None),
+                    literal(IndexingStatus.COMPLETED.value),
+                ),
+                (paused_at.isnot(None), literal(IndexingStatus.PAUSED.value)),
+                # Where the work is: the job's word. A job that ended without the pipeline
+                # recording an outcome (killed, out of time, cancelled) leaves an error.
+                (
+                    select(Job.state)
+                    .where(Job.id == job_id)
+                    .scalar_subquery()
+                    .in_([JobState.FAILED.value, JobState.CANCELLED.value]),
+                    literal(IndexingStatus.ERROR.value),
+                ),
+                (
+                    select(Job.state)
+                    .where(Job.id == job_id)
+                    .scalar_subquery()
+                    .in_([JobState.STARTED.value, JobState.RETRYING.value])
+                    & resume_stage.isnot(None),
+                    resume_stage,
+                ),
+                else_=literal(IndexingStatus.WAITING.value),
+            ),
+            # The enum's type gives loaded values back as IndexingStatus.
+            cast(Any, _status_enum()),
+        )
+    )
 
 
 class Segment(Base):

@@ -5,33 +5,49 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import cast
 
 from sqlalchemy import JSON
 from sqlalchemy import Enum
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
-from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
+from sqlalchemy import case
+from sqlalchemy import exists
+from sqlalchemy import func
+from sqlalchemy import literal
+from sqlalchemy import select
+from sqlalchemy import type_coerce
 from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import column_property
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import relationship
 
 from app.models.base import Base
 from app.models.base import UTCDateTime
 from app.models.base import utcnow
+from app.models.job import Job
+from app.models.job import JobState
+
+# The outcome of a log entry whose attempt stopped after the server had the message.
+UNCONFIRMED_OUTCOME = "unconfirmed"
 
 
 class MailState(enum.StrEnum):
+    """How a mail stands, derived from its job and its send log (never stored)."""
+
     QUEUED = "queued"
-    # Handed to the server, acceptance not yet recorded: never sent again automatically.
+    # Its job is running an attempt.
     SENDING = "sending"
     RETRYING = "retrying"
     SENT = "sent"
     FAILED = "failed"
     # The sender stopped while the server had the message; it may or may not have arrived.
     UNCONFIRMED = "unconfirmed"
+    CANCELLED = "cancelled"
 
 
 def _enum(cls: type[enum.StrEnum]) -> Enum:
@@ -58,8 +74,11 @@ class Mail(Base):
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     # Internal senders (alerts, reports, notifications) pass one so a repeat sends nothing.
     dedup_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    state: Mapped[MailState] = mapped_column(_enum(MailState), default=MailState.QUEUED)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    if TYPE_CHECKING:
+        # Derived from the job (below the class), never stored: see `Mail.state`.
+        state: Mapped[MailState]
+        attempts: Mapped[int]
+    # The SMTP facts of the mail; where its work is (state, attempts) is its job's.
     transport: Mapped[str | None] = mapped_column(String(16))
     smtp_code: Mapped[int | None]
     smtp_response: Mapped[str | None] = mapped_column(Text)
@@ -90,3 +109,42 @@ class MailSend(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     mail: Mapped[Mail] = relationship(back_populates="log")
+
+
+def _state(value: MailState) -> Any:
+    return literal(value.value)
+
+
+_BY_JOB_STATE = {
+    JobState.STARTED.value: _state(MailState.SENDING),
+    JobState.RETRYING.value: _state(MailState.RETRYING),
+    JobState.SUCCEEDED.value: _state(MailState.SENT),
+    JobState.FAILED.value: _state(MailState.FAILED),
+    JobState.CANCELLED.value: _state(MailState.CANCELLED),
+}
+
+# Read-only, computed by the database on every load: the job's state in the mail's words,
+# after what only the mail knows (the server accepted it; an attempt left it unconfirmed).
+Mail.state = column_property(
+    type_coerce(
+        case(
+            (Mail.sent_at.isnot(None), _state(MailState.SENT)),
+            (
+                exists().where(
+                    MailSend.mail_id == Mail.id, MailSend.outcome == UNCONFIRMED_OUTCOME
+                ),
+                _state(MailState.UNCONFIRMED),
+            ),
+            else_=case(
+                _BY_JOB_STATE,
+                value=select(Job.state).where(Job.id == Mail.job_id).scalar_subquery(),
+                else_=_state(MailState.QUEUED),
+            ),
+        ),
+        # The enum's type gives loaded values back as MailState.
+        cast(Any, _enum(MailState)),
+    )
+)
+Mail.attempts = column_property(
+    func.coalesce(select(Job.attempts).where(Job.id == Mail.job_id).scalar_subquery(), 0)
+)

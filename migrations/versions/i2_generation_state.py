@@ -5,7 +5,7 @@ generation's status from its job's state. Downgrade restores the column, filled 
 jobs, so a downgraded API reads what it read before.
 
 Revision ID: i2_generation_state
-Revises: t1_projects
+Revises: i1_lane_state
 Create Date: 2026-12-02 02:40:00
 
 """
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "i2_generation_state"
-down_revision = "t1_projects"
+down_revision = "i1_lane_state"
 branch_labels = None
 depends_on = None
 

@@ -19,7 +19,6 @@ from sqlalchemy import update
 
 from app.extensions.ext_database import db
 from app.models import Job
-from app.models import JobState
 from app.models.dataset import Document
 from app.models.dataset import IndexingStatus
 from app.models.dataset import Segment
@@ -119,7 +118,6 @@ def add(
                     file_type=_detect(dataset.id, document_id, name),
                     size=size,
                     checksum=checksum,
-                    indexing_status=IndexingStatus.WAITING,
                 )
             )
     except (FileTooLarge, UnsupportedFileType):
@@ -174,8 +172,10 @@ def list_documents(
 def describe(documents: Sequence[Document]) -> list[dict[str, Any]]:
     """Documents as the API shows them, with the state of the job working on each.
 
-    A document whose job died for good (hard time limit, too many redeliveries) shows as
-    `error` with the job's reason, so nothing is ever stuck in a working state forever.
+    `indexing_status` is derived from the job and the pipeline's own facts when the row
+    loads (app/models/dataset.py), so the two never disagree. A document whose job died
+    for good (hard time limit, too many redeliveries) shows as `error` with the job's
+    reason, so nothing is ever stuck in a working state forever.
     """
     ids = [doc.job_id for doc in documents if doc.job_id]
     found = db.session.scalars(select(Job).where(Job.id.in_(ids))) if ids else None
@@ -184,12 +184,8 @@ def describe(documents: Sequence[Document]) -> list[dict[str, Any]]:
     for doc in documents:
         job = by_id.get(doc.job_id or "")
         status, error = doc.indexing_status.value, doc.error
-        if (
-            job is not None
-            and job.state in (JobState.FAILED, JobState.CANCELLED)
-            and not doc.indexing_status.settled
-        ):
-            status = IndexingStatus.ERROR.value
+        if error is None and job is not None and status == IndexingStatus.ERROR.value:
+            # No error of the pipeline's own: its job ended without it.
             error = (
                 f"its job {job.state.value}: {job.error_message or job.error_type or 'no reason'}"
                 "; reindex the document to try again"
@@ -229,21 +225,23 @@ def resume(dataset_id: str, document_id: str, *, api_key_id: int | None) -> Docu
 def reindex(dataset_id: str, document_id: str, *, api_key_id: int | None) -> Document:
     """Process the document again from its source; its old segments stay until the swap."""
     document = get(dataset_id, document_id)
+    # The derived status already shows a document whose job died for good as `error`.
     if document.indexing_status not in (IndexingStatus.COMPLETED, IndexingStatus.ERROR):
-        [described] = describe([document])
-        if described["indexing_status"] != IndexingStatus.ERROR.value:
-            raise DocumentBusy(
-                f"document is {document.indexing_status.value}; reindex a completed or "
-                "failed document (pause first to stop a running one)"
-            )
+        raise DocumentBusy(
+            f"document is {document.indexing_status.value}; reindex a completed or "
+            "failed document (pause first to stop a running one)"
+        )
     return _restart(document, None, api_key_id)
 
 
 def _restart(document: Document, stage: str | None, api_key_id: int | None) -> Document:
-    document.indexing_status = IndexingStatus.WAITING
+    # A new run: the outcome facts of the last one go, so the status is the new job's.
     document.resume_stage = stage
     document.pause_requested = False
     document.error = None
+    document.error_at = None
+    document.completed_at = None
+    document.paused_at = None
     document.job_id = None
     batch_id = document.batch_id
     if batch_id is not None:

@@ -26,7 +26,6 @@ from app.extensions.ext_database import db
 from app.models.base import utcnow
 from app.models.dataset import Dataset
 from app.models.dataset import Document
-from app.models.dataset import IndexingStatus
 from app.services.dataset import batches
 from app.services.dataset import segments
 from app.services.dataset import storage
@@ -100,15 +99,14 @@ def _enter(doc: Document, stage: str) -> bool:
         return False
     now = utcnow()
     doc.resume_stage = stage
-    if doc.pause_requested:
-        doc.indexing_status = IndexingStatus.PAUSED
+    paused = doc.pause_requested
+    if paused:
         doc.paused_at = now
         doc.pause_requested = False
     else:
-        doc.indexing_status = IndexingStatus(stage)
         setattr(doc, f"{stage}_started_at", now)
     db.session.commit()
-    return doc.indexing_status != IndexingStatus.PAUSED
+    return not paused
 
 
 def _fail(document_id: str, message: str) -> None:
@@ -116,7 +114,6 @@ def _fail(document_id: str, message: str) -> None:
     doc = db.session.get(Document, document_id)
     if doc is None:
         return
-    doc.indexing_status = IndexingStatus.ERROR
     doc.error = message
     doc.error_at = utcnow()
     doc.resume_stage = None
@@ -190,7 +187,6 @@ def _index(doc: Document, dataset: Dataset, report: Report) -> None:
 def _swap(doc: Document, dataset: Dataset) -> None:
     """Replace the document's segments with the new ones and complete it, atomically."""
     segments.replace(dataset.id, doc.id, _read_jsonl(_path(doc, storage.INDEXED)))
-    doc.indexing_status = IndexingStatus.COMPLETED
     doc.completed_at = utcnow()
     doc.resume_stage = None
     doc.error = None

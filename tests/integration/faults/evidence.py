@@ -219,3 +219,59 @@ def percentile(values: list[float], share: float) -> float | None:
         return values[0]
     ranked = sorted(values)
     return statistics.quantiles(ranked, n=100, method="inclusive")[int(share * 100) - 1]
+
+
+def whereabouts(app: Flask, broker_url: str, ids: Iterable[str]) -> list[dict[str, Any]]:
+    """For unfinished jobs: their ledger row and where their message is in the broker.
+
+    What a failing campaign needs to tell a lost message (nowhere) from one waiting in a
+    queue, held by a worker (kombu's `unacked` hash) or running under a lease.
+    """
+    import redis
+
+    wanted = set(ids)
+    if not wanted:
+        return []
+    client = redis.Redis.from_url(broker_url, socket_timeout=5)
+    places: dict[str, list[str]] = {}
+
+    def note(raw: bytes | str, place: str) -> None:
+        try:
+            job_id = str(json.loads(raw)["headers"]["id"])
+        except (TypeError, ValueError, KeyError):
+            try:
+                job_id = str(json.loads(raw)[0]["headers"]["id"])
+            except (TypeError, ValueError, KeyError, IndexError):
+                return
+        if job_id in wanted:
+            places.setdefault(job_id, []).append(place)
+
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        name = key.decode(errors="replace")
+        if kind == b"list":
+            for raw in client.lrange(key, 0, -1):
+                note(raw, f"list:{name!r}")
+        elif kind == b"hash" and name == "unacked":
+            for raw in client.hvals(key):
+                note(raw, "unacked")
+    rows = []
+    with app.app_context():
+        found = db.session.scalars(select(Job).where(Job.id.in_(wanted)))
+        for job in found:
+            rows.append(
+                {
+                    "id": job.id,
+                    "state": job.state.value,
+                    "attempts": job.attempts,
+                    "eta": str(job.eta),
+                    "updated_at": str(job.updated_at),
+                    "published_at": str(job.published_at),
+                    "lease_owner": job.lease_owner,
+                    "lease_expires_at": str(job.lease_expires_at),
+                    "error": job.error_message,
+                    "message": places.get(job.id, ["nowhere"]),
+                }
+            )
+        db.session.rollback()
+    return rows

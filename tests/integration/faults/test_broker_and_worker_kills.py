@@ -10,6 +10,7 @@ gevent workers, in turn).
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import threading
@@ -37,6 +38,7 @@ from tests.integration.faults.evidence import progress
 from tests.integration.faults.evidence import report
 from tests.integration.faults.evidence import started_after
 from tests.integration.faults.evidence import wait_settled
+from tests.integration.faults.evidence import whereabouts
 from tests.support.load import LoadGenerator
 from tests.support.redis_control import RedisServer
 from tests.support.waiting import wait_for
@@ -169,6 +171,9 @@ def test_redis_stopped_and_killed_under_load_keeps_workers_and_jobs(
         for queue, d in dirs.items()
     }
     left_started = [i for i in result.accepted if states.get(i) == "started"]
+    unfinished = [i for i in result.accepted if states.get(i) not in TERMINAL]
+    for row in whereabouts(broker_app, private_redis.url, unfinished[:20]):
+        progress(f"unfinished: {json.dumps(row)}")
     bad_refusals = [r for r in result.refused if r.status != 503 or not r.retry_after]
     report(
         "redis_restarts",

@@ -16,8 +16,8 @@ from sqlalchemy import text
 
 from app import create_app
 from app.extensions.ext_database import db
+from app.models.base import utcnow
 from app.models.dataset import Document
-from app.models.dataset import IndexingStatus
 from app.services.dataset import datasets
 from app.services.dataset import documents
 from app.services.dataset import keyword_index
@@ -68,7 +68,7 @@ def add_document(dataset_id: str, texts: list[str], *, vectors: bool = True) -> 
         file_type="txt",
         size=1,
         checksum="0" * 64,
-        indexing_status=IndexingStatus.COMPLETED,
+        completed_at=utcnow(),
     )
     db.session.add(doc)
     db.session.flush()

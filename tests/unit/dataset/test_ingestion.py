@@ -113,7 +113,8 @@ def test_an_abrupt_stop_mid_indexing_keeps_the_old_index_and_the_rerun_replaces_
         raise Killed
 
     doc = db.session.get_one(Document, doc.id)
-    doc.indexing_status, doc.resume_stage, doc.job_id = IndexingStatus.WAITING, None, "job-2"
+    # A reindex: the outcome of the last run goes, a new job owns the document.
+    doc.completed_at, doc.resume_stage, doc.job_id = None, None, "job-2"
     db.session.commit()
     with pytest.raises(Killed):
         ingestion.process(doc.id, "job-2", Recorder(on={"indexing": kill}))
@@ -146,7 +147,7 @@ def test_pause_takes_effect_before_the_next_stage_and_resume_skips_done_stages(
     assert doc.resume_stage == "splitting"
     assert segments(doc.id) == []
 
-    doc.indexing_status, doc.job_id = IndexingStatus.WAITING, "job-2"
+    doc.paused_at, doc.job_id = None, "job-2"
     db.session.commit()
     report = Recorder()
     assert ingestion.process(doc.id, "job-2", report)["status"] == "completed"
@@ -170,7 +171,7 @@ def test_a_document_whose_job_died_shows_as_error_not_stuck(ctx: None) -> None:
     )
     db.session.add(job)
     db.session.flush()
-    doc.indexing_status, doc.job_id = IndexingStatus.INDEXING, job.id
+    doc.resume_stage, doc.job_id = "indexing", job.id
     db.session.commit()
     [shown] = documents.describe([doc])
     assert shown["indexing_status"] == "error"

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 
 from app import create_app
+from app.ledger import outbox as ledger_outbox
 from tests.conftest import make_settings
 
 
@@ -26,3 +27,5 @@ def mail_app(app: Flask, base_settings: dict[str, Any], outbox: Path) -> Iterato
     )
     with mail_app.app_context():
         yield mail_app
+    # A submit started its relay; it would go on claiming other tests' rows.
+    ledger_outbox.stop_relay(mail_app)

@@ -15,6 +15,7 @@ from app.models import JobState
 from app.models.base import utcnow
 from app.models.mail import Mail
 from app.models.mail import MailState
+from app.services.mail import delivery
 from app.services.mail import mails
 from app.services.mail import notifications
 from app.services.mail.errors import DeliveryUnconfirmed
@@ -42,7 +43,7 @@ def new_mail() -> Mail:
 def test_mail_is_written_as_an_eml_with_both_parts(mail_app: Flask, outbox: Path) -> None:
     mail = new_mail()
 
-    outcome = mails.deliver(mail.id, worker="unit")
+    outcome = delivery.deliver(mail.id, worker="unit")
 
     assert outcome["state"] == "sent"
     message = message_from_bytes((outbox / f"{mail.id}.eml").read_bytes(), policy=policy.default)
@@ -56,26 +57,29 @@ def test_mail_is_written_as_an_eml_with_both_parts(mail_app: Flask, outbox: Path
         "text/html",
     ]
     db.session.refresh(mail)
-    assert mail.transport == "outbox" and mail.attempts == 1 and mail.sent_at is not None
+    assert mail.transport == "outbox" and mail.sent_at is not None
+    assert mail.state == MailState.SENT
     assert [entry.outcome for entry in mail.log] == ["accepted"]
 
 
 def test_delivering_a_sent_mail_again_writes_nothing(mail_app: Flask, outbox: Path) -> None:
     mail = new_mail()
-    mails.deliver(mail.id, worker="unit")
+    delivery.deliver(mail.id, worker="unit")
     path = outbox / f"{mail.id}.eml"
     path.write_bytes(b"marker")
 
-    assert mails.deliver(mail.id, worker="unit")["state"] == "sent"
+    assert delivery.deliver(mail.id, worker="unit")["state"] == "sent"
 
     assert path.read_bytes() == b"marker"
     db.session.refresh(mail)
-    assert mail.attempts == 1
+    assert len(mail.log) == 1
 
 
 def _interrupted_after_handover(mail: Mail) -> None:
-    mail.state = MailState.SENDING
-    mail.attempts = 1
+    """As if the attempt died after the server took the message: its log row is open."""
+    mail.sent_at = None
+    [entry] = mail.log
+    entry.outcome, entry.finished_at = delivery.HANDED_OVER, None
     db.session.commit()
 
 
@@ -83,10 +87,10 @@ def test_interrupted_outbox_write_that_landed_is_recorded_as_sent(
     mail_app: Flask, outbox: Path
 ) -> None:
     mail = new_mail()
-    mails.deliver(mail.id, worker="unit")
+    delivery.deliver(mail.id, worker="unit")
     _interrupted_after_handover(mail)
 
-    assert mails.deliver(mail.id, worker="unit")["state"] == "sent"
+    assert delivery.deliver(mail.id, worker="unit")["state"] == "sent"
     db.session.refresh(mail)
     assert "found in the outbox" in (mail.smtp_response or "")
 
@@ -95,12 +99,12 @@ def test_interrupted_handover_without_proof_is_unconfirmed_not_resent(
     mail_app: Flask, outbox: Path
 ) -> None:
     mail = new_mail()
-    mails.deliver(mail.id, worker="unit")
+    delivery.deliver(mail.id, worker="unit")
     (outbox / f"{mail.id}.eml").unlink()
     _interrupted_after_handover(mail)
 
     with pytest.raises(DeliveryUnconfirmed, match="not sent again"):
-        mails.deliver(mail.id, worker="unit")
+        delivery.deliver(mail.id, worker="unit")
 
     assert not (outbox / f"{mail.id}.eml").exists()
     db.session.refresh(mail)
@@ -148,3 +152,46 @@ def test_job_finished_notification_is_queued_once_per_job(mail_app: Flask) -> No
     assert again.id == first.id and first.job_id
     assert first.subject == "Tasklane job dataset.close_batch failed"
     assert "bad &lt;input&gt;" in first.html_body
+
+
+@pytest.mark.parametrize(
+    ("job_state", "attempts", "shown"),
+    [
+        (JobState.QUEUED, 0, MailState.QUEUED),
+        (JobState.STARTED, 1, MailState.SENDING),
+        (JobState.RETRYING, 2, MailState.RETRYING),
+        (JobState.FAILED, 3, MailState.FAILED),
+        (JobState.CANCELLED, 0, MailState.CANCELLED),
+    ],
+)
+def test_a_mail_shows_its_jobs_state_and_attempts(
+    mail_app: Flask, job_state: JobState, attempts: int, shown: MailState
+) -> None:
+    mail = new_mail()
+    job = job_row(job_state, id=str(uuid.uuid4()), task=mails.SEND_TASK, attempts=attempts)
+    db.session.add(job)
+    mail.job_id = job.id
+    db.session.commit()
+
+    assert (mail.state, mail.attempts) == (shown, attempts)
+
+    # The job moves on; the mail follows with nothing written to it.
+    job.state, job.finished_at = JobState.SUCCEEDED, utcnow()
+    job.lease_owner = job.lease_expires_at = None
+    db.session.commit()
+    assert mail.state == MailState.SENT
+
+
+def test_what_the_server_said_outranks_the_job(mail_app: Flask, outbox: Path) -> None:
+    mail = new_mail()
+    job = job_row(JobState.STARTED, id=str(uuid.uuid4()), task=mails.SEND_TASK)
+    db.session.add(job)
+    mail.job_id = job.id
+    db.session.commit()
+    assert mail.state == MailState.SENDING
+
+    delivery.deliver(mail.id, worker="unit")
+
+    # Accepted while its job is still running: the mail is sent.
+    db.session.refresh(mail)
+    assert mail.state == MailState.SENT and [e.attempt for e in mail.log] == [1]
