@@ -71,18 +71,18 @@ UPDATE mails SET attempts = COALESCE((SELECT attempts FROM jobs WHERE jobs.id = 
 def upgrade():
     for statement in DOCUMENT_FACTS + MAIL_FACTS:
         op.execute(statement)
-    with op.batch_alter_table("dataset_documents", schema=None) as batch_op:
-        batch_op.drop_index(INDEX)
-        batch_op.drop_column("indexing_status")
-    with op.batch_alter_table("mails", schema=None) as batch_op:
-        batch_op.drop_column("attempts")
-        batch_op.drop_column("state")
+    op.drop_index(INDEX, table_name="dataset_documents")
+    # A plain DROP COLUMN (SQLite 3.35+ has it too): a batch rebuild of dataset_documents on
+    # SQLite would drop the table its segments and their index tables refer to ("database
+    # table is locked"), and cascade deletes with foreign keys on.
+    op.drop_column("dataset_documents", "indexing_status")
+    op.drop_column("mails", "attempts")
+    op.drop_column("mails", "state")
 
 
 def _restore(table: str, column: str, type_: sa.types.TypeEngine, default: str) -> None:
     # Filled in below; the default only carries the NOT NULL over the existing rows.
-    with op.batch_alter_table(table, schema=None) as batch_op:
-        batch_op.add_column(sa.Column(column, type_, nullable=False, server_default=default))
+    op.add_column(table, sa.Column(column, type_, nullable=False, server_default=default))
 
 
 def downgrade():
@@ -92,9 +92,9 @@ def downgrade():
     _restore("dataset_documents", "indexing_status", sa.String(length=16), "waiting")
     op.execute(MAIL_STATE)
     op.execute(DOCUMENT_STATUS)
-    with op.batch_alter_table("mails", schema=None) as batch_op:
-        batch_op.alter_column("state", server_default=None)
-        batch_op.alter_column("attempts", server_default=None)
-    with op.batch_alter_table("dataset_documents", schema=None) as batch_op:
-        batch_op.alter_column("indexing_status", server_default=None)
-        batch_op.create_index(INDEX, ["indexing_status"], unique=False)
+    if op.get_bind().dialect.name != "sqlite":
+        # SQLite keeps the defaults: dropping one rebuilds the table (see upgrade).
+        op.alter_column("mails", "state", server_default=None)
+        op.alter_column("mails", "attempts", server_default=None)
+        op.alter_column("dataset_documents", "indexing_status", server_default=None)
+    op.create_index(INDEX, "dataset_documents", ["indexing_status"], unique=False)
