@@ -16,6 +16,7 @@ from tests.support.api import Api
 from tests.support.smtp_server import SmtpServer
 from tests.support.smtp_server import smtp_server
 from tests.support.workers import WorkerProcess
+from tests.support.workers import sole_consumer
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +81,6 @@ def mail_worker(app: Flask, mail_env: dict[str, str], session_tmp: Path) -> Iter
     is configured for it) stop consuming the mail queue while the module's tests run. A
     module that needs the session's workers too must have them started first.
     """
-    celery_app = app.extensions["celery"]
-    replies = celery_app.control.cancel_consumer("mail", reply=True, timeout=1.0) or []
-    paused = [name for reply in replies for name in reply]
     worker = WorkerProcess.celery(
         "mail-smtp",
         pool="gevent",
@@ -91,9 +89,5 @@ def mail_worker(app: Flask, mail_env: dict[str, str], session_tmp: Path) -> Iter
         env=mail_env,
         log_dir=session_tmp,
     )
-    try:
-        yield worker.start(celery_app)
-    finally:
-        worker.stop()
-        if paused:
-            celery_app.control.add_consumer("mail", destination=paused, reply=True)
+    with sole_consumer(app.extensions["celery"], "mail", worker):
+        yield worker

@@ -27,6 +27,7 @@ from tests.support.api import Api
 from tests.support.waiting import wait_for
 from tests.support.workers import ROOT
 from tests.support.workers import WorkerProcess
+from tests.support.workers import sole_consumer
 
 # From the kill to the next attempt's start (issue 10); the lease TTL is 15 s by default.
 # The issue's 30 s (kill to next attempt, p95) is measured by bench/faults.py with a peer
@@ -87,9 +88,6 @@ def gevent_victim(
     app: Flask, worker_env: dict[str, str], session_tmp: Path, workers: dict[str, WorkerProcess]
 ) -> Iterator[tuple[WorkerProcess, list[str]]]:
     """A gevent worker that alone consumes `generation`, and the workers it paused."""
-    celery_app = app.extensions["celery"]
-    replies = celery_app.control.cancel_consumer("generation", reply=True, timeout=1.0) or []
-    paused = [name for reply in replies for name in reply]
     victim = WorkerProcess.celery(
         "gevent-victim",
         pool="gevent",
@@ -98,12 +96,8 @@ def gevent_victim(
         env=worker_env,
         log_dir=session_tmp,
     )
-    try:
-        yield victim.start(celery_app), paused
-    finally:
-        victim.stop()
-        if paused:
-            celery_app.control.add_consumer("generation", destination=paused, reply=True)
+    with sole_consumer(app.extensions["celery"], "generation", victim) as paused:
+        yield victim, paused
 
 
 def test_sigkilled_gevent_worker_job_runs_again_as_its_next_attempt(
