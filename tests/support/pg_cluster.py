@@ -84,7 +84,7 @@ class PgCluster(ServerProcess):
 
     def _open(self) -> None:
         self.init()
-        self.start()
+        self.first_start(self.start)
 
     def init(self) -> None:
         subprocess.run(

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -89,6 +90,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+PORT_ATTEMPTS = 3
 # Every server started and not yet closed; atexit closes what a crashed test left running.
 _LIVE: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 
@@ -105,6 +107,7 @@ class ServerProcess:
     kind = "server"
     process: subprocess.Popen[bytes] | None = None
     log_path: Path
+    port: int
 
     def __init__(self) -> None:
         _LIVE.add(self)
@@ -136,6 +139,20 @@ class ServerProcess:
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def first_start(self, start: Callable[[], object]) -> None:
+        """`start()`, on another free port while the one picked was taken by then: another
+        run's server may bind it between `free_port()` and our bind. Restarts keep the port."""
+        for attempt in range(PORT_ATTEMPTS):
+            seen = len(self.log())
+            try:
+                start()
+                return
+            except AssertionError:
+                taken = "Address already in use" in self.log()[seen:]
+                if not taken or attempt + 1 == PORT_ATTEMPTS:
+                    raise
+                self.port = free_port()
 
     def wait_answering(self, timeout: float, what: str, interval: float = 0.05) -> None:
         """Until the server answers (deadline stretched by load); an exit fails at once."""

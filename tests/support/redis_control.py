@@ -45,7 +45,7 @@ class RedisServer(ServerProcess):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def _open(self) -> None:
-        self.start()
+        self.first_start(self.start)
 
     def start(self, timeout: float = START_TIMEOUT) -> RedisServer:
         if self.running():
