@@ -106,8 +106,17 @@ class Server:
                 self.process.wait()
 
 
-def launch(directory: Path, *, port: int | None = None, persist: bool = False) -> Server:
-    """Start a redis-server child process and wait until it answers; the caller stops it."""
+def launch(
+    directory: Path,
+    *,
+    port: int | None = None,
+    persist: bool = False,
+    timeout: float = START_TIMEOUT,
+) -> Server:
+    """Start a redis-server child process and wait until it answers; the caller stops it.
+
+    The tests pass a longer `timeout` on a loaded machine (tests/support/waiting.py).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     if port is None:
         sock = socket_path(directory)
@@ -131,12 +140,12 @@ def launch(directory: Path, *, port: int | None = None, persist: bool = False) -
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
     server = Server(url, process, log_path)
-    deadline = time.monotonic() + START_TIMEOUT
+    deadline = time.monotonic() + timeout
     while not ping(url):
         if process.poll() is not None or time.monotonic() > deadline:
             server.stop()
             raise EmbeddedRedisError(
-                f"the embedded Redis did not answer on {url} within {START_TIMEOUT:.0f}s; see "
+                f"the embedded Redis did not answer on {url} within {timeout:.0f}s; see "
                 f"{log_path}, or set REDIS_URL to a Redis server you run"
             )
         time.sleep(0.02)

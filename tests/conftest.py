@@ -17,6 +17,7 @@ from app.services import api_keys
 from config import Settings
 from tests.support import services
 from tests.support.generation_stubs import GenerationStubs
+from tests.support.waiting import load_factor
 
 TEST_TASK_MODULES = "tests.integration.tasks"
 
@@ -55,7 +56,10 @@ def base_settings(
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "TASKLANE_EXTRA_TASK_MODULES": TEST_TASK_MODULES,
-        "INSPECT_TIMEOUT": "0.5",
+        # Workers answer a broadcast and run a canary slower on a loaded machine: a reply
+        # later than INSPECT_TIMEOUT counts as no consumer at all (/queues, /ready).
+        "INSPECT_TIMEOUT": str(min(1.0 * load_factor(), 5.0)),
+        "READY_CANARY_TIMEOUT": str(min(10.0 * load_factor(), 60.0)),
         # Every app and worker the suite starts holds at most 2 + 2 pooled connections and
         # 2 ledger ones (6); about 13 processes run at once (see README, Tests), so the
         # suite stays well under PostgreSQL's max_connections of 100.

@@ -44,6 +44,8 @@ def contract_app(base_settings: dict[str, Any], session_tmp: Path) -> Iterator[F
                 REDIS_URL=redis_url,
                 DATABASE_URL=database_url,
                 TASKLANE_EXTRA_TASK_MODULES="",
+                # No worker runs here: an inspect broadcast has nobody to wait for.
+                INSPECT_TIMEOUT="0.5",
                 SQLALCHEMY_POOL_SIZE="2",
                 SQLALCHEMY_MAX_OVERFLOW="2",
             )

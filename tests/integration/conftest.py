@@ -16,8 +16,7 @@ from tests.support.api import Api
 from tests.support.smtp_server import SmtpServer
 from tests.support.smtp_server import smtp_server
 from tests.support.workers import WorkerProcess
-from tests.support.workers import pause_queue
-from tests.support.workers import resume_queue
+from tests.support.workers import sole_consumer
 
 
 @pytest.fixture(scope="session")
@@ -82,8 +81,6 @@ def mail_worker(app: Flask, mail_env: dict[str, str], session_tmp: Path) -> Iter
     is configured for it) stop consuming the mail queue while the module's tests run. A
     module that needs the session's workers too must have them started first.
     """
-    celery_app = app.extensions["celery"]
-    paused = pause_queue(celery_app, "mail")
     worker = WorkerProcess.celery(
         "mail-smtp",
         pool="gevent",
@@ -92,8 +89,5 @@ def mail_worker(app: Flask, mail_env: dict[str, str], session_tmp: Path) -> Iter
         env=mail_env,
         log_dir=session_tmp,
     )
-    try:
-        yield worker.start(celery_app)
-    finally:
-        worker.stop()
-        resume_queue(celery_app, "mail", paused)
+    with sole_consumer(app.extensions["celery"], "mail", worker):
+        yield worker

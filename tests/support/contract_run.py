@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
         services.redis_server(Path(tmp) / "redis") as redis_url,
         services.database(Path(tmp) / "db") as database_url,
     ):
-        port = services._free_port()
+        port = services.free_port()
         env = {
             **os.environ,
             "TASKLANE_ENV": "testing",

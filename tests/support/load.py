@@ -18,6 +18,8 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from tests.support.waiting import wait_for
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -68,6 +70,11 @@ class LoadGenerator:
         if self._thread.is_alive():
             self._thread.join(timeout=120)
         return self.result
+
+    def wait_accepted(self, more: float, *, timeout: float, what: str) -> None:
+        """Until `more` jobs beyond those accepted so far have been accepted."""
+        target = self.counts()[0] + more
+        wait_for(lambda: self.counts()[0] >= target, timeout=timeout, what=what)
 
     def counts(self) -> tuple[int, int]:
         with self._lock:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -32,6 +31,7 @@ from tests.support import services
 from tests.support.generation_stubs import LANGFUSE_KEYS
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.otlp_receiver import otlp_receiver
+from tests.support.processes import free_port
 from tests.support.sentry_receiver import SentryReceiver
 from tests.support.sentry_receiver import sentry_receiver
 from tests.support.waiting import PROCESS_START_TIMEOUT
@@ -50,12 +50,6 @@ NESTED_PROVIDER_KEY = "nested-provider-key-0bs3rv4b1l1ty"
 # PostgreSQL on this machine trusts loopback, so a password in the URL is accepted unchecked.
 DATABASE_PASSWORD = "db-pw-0bs3rv4b1l1ty"
 OBS_TASKS = "tests.integration.observability_tasks"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -137,7 +131,7 @@ class ApiProcess:
     """
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {**env, "TASKLANE_ROLE": "api"}
         self.command = [
             sys.executable,

@@ -15,21 +15,19 @@ plus an atexit hook for a test run that dies).
 
 from __future__ import annotations
 
-import atexit
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import tempfile
-import weakref
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 import psycopg
 
-from tests.support.redis_control import free_port
+from tests.support.processes import ServerProcess
+from tests.support.processes import free_port
 from tests.support.waiting import wait_for
 
 BIN_DIR = Path(os.environ.get("TASKLANE_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -42,8 +40,6 @@ STOP_SIGNALS: dict[str, signal.Signals] = {
     "fast": signal.SIGINT,
     "immediate": signal.SIGQUIT,
 }
-
-_LIVE: weakref.WeakSet[PgCluster] = weakref.WeakSet()
 
 
 class ClusterUnavailable(RuntimeError):
@@ -63,11 +59,14 @@ def unavailable_reason() -> str | None:
     return None
 
 
-class PgCluster:
+class PgCluster(ServerProcess):
+    kind = "postgres"
+
     def __init__(self, port: int | None = None) -> None:
         reason = unavailable_reason()
         if reason:
             raise ClusterUnavailable(reason)
+        super().__init__()
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         # Directly under the temp dir: pytest's own temp dirs are root-only (0700).
@@ -75,7 +74,6 @@ class PgCluster:
         self.data_dir = self.root / "data"
         self.log_path = self.root / "postgres.log"
         self._user = self._run_as()
-        _LIVE.add(self)
 
     def _run_as(self) -> str | None:
         if os.geteuid() != 0:
@@ -84,22 +82,9 @@ class PgCluster:
         os.chown(self.root, owner.pw_uid, owner.pw_gid)
         return "postgres"
 
-    def __enter__(self) -> PgCluster:
-        try:
-            self.init()
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _open(self) -> None:
+        self.init()
+        self.first_start(self.start)
 
     def init(self) -> None:
         subprocess.run(
@@ -153,20 +138,12 @@ class PgCluster:
             )
         finally:
             log.close()
-        wait_for(
-            self._ready_or_dead,
-            timeout=timeout,
+        self.wait_answering(
+            timeout,
+            f"private PostgreSQL on port {self.port} to accept connections (log: {self.log_path})",
             interval=0.1,
-            what=f"private PostgreSQL on port {self.port} to accept connections "
-            f"(log: {self.log_path})",
         )
         return self
-
-    def _ready_or_dead(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"postgres exited at start; log:\n{self.log()}")
-        return self.answers()
 
     def answers(self) -> bool:
         try:
@@ -174,9 +151,6 @@ class PgCluster:
                 return True
         except psycopg.Error:
             return False
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def dsn(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -193,11 +167,7 @@ class PgCluster:
         """Shut down as `pg_ctl stop -m MODE` would; SIGKILL if it takes longer than timeout."""
         if not self.running():
             return
-        assert self.process is not None
-        self.process.send_signal(STOP_SIGNALS[mode])
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        if not self.signal_and_wait(STOP_SIGNALS[mode], timeout):
             self.kill()
         self._wait_group_gone()
 
@@ -235,16 +205,5 @@ class PgCluster:
         """Kill the cluster if it runs and remove its directory."""
         if self.process is not None:
             self.kill()
-        _LIVE.discard(self)
+        super().close()
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-def _close_all() -> None:
-    for cluster in list(_LIVE):
-        cluster.close()
-
-
-atexit.register(_close_all)

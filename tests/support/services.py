@@ -23,6 +23,7 @@ import redis
 import sqlalchemy as sa
 
 from app import embedded_redis
+from tests.support.processes import free_port as free_port  # re-exported for callers
 
 LOCAL_REDIS = "redis://127.0.0.1:6379"
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -41,12 +42,6 @@ def answers(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

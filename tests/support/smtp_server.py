@@ -7,7 +7,6 @@ to that address has been received, before the server answers.
 
 from __future__ import annotations
 
-import socket
 import ssl
 import threading
 from collections import defaultdict
@@ -26,6 +25,8 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from aiosmtpd.smtp import LoginPassword
+
+from tests.support.processes import free_port as free_port  # re-exported for callers
 
 USER = "tasklane"
 PASSWORD = "s3cret-for-tests"
@@ -107,12 +108,6 @@ class SmtpServer:
             "MAIL_SMTP_TIMEOUT": "10",
             "MAIL_FROM": "Tasklane Tests <tasklane@tests.example>",
         }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,23 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from tests.support.waiting import PROCESS_START_TIMEOUT
+from tests.support.waiting import load_factor
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER_ERRORS = (OperationalError, redis.RedisError, OSError)
+# How long a broadcast waits for the workers' replies on an idle machine (stretched by load):
+# a reply that comes later is lost, and its worker would never be given its queue back.
+CONTROL_REPLY_TIMEOUT = 2.0
+
+
+def celery_worker_command(loglevel: str = "INFO", **options: str | int) -> list[str]:
+    """`python -m celery -A app.celery worker --NAME VALUE ...`, as the README writes it;
+    benchmarks start their workers with it too."""
+    command = [sys.executable, "-m", "celery", "-A", "app.celery", "worker"]
+    for name, value in {**options, "loglevel": loglevel}.items():
+        command += [f"--{name}", str(value)]
+    return command
 
 
 class WorkerProcess:
@@ -65,24 +80,9 @@ class WorkerProcess:
     ) -> WorkerProcess:
         """A worker started with a plain `celery -A app.celery worker` command line."""
         hostname = f"{name}-{os.getpid()}@tests"
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "app.celery",
-            "worker",
-            "--pool",
-            pool,
-            "--concurrency",
-            str(concurrency),
-            "--queues",
-            ",".join(queues),
-            "--hostname",
-            hostname,
-            "--loglevel",
-            "INFO",
-        ]
+        command = celery_worker_command(
+            hostname=hostname, pool=pool, concurrency=concurrency, queues=",".join(queues)
+        )
         return cls(hostname, command, env=env, log_dir=log_dir)
 
     def start(self, celery_app: Celery, timeout: float = PROCESS_START_TIMEOUT) -> WorkerProcess:
@@ -163,3 +163,19 @@ def pause_queue(celery_app: Celery, queue: str, timeout: float = 5.0) -> list[st
 def resume_queue(celery_app: Celery, queue: str, paused: list[str], timeout: float = 5.0) -> None:
     if paused:
         celery_app.control.add_consumer(queue, destination=paused, reply=True, timeout=timeout)
+
+
+@contextmanager
+def sole_consumer(celery_app: Celery, queue: str, worker: WorkerProcess) -> Iterator[list[str]]:
+    """Start `worker` as the only consumer of `queue`: the running workers stop consuming it
+    first, and take it back when the block ends (however it ends), as `worker` stops.
+
+    Yields the names of the workers paused, for a test that gives the queue back itself.
+    """
+    paused = pause_queue(celery_app, queue, CONTROL_REPLY_TIMEOUT * load_factor())
+    try:
+        worker.start(celery_app)
+        yield paused
+    finally:
+        worker.stop()
+        resume_queue(celery_app, queue, paused, CONTROL_REPLY_TIMEOUT * load_factor())

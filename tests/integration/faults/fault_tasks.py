@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,27 +38,20 @@ def _attempt(task: Task, marker_dir: str, duration: float) -> dict[str, Any]:
     return {"pid": os.getpid()}
 
 
-@job_task(
-    "faults.attempt",
-    queue="dataset",
-    public=True,
-    soft_time_limit=120,
-    time_limit=130,
-    max_retries=0,
-)
+def _fault_task(name: str, queue: str) -> Callable[[Callable[..., Any]], Any]:
+    """A public job task with generous time limits and no automatic retry."""
+    return job_task(
+        name, queue=queue, public=True, soft_time_limit=120, time_limit=130, max_retries=0
+    )
+
+
+@_fault_task("faults.attempt", queue="dataset")
 def attempt(self: Task, marker_dir: str, duration: float = 0.0) -> dict[str, Any]:
     """A prefork-queue job of `duration` seconds."""
     return _attempt(self, marker_dir, duration)
 
 
-@job_task(
-    "faults.io_attempt",
-    queue="generation",
-    public=True,
-    soft_time_limit=120,
-    time_limit=130,
-    max_retries=0,
-)
+@_fault_task("faults.io_attempt", queue="generation")
 def io_attempt(self: Task, marker_dir: str, duration: float = 0.0) -> dict[str, Any]:
     """The same job on a gevent queue."""
     return _attempt(self, marker_dir, duration)

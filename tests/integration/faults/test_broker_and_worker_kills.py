@@ -136,12 +136,7 @@ def test_redis_stopped_and_killed_under_load_keeps_workers_and_jobs(
 
     with LoadGenerator(client, auth, _mixed_load(dirs, 0.3), rate=RATE) as load:
         for number, mode in enumerate(["graceful", "sigkill"] * REDIS_ROUNDS):
-            before = load.counts()[0]
-            wait_for(
-                lambda before=before: load.counts()[0] >= before + 6,  # type: ignore[misc]
-                timeout=60,
-                what="jobs accepted between Redis outages",
-            )
+            load.wait_accepted(6, timeout=60, what="jobs accepted between Redis outages")
             (private_redis.stop if mode == "graceful" else private_redis.kill)()
             # The outage lasts this long by design.
             threading.Event().wait(REDIS_OUTAGE)

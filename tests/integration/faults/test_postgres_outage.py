@@ -32,7 +32,6 @@ from tests.integration.faults.evidence import wait_settled
 from tests.support.load import LoadGenerator
 from tests.support.pg_cluster import PgCluster
 from tests.support.redis_control import RedisServer
-from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 
 ROUNDS = env_count("TASKLANE_FAULT_PG_ROUNDS", 1)
@@ -95,20 +94,14 @@ def test_postgres_outage_under_load_loses_nothing_and_refuses_with_503(
     with LoadGenerator(client, auth, lambda: body, rate=RATE) as load:
         for number in range(ROUNDS):
             mode = MODES[number % len(MODES)]
-            before = load.counts()[0]
-            wait_for(
-                lambda before=before: load.counts()[0] >= before + RATE * 2,  # type: ignore[misc]
-                timeout=60,
-                what="submissions to be accepted before the outage",
+            load.wait_accepted(
+                RATE * 2, timeout=60, what="submissions to be accepted before the outage"
             )
             progress(f"postgres round {number + 1}/{ROUNDS}: {mode} stop for {OUTAGE:.0f}s")
             _outage(private_pg, mode, OUTAGE)
             progress(f"postgres back; accepted/refused so far {load.counts()}")
-        after = load.counts()[0]
-        wait_for(
-            lambda: load.counts()[0] >= after + RATE * 3,
-            timeout=90,
-            what="submissions to be accepted again after the outage",
+        load.wait_accepted(
+            RATE * 3, timeout=90, what="submissions to be accepted again after the outage"
         )
     result = load.result
     states = wait_settled(pg_app, result.accepted, SETTLE_TIMEOUT)
