@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Flask
 
-from app import dashboard
-from app.api import register_blueprints
-from app.api.errors import register_error_handlers
-from app.commands import register_commands
-from app.extensions import init_extensions
-from config import Settings
-from config import load_settings
+if TYPE_CHECKING:
+    from config import Settings
 
 
 def configure(app: Flask, settings: Settings) -> None:
     app.config["SETTINGS"] = settings
-    app.config["SECRET_KEY"] = settings.SECRET_KEY or "dev-only-not-secret"
-    app.config["TESTING"] = settings.TASKLANE_ENV == "testing"
+    secret = settings.core.secret_key
+    app.config["SECRET_KEY"] = secret.get_secret_value() if secret else "dev-only-not-secret"
+    app.config["TESTING"] = settings.core.environment == "testing"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: configuration, extensions, blueprints, error handlers, commands."""
+    # Imported here, not at the top: `config` imports `app.settings`, which runs this file
+    # first, so a top-level import of the app's modules (which import `config`) would cycle.
+    from app import dashboard
+    from app.api import register_blueprints
+    from app.api.errors import register_error_handlers
+    from app.commands import register_commands
+    from app.extensions import init_extensions
+    from config import load_settings
+
     app = Flask(__name__)
     configure(app, settings or load_settings())
     init_extensions(app)

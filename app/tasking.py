@@ -95,7 +95,7 @@ def build_task_class(app: Flask) -> type[Task]:
                 return self.run(*args, **kwargs)
             delivery = request.delivery_info or {}
             queue = delivery.get("routing_key") or self.tasklane_queue or ""
-            max_attempts = (self.max_retries or 0) + settings.TASK_MAX_REDELIVERIES + 1
+            max_attempts = (self.max_retries or 0) + settings.broker.task_max_redeliveries + 1
             try:
                 number = ledger.begin_attempt(
                     request.id,
@@ -114,7 +114,7 @@ def build_task_class(app: Flask) -> type[Task]:
                 )
                 # The database is down: hand the message back rather than run unrecorded,
                 # after a pause, so a down database is not asked again at once.
-                time.sleep(settings.LEDGER_BEGIN_BACKOFF)
+                time.sleep(settings.ledger.begin_backoff)
                 raise Reject("ledger unavailable", requeue=True) from None
             if number is None:
                 log.info("job %s is cancelled, finished or running elsewhere; skipped", request.id)
@@ -153,7 +153,7 @@ def build_task_class(app: Flask) -> type[Task]:
 
         def _write(self, record: Callable[..., Any], job_id: str, *args: Any) -> None:
             """Record an outcome; retried until the database answers, within a bound."""
-            deadline = time.monotonic() + settings.LEDGER_FINISH_RETRY_SECONDS
+            deadline = time.monotonic() + settings.ledger.finish_retry_seconds
             delay = 0.5
             with self._context():
                 while True:
@@ -169,7 +169,7 @@ def build_task_class(app: Flask) -> type[Task]:
                                 "gave up recording %s for job %s after %ss: %s",
                                 record.__name__,
                                 job_id,
-                                settings.LEDGER_FINISH_RETRY_SECONDS,
+                                settings.ledger.finish_retry_seconds,
                                 exc,
                             )
                             return

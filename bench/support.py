@@ -246,7 +246,7 @@ def drain_tasklane(
             lambda: submit(
                 celery_app,
                 Submission(task=CANARY, args={}),
-                broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+                broker_timeout=settings.broker.submit_timeout,
             ),
         )
 

@@ -33,18 +33,18 @@ def _generate(task: Task, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         # The provider refused the request, or its input (dataset, query) is unusable.
         raise ExpectedFailure(str(exc)) from None
     except RetryableProviderError as exc:
-        if task.request.retries >= settings.GENERATION_MAX_RETRIES:
+        if task.request.retries >= settings.generation.max_retries:
             raise
         delay = backoff_delay(
             task.request.retries,
-            base=settings.GENERATION_RETRY_BASE_DELAY,
-            cap=settings.GENERATION_RETRY_MAX_DELAY,
+            base=settings.generation.retry_base_delay,
+            cap=settings.generation.retry_max_delay,
             retry_after=exc.retry_after,
         )
         # A countdown beyond this could outlive the broker's visibility timeout and run twice.
-        delay = min(delay, settings.TASK_MAX_COUNTDOWN)
+        delay = min(delay, settings.broker.task_max_countdown)
         raise task.retry(
-            exc=exc, countdown=delay, max_retries=settings.GENERATION_MAX_RETRIES
+            exc=exc, countdown=delay, max_retries=settings.generation.max_retries
         ) from None
 
 
@@ -108,7 +108,7 @@ def batch(self: Task, generation_ids: list[str]) -> dict[str, Any]:
             self.request.id,
             generation_ids,
             celery_app=self.app,
-            broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+            broker_timeout=settings.broker.submit_timeout,
             report=self.progress,
         )
     except BrokerUnavailable as exc:

@@ -26,17 +26,17 @@ RETRY_MAX_DELAY = 300.0
 def ship(self: Task, record: dict[str, Any], sinks: list[str] | None = None) -> None:
     settings = current_app.config["SETTINGS"]
     try:
-        export.ship(record, settings, sinks if sinks is not None else settings.TRACE_SINKS)
+        export.ship(record, settings, sinks if sinks is not None else settings.tracing.sinks)
     except export.ExportFailed as exc:
         delay = backoff_delay(
             self.request.retries,
-            base=settings.TRACE_SHIP_RETRY_DELAY,
-            cap=min(RETRY_MAX_DELAY, settings.TASK_MAX_COUNTDOWN),
+            base=settings.tracing.ship_retry_delay,
+            cap=min(RETRY_MAX_DELAY, settings.broker.task_max_countdown),
         )
         # Only the sinks that failed: the others have the record already.
         raise self.retry(
             exc=exc,
             countdown=delay,
             kwargs={"record": record, "sinks": list(exc.args[0])},
-            max_retries=settings.TRACE_SHIP_MAX_ATTEMPTS - 1,
+            max_retries=settings.tracing.ship_max_attempts - 1,
         ) from None

@@ -40,7 +40,7 @@ def purge_expired_jobs(self: Task) -> dict[str, int]:
     """Delete finished jobs older than JOB_RETENTION_DAYS (readiness canaries after an hour)."""
     settings = current_app.config["SETTINGS"]
     deleted = retention.purge_expired_jobs(
-        older_than=timedelta(days=settings.JOB_RETENTION_DAYS),
+        older_than=timedelta(days=settings.operations.job_retention_days),
         canaries_older_than=timedelta(hours=1),
     )
     return {"deleted": deleted}

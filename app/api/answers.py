@@ -52,7 +52,7 @@ class DatasetAnswer(MethodView):
             settings,
             dataset_id,
             body,
-            broker_timeout=float(settings.SUBMIT_BROKER_TIMEOUT),
+            broker_timeout=float(settings.broker.submit_timeout),
             api_key_id=g.api_key_id,
         )
         return job, 202, {"Location": url_for("jobs.JobItem", job_id=job.id)}

@@ -227,7 +227,7 @@ def _run_time_choices(app: Flask, schemas: dict[str, Any]) -> None:
         if name in schemas:
             schemas[name]["properties"]["provider"]["enum"] = providers.names()
             schemas[name]["allOf"] = [{"oneOf": branches}]
-    modes = [m for m in MODES if m == "keyword" or settings.EMBEDDING_BASE_URL]
+    modes = [m for m in MODES if m == "keyword" or settings.dataset.embedding_base_url]
     for name in ("Retrieve", "Answer"):
         if name in schemas:
             schemas[name]["properties"]["mode"]["enum"] = modes
@@ -238,8 +238,8 @@ def finish(app: Flask, spec: dict[str, Any]) -> dict[str, Any]:
     settings = app.config["SETTINGS"]
     for path, path_item in spec["paths"].items():
         _declare_errors(path, path_item)
-    _page_limits(spec["paths"], settings.API_PAGE_LIMIT)
-    _public_tasks(spec, app.extensions["celery"], settings.TASK_MAX_COUNTDOWN)
+    _page_limits(spec["paths"], settings.api.page_limit)
+    _public_tasks(spec, app.extensions["celery"], settings.broker.task_max_countdown)
     _run_time_choices(app, spec["components"]["schemas"])
     _no_nul_strings(spec)
     return spec

@@ -45,14 +45,14 @@ blp = Blueprint(
 blp.before_request(require_api_key)
 
 UPLOAD_ENDPOINT = "datasets.DocumentCollection"
-validation.BODY_LIMITS[UPLOAD_ENDPOINT] = "DATASET_MAX_UPLOAD_BYTES"
+validation.BODY_LIMITS[UPLOAD_ENDPOINT] = lambda settings: settings.dataset.max_upload_bytes
 
 
 @blp.before_request
 def _upload_limit() -> None:
     # Uploads may be far larger than the app-wide MAX_REQUEST_BYTES; only this endpoint.
     if request.endpoint == UPLOAD_ENDPOINT and request.method == "POST":
-        limit = current_app.config["SETTINGS"].DATASET_MAX_UPLOAD_BYTES
+        limit = current_app.config["SETTINGS"].dataset.max_upload_bytes
         request.max_content_length = limit
 
 

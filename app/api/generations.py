@@ -31,7 +31,7 @@ blp.before_request(require_json_body)
 
 
 def _broker_timeout() -> float:
-    return float(current_app.config["SETTINGS"].SUBMIT_BROKER_TIMEOUT)
+    return float(current_app.config["SETTINGS"].broker.submit_timeout)
 
 
 def _location(job: Job) -> dict[str, str]:

@@ -34,7 +34,7 @@ def _celery() -> Any:
 
 
 def _broker_timeout() -> float:
-    return float(current_app.config["SETTINGS"].SUBMIT_BROKER_TIMEOUT)
+    return float(current_app.config["SETTINGS"].broker.submit_timeout)
 
 
 def _location(job: Job) -> dict[str, str]:
@@ -52,9 +52,9 @@ class JobCollection(MethodView):
         """Submit a job; answers at once with the queued job."""
         settings = current_app.config["SETTINGS"]
         countdown = body.get("countdown")
-        if countdown is not None and countdown > settings.TASK_MAX_COUNTDOWN:
+        if countdown is not None and countdown > settings.broker.task_max_countdown:
             raise InvalidArguments(
-                f"countdown may be at most {settings.TASK_MAX_COUNTDOWN}s (TASK_MAX_COUNTDOWN)"
+                f"countdown may be at most {settings.broker.task_max_countdown}s (TASK_MAX_COUNTDOWN)"
             )
         jobs.public_task(_celery(), body["task"])
         job, created = jobs.submit(

@@ -16,7 +16,7 @@ MAX_OFFSET = 2**63 - 1
 
 
 def _page_limit() -> int:
-    return int(current_app.config["SETTINGS"].API_PAGE_LIMIT)
+    return int(current_app.config["SETTINGS"].api.page_limit)
 
 
 def _default_limit() -> int:

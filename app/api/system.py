@@ -43,8 +43,8 @@ def ready() -> tuple[dict[str, Any], int]:
     settings = current_app.config["SETTINGS"]
     report = readiness.check(
         current_app.extensions["celery"],
-        inspect_timeout=settings.INSPECT_TIMEOUT,
-        canary_timeout=settings.READY_CANARY_TIMEOUT,
+        inspect_timeout=settings.broker.inspect_timeout,
+        canary_timeout=settings.api.ready_canary_timeout,
     )
     return report, 200 if report["ready"] else 503
 
@@ -55,7 +55,7 @@ class Queues(MethodView):
     def get(self) -> dict[str, Any]:
         """Per queue: messages waiting, age of the oldest due job, consumers and their pools."""
         celery_app = current_app.extensions["celery"]
-        timeout = current_app.config["SETTINGS"].INSPECT_TIMEOUT
+        timeout = current_app.config["SETTINGS"].broker.inspect_timeout
         waiting = queue_status.waiting_counts(celery_app)
         found = queue_status.consumers(celery_app, timeout)
         oldest = queue_status.oldest_waiting()

@@ -29,14 +29,14 @@ def overview() -> str:
         "dashboard/overview.html",
         throughput=asdict(throughput),
         beat=beat,
-        refresh_seconds=current_app.config["SETTINGS"].DASHBOARD_REFRESH_SECONDS,
+        refresh_seconds=current_app.config["SETTINGS"].dashboard.refresh_seconds,
     )
 
 
 @bp.route("/live")
 def live_panel() -> str:
     """Queues (waiting, oldest, consumers) and workers (pool, concurrency, running)."""
-    timeout = float(current_app.config["SETTINGS"].INSPECT_TIMEOUT)
+    timeout = float(current_app.config["SETTINGS"].broker.inspect_timeout)
     snap = live.snapshot(_celery(), timeout, queries.running_by_worker())
     return render_template("dashboard/_live.html", snap=snap)
 

@@ -48,7 +48,7 @@ def init_app(app: Flask) -> None:
         OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         OPENAPI_REDOC_PATH="/redoc",
         OPENAPI_REDOC_URL=REDOC_SCRIPT,
-        MAX_CONTENT_LENGTH=settings.MAX_REQUEST_BYTES,
+        MAX_CONTENT_LENGTH=settings.api.max_request_bytes,
     )
     api = TasklaneApi(
         app,

@@ -22,8 +22,8 @@ db = SQLAlchemy(model_class=Base)
 
 def database_url(app: Flask, settings: Settings) -> str:
     """The configured URL, or the embedded SQLite file in the instance folder."""
-    if settings.DATABASE_URL:
-        url = settings.DATABASE_URL
+    if settings.database.url:
+        url = settings.database.url
         # Plain postgresql:// would pick psycopg2, which is not installed; psycopg 3 is.
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -56,9 +56,9 @@ def engine_options(url: str, settings: Settings) -> dict[str, Any]:
         # SQLite is shared by the API and several worker processes: wait on locks, don't fail.
         return {"connect_args": {"timeout": 30}, "module": sqlite_module()}
     return {
-        "pool_size": settings.SQLALCHEMY_POOL_SIZE,
-        "max_overflow": settings.SQLALCHEMY_MAX_OVERFLOW,
-        "pool_recycle": settings.SQLALCHEMY_POOL_RECYCLE,
+        "pool_size": settings.database.pool_size,
+        "max_overflow": settings.database.max_overflow,
+        "pool_recycle": settings.database.pool_recycle,
         "pool_pre_ping": True,
     }
 

@@ -32,7 +32,7 @@ JSON_FIELDS = [
 
 
 def formatter(settings: Settings) -> logging.Formatter:
-    if settings.LOG_FORMAT == "json":
+    if settings.observability.log_format == "json":
         return JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level", "asctime": "time"})
     return logging.Formatter(TEXT_FORMAT)
 
@@ -51,5 +51,5 @@ def init_app(app: Flask) -> None:
             handler.addFilter(ContextFilter())
         if not any(isinstance(f, redaction.RedactingFilter) for f in handler.filters):
             handler.addFilter(redaction.RedactingFilter())
-    root.setLevel(settings.LOG_LEVEL)
-    app.logger.setLevel(settings.LOG_LEVEL)
+    root.setLevel(settings.observability.log_level)
+    app.logger.setLevel(settings.observability.log_level)

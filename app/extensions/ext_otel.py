@@ -34,7 +34,7 @@ EXCLUDED_URLS = "/api/v1/health,/metrics"
 
 def init_app(app: Flask) -> None:
     settings: Settings = app.config["SETTINGS"]
-    if not settings.OTEL_ENABLED:
+    if not settings.observability.otel_enabled:
         return
     with app.app_context():
         engine = db.engine
@@ -55,8 +55,8 @@ def init_app(app: Flask) -> None:
     metrics.connect_task_signals()
     ledger_trace.connect()
 
-    if process.initial_role(settings.TASKLANE_ROLE) == "api":
-        expose = settings.PROMETHEUS_METRICS_ENABLED
+    if process.initial_role(settings.observability.role) == "api":
+        expose = settings.observability.prometheus_metrics_enabled
         telemetry.start(settings, "api", engine, prometheus=expose)
         metrics.observe_queue_depth(app.extensions["celery"])
         FlaskInstrumentor().instrument_app(app, excluded_urls=EXCLUDED_URLS)  # type: ignore[no-untyped-call]

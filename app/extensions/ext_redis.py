@@ -29,10 +29,10 @@ def broker_url(redis_url: str) -> str:
 
 def init_app(app: Flask) -> None:
     settings: Settings = app.config["SETTINGS"]
-    url = settings.REDIS_URL or embedded_redis.attached_url(app.instance_path)
+    url = settings.broker.redis_url or embedded_redis.attached_url(app.instance_path)
     if not url:
         raise ConfigError(embedded_redis.NOT_CONFIGURED)
     app.config["REDIS_URL"] = url
-    app.config["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL or broker_url(url)
-    app.config["CELERY_RESULT_BACKEND"] = settings.CELERY_RESULT_BACKEND or broker_url(url)
+    app.config["CELERY_BROKER_URL"] = settings.broker.broker_url or broker_url(url)
+    app.config["CELERY_RESULT_BACKEND"] = settings.broker.result_backend or broker_url(url)
     app.extensions["redis"] = redis.Redis.from_url(url)

@@ -109,7 +109,7 @@ def renew(engine: Engine, lease_owner: str, ttl: float) -> None:
 
 
 def _heartbeat(process: _Process, engine: Engine, settings: Any) -> None:
-    interval = float(settings.LEDGER_LEASE_RENEW)
+    interval = float(settings.ledger.lease_renew)
     while True:
         process.wake.wait(interval)
         if process.pid != os.getpid():
@@ -119,7 +119,7 @@ def _heartbeat(process: _Process, engine: Engine, settings: Any) -> None:
         if not busy or process.owner is None:
             continue
         try:
-            renew(engine, process.owner, float(settings.LEDGER_LEASE_TTL))
+            renew(engine, process.owner, float(settings.ledger.lease_ttl))
         except DATABASE_ERRORS as exc:
             log.warning("could not renew the leases of %s (%s); retrying", process.owner, exc)
             process.wake.wait(RETRY_INTERVAL)

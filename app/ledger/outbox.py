@@ -195,10 +195,10 @@ def relay_once(app: Flask, *, recover: bool = True) -> dict[str, int]:
     engine: Engine = app.extensions["ledger_engine"]
     celery_app: Celery = app.extensions["celery"]
     settings = app.config["SETTINGS"]
-    timeout = float(settings.SUBMIT_BROKER_TIMEOUT)
+    timeout = float(settings.broker.submit_timeout)
     counts = {"published": 0, "recovered": 0, "failed": 0}
     flush(engine, _take(_current()))
-    batches = [(False, claim_due(engine, float(settings.LEDGER_RELAY_GRACE)))]
+    batches = [(False, claim_due(engine, float(settings.ledger.relay_grace)))]
     if recover:
         moved = leases.recover_expired(engine)
         counts["failed"] = sum(1 for job in moved if job["state"] == JobState.FAILED)
@@ -225,7 +225,7 @@ def _reserved_by_the_dead(app: Flask, engine: Engine) -> list[dict[str, Any]]:
     client = reserved.broker_client(str(app.extensions["celery"].conf.broker_url or ""))
     if client is None:
         return []
-    grace = float(app.config["SETTINGS"].LEDGER_RESERVED_GRACE)
+    grace = float(app.config["SETTINGS"].ledger.reserved_grace)
     try:
         ids = reserved.stale_reserved_ids(client, grace)
     except RedisError as exc:
@@ -266,7 +266,7 @@ class Relay:
 
     def _loop(self) -> None:
         settings = self.app.config["SETTINGS"]
-        interval = float(settings.LEDGER_RELAY_INTERVAL)
+        interval = float(settings.ledger.relay_interval)
         while not self.stopping.wait(interval) and self.pid == os.getpid():
             try:
                 with self.app.app_context():
@@ -278,7 +278,7 @@ class Relay:
                         counts,
                     )
             except DATABASE_ERRORS as exc:
-                self.recover_after = time.monotonic() + float(settings.LEDGER_LEASE_TTL)
+                self.recover_after = time.monotonic() + float(settings.ledger.lease_ttl)
                 log.warning("relay: database unavailable (%s); retrying", exc)
             except BROKER_ERRORS as exc:
                 log.warning("relay: broker unavailable (%s); retrying", exc)

@@ -50,7 +50,7 @@ def _error(exc: BaseException | None) -> tuple[str | None, str | None]:
 
 
 def _lease_ttl() -> timedelta:
-    return timedelta(seconds=current_app.config["SETTINGS"].LEDGER_LEASE_TTL)
+    return timedelta(seconds=current_app.config["SETTINGS"].ledger.lease_ttl)
 
 
 def begin_attempt(
@@ -87,7 +87,7 @@ def begin_attempt(
                 "lost_message": st.LOST_MESSAGE,
                 # A start lost in a PostgreSQL crash lets a second delivery run the job as
                 # the same attempt: LEDGER_SYNCHRONOUS_COMMIT makes starts durable too.
-                "sync": "on" if current_app.config["SETTINGS"].LEDGER_SYNCHRONOUS_COMMIT else "off",
+                "sync": "on" if current_app.config["SETTINGS"].ledger.synchronous_commit else "off",
             },
         )
         number = row[0] if row else None
@@ -143,7 +143,7 @@ def _finish(
     error_type, error_message = _error(exc)
     now = utcnow()
     if is_postgres(engine):
-        durable = current_app.config["SETTINGS"].LEDGER_SYNCHRONOUS_COMMIT
+        durable = current_app.config["SETTINGS"].ledger.synchronous_commit
         row = run_sql(
             engine,
             st.PG_FINISH[transition],

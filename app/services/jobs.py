@@ -115,7 +115,7 @@ def check_arguments(task: Task, args: dict[str, Any]) -> None:
 def attempt_budget(task: Task) -> int:
     """Attempts a job of `task` gets: its retries, the redeliveries of a lost worker, one."""
     settings = current_app.config["SETTINGS"]
-    return int(task.max_retries or 0) + int(settings.TASK_MAX_REDELIVERIES) + 1
+    return int(task.max_retries or 0) + int(settings.broker.task_max_redeliveries) + 1
 
 
 class _BrokerState:
@@ -129,9 +129,9 @@ def publish_after_commit(celery_app: Celery, job: dict[str, Any], *, timeout: fl
     """Publish a committed job; if the broker is away, the relay publishes it later."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = app.config["SETTINGS"]
-    if settings.LEDGER_FAULT_AFTER_COMMIT == "kill":
+    if settings.ledger.fault_after_commit == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    if settings.LEDGER_RELAY_IN_API and not outbox.in_worker():
+    if settings.ledger.relay_in_api and not outbox.in_worker():
         outbox.ensure_relay(app)
     if time.monotonic() < _BrokerState.down_until:
         return
@@ -139,7 +139,7 @@ def publish_after_commit(celery_app: Celery, job: dict[str, Any], *, timeout: fl
         outbox.publish(celery_app, job, timeout=timeout)
     except BROKER_ERRORS as exc:
         with _BrokerState.lock:
-            _BrokerState.down_until = time.monotonic() + float(settings.LEDGER_RELAY_GRACE)
+            _BrokerState.down_until = time.monotonic() + float(settings.ledger.relay_grace)
         log.warning(
             "broker unreachable (%s); job %s stays queued and the relay publishes it when the "
             "broker is back",

@@ -13,9 +13,9 @@ def settings(**values: object) -> Settings:
 
 def test_defaults_give_the_embedded_stack() -> None:
     s = settings()
-    assert s.DATABASE_URL is None and s.REDIS_URL is None
+    assert s.database.url is None and s.broker.redis_url is None
     assert s.embedded_redis
-    assert s.BROKER_VISIBILITY_TIMEOUT > s.TASK_MAX_COUNTDOWN + s.TASK_TIME_LIMIT
+    assert s.broker.visibility_timeout > s.broker.task_max_countdown + s.broker.task_time_limit
 
 
 def test_bad_value_names_the_variable_and_the_problem(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,7 +41,7 @@ def test_production_has_no_default_secrets_or_servers() -> None:
         DATABASE_URL="postgresql://db/x",
         REDIS_URL="redis://r:6379/0",
     )
-    assert ok.SECRET_KEY == "s"
+    assert ok.core.secret_key == "s"
 
 
 def test_visibility_timeout_must_outlast_countdown_plus_run() -> None:
@@ -56,4 +56,4 @@ def test_hard_limit_must_exceed_soft_limit() -> None:
 
 def test_extra_task_modules_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKLANE_EXTRA_TASK_MODULES", "a.tasks, b.tasks")
-    assert load_settings(_env_file=None).TASKLANE_EXTRA_TASK_MODULES == ["a.tasks", "b.tasks"]
+    assert load_settings(_env_file=None).core.extra_task_modules == ["a.tasks", "b.tasks"]

@@ -72,7 +72,7 @@ def settle(batch_id: str | None) -> bool:
                 idempotency_key=close_key(batch_id),
                 project_id=tenancy.batch_project(batch_id),
             ),
-            broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+            broker_timeout=settings.broker.submit_timeout,
         )
     except jobs.BrokerUnavailable:
         # The batch is closed either way; only its notification hook is lost.

@@ -66,7 +66,7 @@ def _submit(task: str, document_id: str, api_key_id: int | None) -> Job:
             # The dataset's project, even when an admin key of another project started it.
             project_id=tenancy.document_project(document_id),
         ),
-        broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+        broker_timeout=settings.broker.submit_timeout,
     )
     # The task claims the document itself too, so this only fills in what it may not have.
     db.session.execute(
@@ -93,10 +93,10 @@ def add(
     settings = current_app.config["SETTINGS"]
     if not uploads:
         raise InvalidUpload("send at least one file (multipart field 'files') or text")
-    if len(uploads) > settings.DATASET_MAX_FILES_PER_UPLOAD:
+    if len(uploads) > settings.dataset.max_files_per_upload:
         raise InvalidUpload(
             f"{len(uploads)} files in one upload; at most "
-            f"{settings.DATASET_MAX_FILES_PER_UPLOAD} (DATASET_MAX_FILES_PER_UPLOAD)"
+            f"{settings.dataset.max_files_per_upload} (DATASET_MAX_FILES_PER_UPLOAD)"
         )
     batch = UploadBatch(id=new_id(), dataset_id=dataset.id, notify_to=notify_to or None)
     documents: list[Document] = []
@@ -108,7 +108,7 @@ def add(
                 upload.stream,
                 dataset.id,
                 document_id,
-                max_bytes=settings.DATASET_MAX_FILE_BYTES,
+                max_bytes=settings.dataset.max_file_bytes,
                 name=name,
             )
             documents.append(
@@ -298,7 +298,7 @@ def _submit_removal(document_id: str, api_key_id: int | None) -> str:
             project_id=tenancy.document_project(document_id),
             idempotency_key=f"{REMOVE_TASK}:{document_id}",
         ),
-        broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+        broker_timeout=settings.broker.submit_timeout,
     )
     return job.id
 

@@ -108,13 +108,13 @@ def normalise(vector: Sequence[float]) -> list[float]:
 def configured_client() -> EmbeddingClient | None:
     """The client for the configured provider, or None when none is configured."""
     settings = current_app.config["SETTINGS"]
-    if not settings.EMBEDDING_BASE_URL:
+    if not settings.dataset.embedding_base_url:
         return None
     return EmbeddingClient(
-        base_url=settings.EMBEDDING_BASE_URL,
-        model=settings.EMBEDDING_MODEL,
-        api_key=settings.EMBEDDING_API_KEY,
-        batch_size=settings.EMBEDDING_BATCH_SIZE,
-        timeout=settings.EMBEDDING_TIMEOUT,
-        max_attempts=settings.EMBEDDING_MAX_ATTEMPTS,
+        base_url=settings.dataset.embedding_base_url,
+        model=settings.dataset.embedding_model,
+        api_key=settings.dataset.embedding_api_key,
+        batch_size=settings.dataset.embedding_batch_size,
+        timeout=settings.dataset.embedding_timeout,
+        max_attempts=settings.dataset.embedding_max_attempts,
     )

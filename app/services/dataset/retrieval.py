@@ -56,13 +56,13 @@ def rank(dataset_id: str, query: str, *, top_k: int, mode: str) -> list[tuple[in
     if mode == "vector":
         return vector_index.search(dataset_id, _query_vector(query), top_k)
     settings = current_app.config["SETTINGS"]
-    depth = max(top_k, settings.DATASET_FUSION_CANDIDATES)
+    depth = max(top_k, settings.dataset.fusion_candidates)
     vector = vector_index.search(dataset_id, _query_vector(query), depth)
     # A query of stop words only still has a vector ranking; fusion uses what there is.
     keyword = keyword_index.search(dataset_id, query_terms(query, required=False), depth)
     return reciprocal_rank_fusion(
         [[key for key, _ in keyword], [key for key, _ in vector]],
-        k=settings.DATASET_RRF_K,
+        k=settings.dataset.rrf_k,
         limit=top_k,
     )
 

@@ -30,7 +30,7 @@ COPY_CHUNK = 1024 * 1024
 
 
 def root() -> Path:
-    configured = current_app.config["SETTINGS"].DATASET_STORAGE_DIR
+    configured = current_app.config["SETTINGS"].dataset.storage_dir
     return Path(configured) if configured else Path(current_app.instance_path) / "uploads"
 
 

@@ -244,7 +244,7 @@ def run(
     stream = _Stream(generation)
     max_tokens = generation.parameters.get("max_tokens")
     total = max_tokens if isinstance(max_tokens, int) else None
-    interval = settings.GENERATION_PROGRESS_INTERVAL
+    interval = settings.generation.progress_interval
     last_report = time.monotonic()
     request = ChatRequest(generation.model, generation.messages, generation.parameters)
     try:

@@ -124,7 +124,7 @@ def create_mail(
         created_at=utcnow(),
     )
     # Derived from the mail id: the same on every attempt, and traceable in server logs.
-    mail.message_id = f"<{mail.id}@{_domain(_settings().MAIL_FROM)}>"
+    mail.message_id = f"<{mail.id}@{_domain(_settings().mail.from_address)}>"
     db.session.add(mail)
     try:
         db.session.commit()
@@ -163,7 +163,7 @@ def queue_mail(
                 api_key_id=api_key_id,
                 project_id=project_id,
             ),
-            broker_timeout=_settings().SUBMIT_BROKER_TIMEOUT,
+            broker_timeout=_settings().broker.submit_timeout,
         )
     except jobs.BrokerUnavailable:
         db.session.delete(mail)
@@ -182,19 +182,19 @@ def get(mail_id: str) -> Mail:
 
 
 def transport(settings: Settings) -> Transport:
-    if not settings.MAIL_SMTP_HOST:
-        folder = settings.MAIL_OUTBOX_DIR or str(Path(current_app.instance_path) / "outbox")
+    if not settings.mail.smtp_host:
+        folder = settings.mail.outbox_dir or str(Path(current_app.instance_path) / "outbox")
         return OutboxTransport(Path(folder))
     return SmtpTransport(
         SmtpSettings(
-            host=settings.MAIL_SMTP_HOST,
-            port=settings.MAIL_SMTP_PORT,
-            security=settings.MAIL_SMTP_SECURITY,
-            user=settings.MAIL_SMTP_USER,
-            password=settings.MAIL_SMTP_PASSWORD,
-            ca_file=settings.MAIL_SMTP_CA_FILE,
-            connect_timeout=settings.MAIL_SMTP_CONNECT_TIMEOUT,
-            timeout=settings.MAIL_SMTP_TIMEOUT,
+            host=settings.mail.smtp_host,
+            port=settings.mail.smtp_port,
+            security=settings.mail.smtp_security,
+            user=settings.mail.smtp_user,
+            password=settings.mail.smtp_password,
+            ca_file=settings.mail.smtp_ca_file,
+            connect_timeout=settings.mail.smtp_connect_timeout,
+            timeout=settings.mail.smtp_timeout,
         )
     )
 
@@ -216,7 +216,7 @@ def retry_delay(retries: int) -> float:
     """Exponential backoff with jitter, so retries of many mails don't arrive together."""
     settings = _settings()
     return backoff_delay(
-        retries, base=settings.MAIL_RETRY_BACKOFF, cap=settings.MAIL_RETRY_BACKOFF_MAX
+        retries, base=settings.mail.retry_backoff, cap=settings.mail.retry_backoff_max
     )
 
 
@@ -319,7 +319,7 @@ def deliver(mail_id: str, *, worker: str | None) -> dict[str, Any]:
 
     try:
         reply: Reply = carrier.send(
-            build_message(mail, settings.MAIL_FROM), _sender(settings), mail.recipients, before_data
+            build_message(mail, settings.mail.from_address), _sender(settings), mail.recipients, before_data
         )
     except Superseded:
         db.session.rollback()
@@ -349,7 +349,7 @@ def deliver(mail_id: str, *, worker: str | None) -> dict[str, Any]:
 
 
 def _sender(settings: Settings) -> str:
-    return parseaddr(settings.MAIL_FROM)[1]
+    return parseaddr(settings.mail.from_address)[1]
 
 
 def _failed_attempt(

@@ -76,10 +76,10 @@ def build(job_id: str, operation: str, *, max_chars: int) -> dict[str, Any] | No
 def hand_off(job_id: str, operation: str) -> bool:
     """Queue the trace of the attempt of `job_id` that just ended; False if none, never raises."""
     settings = current_app.config["SETTINGS"]
-    if not settings.TRACE_SINKS:
+    if not settings.tracing.sinks:
         return False
     try:
-        record = build(job_id, operation, max_chars=settings.TRACE_MAX_FIELD_CHARS)
+        record = build(job_id, operation, max_chars=settings.tracing.max_field_chars)
         db.session.rollback()
         if record is None:
             return False

@@ -125,12 +125,12 @@ def _exporter(protocol: str, url: str | None, auth: str, timeout: float, pid: in
 
 
 def exporter(settings: Settings, sink: str) -> SpanExporter:
-    timeout, pid = settings.TRACE_SHIP_TIMEOUT, os.getpid()
+    timeout, pid = settings.tracing.ship_timeout, os.getpid()
     if sink != "langfuse":
-        return _exporter(settings.OTEL_EXPORTER, settings.TRACE_OTLP_ENDPOINT, "", timeout, pid)
+        return _exporter(settings.observability.otel_exporter, settings.tracing.otlp_endpoint, "", timeout, pid)
     # Langfuse takes OTLP over HTTP, with the project's keys as basic auth.
-    url = f"{(settings.TRACE_LANGFUSE_HOST or '').rstrip('/')}/api/public/otel/v1/traces"
-    keys = f"{settings.TRACE_LANGFUSE_PUBLIC_KEY}:{settings.TRACE_LANGFUSE_SECRET_KEY}"
+    url = f"{(settings.tracing.langfuse_host or '').rstrip('/')}/api/public/otel/v1/traces"
+    keys = f"{settings.tracing.langfuse_public_key}:{settings.tracing.langfuse_secret_key}"
     auth = "Basic " + base64.b64encode(keys.encode()).decode()
     return _exporter("otlp_http", url, auth, timeout, pid)
 

@@ -16,8 +16,8 @@ from app.services.generation.providers.base import RetryableProviderError
 from app.services.generation.providers.offline import OfflineProvider
 from app.services.generation.providers.offline import summarise
 from app.services.generation.providers.openai import OpenAICompatible
-from app.services.generation.providers.spec import ProviderSpec
-from app.services.generation.providers.spec import validate_providers
+from app.settings.generation import ProviderSpec
+from app.settings.generation import validate_providers
 from app.services.retrying import backoff_delay
 from app.services.retrying import parse_retry_after
 from tests.support.fake_openai import FakeOpenAI

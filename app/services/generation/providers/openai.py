@@ -26,7 +26,7 @@ from app.services.generation.providers.base import ProviderError
 from app.services.generation.providers.base import ProviderRejected
 from app.services.generation.providers.base import ProviderTimeout
 from app.services.generation.providers.base import RetryableProviderError
-from app.services.generation.providers.spec import ProviderSpec
+from app.settings.generation import ProviderSpec
 from app.services.retrying import parse_retry_after
 
 MAX_ERROR_CHARS = 500

@@ -10,8 +10,8 @@ import httpx2
 from app.services.errors import JobError
 from app.services.generation.providers.base import Provider
 from app.services.generation.providers.offline import OfflineProvider
-from app.services.generation.providers.spec import OFFLINE
-from app.services.generation.providers.spec import ProviderSpec
+from app.settings.generation import OFFLINE
+from app.settings.generation import ProviderSpec
 from config import Settings
 
 # Generous: a gevent worker runs hundreds of generations at once over one client.
@@ -33,7 +33,7 @@ class Registry:
         client = httpx2.Client(limits=CLIENT_LIMITS)
         self._providers: dict[str, Provider] = {OFFLINE: OfflineProvider()}
         self._models: dict[str, tuple[str, ...]] = {OFFLINE: OfflineProvider.models}
-        for name, raw in settings.GENERATION_PROVIDERS.items():
+        for name, raw in settings.generation.providers.items():
             # The `openai` package takes a second or more to import: only when one is used.
             from app.services.generation.providers.openai import OpenAICompatible
 

@@ -1,0 +1,39 @@
+"""Tasklane's settings by concern: one pure-pydantic model per concern, composed by `config.py`.
+
+Nothing here imports from the rest of `app`, so any module (and `config.py`) can import the
+models without pulling in Flask, Celery or the services.
+"""
+
+from __future__ import annotations
+
+from app.settings.api import ApiSettings
+from app.settings.base import Concern
+from app.settings.base import env_names
+from app.settings.broker import BrokerSettings
+from app.settings.core import CoreSettings
+from app.settings.dashboard import DashboardSettings
+from app.settings.database import DatabaseSettings
+from app.settings.dataset import DatasetSettings
+from app.settings.generation import GenerationSettings
+from app.settings.ledger import LedgerSettings
+from app.settings.mail import MailSettings
+from app.settings.observability import ObservabilitySettings
+from app.settings.operations import OperationsSettings
+from app.settings.tracing import TracingSettings
+
+__all__ = [
+    "ApiSettings",
+    "BrokerSettings",
+    "Concern",
+    "CoreSettings",
+    "DashboardSettings",
+    "DatabaseSettings",
+    "DatasetSettings",
+    "GenerationSettings",
+    "LedgerSettings",
+    "MailSettings",
+    "ObservabilitySettings",
+    "OperationsSettings",
+    "TracingSettings",
+    "env_names",
+]
