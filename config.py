@@ -13,6 +13,7 @@ with `.get_secret_value()` where they are used, and nowhere else.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from typing import Any
 
 from pydantic import BaseModel
@@ -37,6 +38,9 @@ from app.settings import ObservabilitySettings
 from app.settings import OperationsSettings
 from app.settings import TracingSettings
 from app.settings import env_names
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 class ConfigError(ValueError):
@@ -91,7 +95,10 @@ class Settings(BaseSettings):
         if self.core.environment == "production":
             missing = [
                 name
-                for name, value in (("SECRET_KEY", self.core.secret_key), ("DATABASE_URL", self.database.url))
+                for name, value in (
+                    ("SECRET_KEY", self.core.secret_key),
+                    ("DATABASE_URL", self.database.url),
+                )
                 if not value
             ]
             if not (self.broker.redis_url or self.broker.broker_url):
@@ -153,6 +160,19 @@ class _FlatNames(PydanticBaseSettingsSource):
             if value is not None and key.upper() in ROUTES:
                 found[key.upper()] = value
         return found
+
+
+def settings_of(app: Flask) -> Settings:
+    """The settings `create_app` gave `app`, typed (Flask's config holds `Any`)."""
+    settings: Settings = app.config["SETTINGS"]
+    return settings
+
+
+def current_settings() -> Settings:
+    """The settings of the app in context."""
+    from flask import current_app
+
+    return settings_of(current_app)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -32,16 +32,9 @@ CRONTAB_EXPIRES = 3600
 def parse_schedule(value: str) -> schedule | crontab:
     """`"90"` (seconds) or a five-field crontab line (`"0 6 * * *"`, UTC)."""
     parts = schedule_parts(value)
-    if isinstance(parts, float):
-        return schedule(timedelta(seconds=parts))
-    minute, hour, day_of_month, month, day_of_week = parts
-    return crontab(
-        minute=minute,
-        hour=hour,
-        day_of_month=day_of_month,
-        month_of_year=month,
-        day_of_week=day_of_week,
-    )
+    if isinstance(parts, dict):
+        return crontab(**parts)
+    return schedule(timedelta(seconds=parts))
 
 
 def entry(task: str, value: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from app.ledger import leases
 from app.ledger import transitions as ledger
 from app.ledger.errors import DATABASE_ERRORS
 from app.models import JobState
+from config import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _retry_eta(when: Any) -> datetime | None:
 
 def build_task_class(app: Flask) -> type[Task]:
     """A Celery task base bound to `app`: runs in its app context and keeps the ledger."""
-    settings = app.config["SETTINGS"]
+    settings = settings_of(app)
 
     class FlaskTask(Task):  # type: ignore[misc]
         # Declared per task by `job_task`; here so every task has them.

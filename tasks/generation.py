@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
-from flask import current_app
 
 from app.services import tracing
 from app.services.errors import JobError
@@ -19,6 +18,7 @@ from app.services.jobs import BrokerUnavailable
 from app.services.retrying import backoff_delay
 from app.tasking import ExpectedFailure
 from app.tasking import job_task
+from config import current_settings
 
 tracing.register_details("generation.complete", generations.trace_details)
 tracing.register_details("generation.answer", generations.trace_details)
@@ -26,7 +26,7 @@ tracing.register_details("generation.answer", generations.trace_details)
 
 def _generate(task: Task, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run a provider call: final errors fail the job, transient ones retry with backoff."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     try:
         return call()
     except (ProviderRejected, JobError) as exc:
@@ -59,7 +59,7 @@ def _generate(task: Task, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     traced=True,
 )
 def complete(self: Task, generation_id: str) -> dict[str, Any]:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     return _generate(
         self, lambda: generations.run(generation_id, settings, self.progress, self.request.id)
     )
@@ -76,7 +76,7 @@ def complete(self: Task, generation_id: str) -> dict[str, Any]:
 def answer(
     self: Task, generation_id: str, dataset_id: str, question: str, top_k: int, mode: str
 ) -> dict[str, Any]:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     return _generate(
         self,
         lambda: answering.run(
@@ -102,7 +102,7 @@ def answer(
     traced=True,
 )
 def batch(self: Task, generation_ids: list[str]) -> dict[str, Any]:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     try:
         return batches.run(
             self.request.id,

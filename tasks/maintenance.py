@@ -15,6 +15,7 @@ from app.models.base import utcnow
 from app.services.operations import daily_report
 from app.services.operations import queue_monitor
 from app.tasking import job_task
+from config import current_settings
 
 
 @job_task(
@@ -42,7 +43,7 @@ def reap_stale_jobs(self: Task) -> dict[str, Any]:
 def monitor_queues(self: Task) -> dict[str, Any]:
     """Alert on queues past their waiting-count or waiting-age threshold."""
     alerts = queue_monitor.monitor_queues(
-        self.app, current_app.extensions["redis"], current_app.config["SETTINGS"]
+        self.app, current_app.extensions["redis"], current_settings()
     )
     return {"alerts": alerts}
 
@@ -56,5 +57,5 @@ def monitor_queues(self: Task) -> dict[str, Any]:
 )
 def send_daily_report(self: Task) -> dict[str, Any]:
     """Mail yesterday's figures: jobs per queue, failures, p50/p95 run time."""
-    report = daily_report.send(self.app, current_app.config["SETTINGS"], utcnow())
+    report = daily_report.send(self.app, current_settings(), utcnow())
     return {"mailed": report["mailed"], "mail_id": report.get("mail_id"), "day": report["day"]}

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
-from flask import current_app
 
 from app.services.retrying import backoff_delay
 from app.services.tracing import export
 from app.tasking import job_task
+from config import current_settings
 
 # The longest wait between two tries while a back end is down.
 RETRY_MAX_DELAY = 300.0
@@ -24,9 +24,11 @@ RETRY_MAX_DELAY = 300.0
     max_retries=19,
 )
 def ship(self: Task, record: dict[str, Any], sinks: list[str] | None = None) -> None:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     try:
-        export.ship(record, settings, sinks if sinks is not None else settings.tracing.sinks)
+        export.ship(
+            record, settings, sinks if sinks is not None else list[str](settings.tracing.sinks)
+        )
     except export.ExportFailed as exc:
         delay = backoff_delay(
             self.request.retries,

@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Task
-from flask import current_app
 
 from app.services.operations import retention
 from app.tasking import job_task
+from config import current_settings
 
 
 @job_task(
@@ -38,7 +38,7 @@ def canary(self: Task, token: str = "") -> dict[str, Any]:
 )
 def purge_expired_jobs(self: Task) -> dict[str, int]:
     """Delete finished jobs older than JOB_RETENTION_DAYS (readiness canaries after an hour)."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     deleted = retention.purge_expired_jobs(
         older_than=timedelta(days=settings.operations.job_retention_days),
         canaries_older_than=timedelta(hours=1),

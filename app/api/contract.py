@@ -35,6 +35,7 @@ from app.api.validation import MIN_INT
 from app.services.dataset.retrieval import MODES
 from app.services.generation.providers.registry import registry
 from app.services.mail import templates
+from config import settings_of
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -215,7 +216,7 @@ def _provider_branches(providers: Any) -> list[dict[str, Any]]:
 
 
 def _run_time_choices(app: Flask, schemas: dict[str, Any]) -> None:
-    settings = app.config["SETTINGS"]
+    settings = settings_of(app)
     for name in ("GenerationSubmit", "BatchItem"):
         if name in schemas:
             schemas[name]["oneOf"] = ONE_INPUT
@@ -235,7 +236,7 @@ def _run_time_choices(app: Flask, schemas: dict[str, Any]) -> None:
 
 def finish(app: Flask, spec: dict[str, Any]) -> dict[str, Any]:
     """The document as served: errors declared, limits and run-time choices filled in."""
-    settings = app.config["SETTINGS"]
+    settings = settings_of(app)
     for path, path_item in spec["paths"].items():
         _declare_errors(path, path_item)
     _page_limits(spec["paths"], settings.api.page_limit)

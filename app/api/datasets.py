@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask import g
 from flask import request
 from flask.views import MethodView
@@ -38,6 +37,7 @@ from app.services.dataset import retrieval
 from app.services.dataset.documents import Upload
 from app.services.dataset.errors import InvalidUpload
 from app.services.mail.errors import InvalidRecipient
+from config import current_settings
 
 blp = Blueprint(
     "datasets", __name__, url_prefix="/api/v1/datasets", description="Datasets for retrieval"
@@ -52,7 +52,7 @@ validation.BODY_LIMITS[UPLOAD_ENDPOINT] = lambda settings: settings.dataset.max_
 def _upload_limit() -> None:
     # Uploads may be far larger than the app-wide MAX_REQUEST_BYTES; only this endpoint.
     if request.endpoint == UPLOAD_ENDPOINT and request.method == "POST":
-        limit = current_app.config["SETTINGS"].dataset.max_upload_bytes
+        limit = current_settings().dataset.max_upload_bytes
         request.max_content_length = limit
 
 

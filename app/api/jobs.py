@@ -23,6 +23,7 @@ from app.services import jobs
 from app.services.jobs import InvalidArguments
 from app.services.jobs import Submission
 from app.services.mail import notifications
+from config import current_settings
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs", description="Background jobs")
 blp.before_request(require_api_key)
@@ -34,7 +35,7 @@ def _celery() -> Any:
 
 
 def _broker_timeout() -> float:
-    return float(current_app.config["SETTINGS"].broker.submit_timeout)
+    return float(current_settings().broker.submit_timeout)
 
 
 def _location(job: Job) -> dict[str, str]:
@@ -50,12 +51,11 @@ class JobCollection(MethodView):
     @blp.alt_response(503, description="Database unreachable; nothing was created")
     def post(self, body: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
         """Submit a job; answers at once with the queued job."""
-        settings = current_app.config["SETTINGS"]
+        settings = current_settings()
         countdown = body.get("countdown")
-        if countdown is not None and countdown > settings.broker.task_max_countdown:
-            raise InvalidArguments(
-                f"countdown may be at most {settings.broker.task_max_countdown}s (TASK_MAX_COUNTDOWN)"
-            )
+        longest = settings.broker.task_max_countdown
+        if countdown is not None and countdown > longest:
+            raise InvalidArguments(f"countdown may be at most {longest}s (TASK_MAX_COUNTDOWN)")
         jobs.public_task(_celery(), body["task"])
         job, created = jobs.submit(
             _celery(),

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from flask import Flask
-from flask import current_app
 from flask import request
 from marshmallow import ValidationError
 from marshmallow import fields
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import HTTPException
+
+from config import current_settings
 
 if TYPE_CHECKING:
     from config import Settings
@@ -206,7 +207,7 @@ def check_request() -> None:
     if limit:
         # This hook runs before the blueprints' own: an endpoint with a larger body limit
         # must have it before the body is read here.
-        request.max_content_length = limit(current_app.config["SETTINGS"])
+        request.max_content_length = limit(current_settings())
     if request.is_json and request.method in BODY_METHODS:
         # Checked here, before any view, webargs or request.get_json parses it (they parse
         # it again with json.loads: safe once it passed, and simpler than caching for them).

@@ -27,6 +27,7 @@ from app.models import JobState
 from app.services import jobs
 from app.services.errors import JobError
 from app.services.jobs import BrokerUnavailable
+from config import current_settings
 
 
 class BadFilter(ValueError):
@@ -38,7 +39,7 @@ def _celery() -> Any:
 
 
 def _broker_timeout() -> float:
-    return float(current_app.config["SETTINGS"].broker.submit_timeout)
+    return float(current_settings().broker.submit_timeout)
 
 
 def _when(name: str) -> datetime | None:
@@ -100,7 +101,7 @@ def job_detail(job_id: str) -> tuple[str, int]:
     if job is None:
         message = f"No job with id {job_id!r}. Find it on the Jobs page."
         return render_template("dashboard/error.html", status=404, message=message), 404
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     return render_template(
         "dashboard/job.html",
         job=job,

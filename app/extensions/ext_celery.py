@@ -29,6 +29,7 @@ from app.services import tracing
 from app.services.mail import notifications
 from app.tasking import build_task_class
 from config import Settings
+from config import settings_of
 
 # Every module whose tasks a worker must know; a module per queue or concern.
 TASK_MODULES = [
@@ -139,7 +140,11 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "maintenance.monitor_queues",
             settings.operations.queue_monitor_schedule,
         ),
-        (settings.operations.daily_report_enabled, "maintenance.daily_report", settings.operations.daily_report_schedule),
+        (
+            settings.operations.daily_report_enabled,
+            "maintenance.daily_report",
+            settings.operations.daily_report_schedule,
+        ),
     ]
     # Every entry expires: a tick nobody ran before the next one is stale; don't pile them up.
     return {task: beat.entry(task, value) for enabled, task, value in declared if enabled}
@@ -158,7 +163,7 @@ def declared_queue(
 
 
 def init_app(app: Flask) -> Celery:
-    settings: Settings = app.config["SETTINGS"]
+    settings: Settings = settings_of(app)
     celery_app = Celery(app.import_name, task_cls=build_task_class(app))
     celery_app.config_from_object(celery_config(app, settings))
     celery_app.set_default()

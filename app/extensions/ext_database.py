@@ -15,15 +15,17 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from app.models.base import Base
+from app.settings import reveal
 from config import Settings
+from config import settings_of
 
 db = SQLAlchemy(model_class=Base)
 
 
 def database_url(app: Flask, settings: Settings) -> str:
     """The configured URL, or the embedded SQLite file in the instance folder."""
-    if settings.database.url:
-        url = settings.database.url
+    url = reveal(settings.database.url)
+    if url:
         # Plain postgresql:// would pick psycopg2, which is not installed; psycopg 3 is.
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -94,7 +96,7 @@ def ledger_engine_options(url: str, settings: Settings) -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> None:
-    settings: Settings = app.config["SETTINGS"]
+    settings: Settings = settings_of(app)
     url = database_url(app, settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url, settings)

@@ -14,6 +14,7 @@ from pythonjsonlogger.json import JsonFormatter
 from app.observability import redaction
 from app.observability.log_context import ContextFilter
 from config import Settings
+from config import settings_of
 
 # `context` is " [trace=… job=… queue=…]" with only the ids the line has, or empty.
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"
@@ -38,7 +39,7 @@ def formatter(settings: Settings) -> logging.Formatter:
 
 
 def init_app(app: Flask) -> None:
-    settings: Settings = app.config["SETTINGS"]
+    settings: Settings = settings_of(app)
     root = logging.getLogger()
     if not root.handlers:
         stream = logging.StreamHandler()

@@ -27,13 +27,14 @@ from app.observability import process
 from app.observability import prometheus
 from app.observability import telemetry
 from config import Settings
+from config import settings_of
 
 # Probes and scrapes would drown the request spans.
 EXCLUDED_URLS = "/api/v1/health,/metrics"
 
 
 def init_app(app: Flask) -> None:
-    settings: Settings = app.config["SETTINGS"]
+    settings: Settings = settings_of(app)
     if not settings.observability.otel_enabled:
         return
     with app.app_context():

@@ -14,8 +14,10 @@ import redis
 from flask import Flask
 
 from app import embedded_redis
+from app.settings import reveal
 from config import ConfigError
 from config import Settings
+from config import settings_of
 
 
 def broker_url(redis_url: str) -> str:
@@ -28,11 +30,11 @@ def broker_url(redis_url: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    settings: Settings = app.config["SETTINGS"]
-    url = settings.broker.redis_url or embedded_redis.attached_url(app.instance_path)
+    settings: Settings = settings_of(app)
+    url = reveal(settings.broker.redis_url) or embedded_redis.attached_url(app.instance_path)
     if not url:
         raise ConfigError(embedded_redis.NOT_CONFIGURED)
     app.config["REDIS_URL"] = url
-    app.config["CELERY_BROKER_URL"] = settings.broker.broker_url or broker_url(url)
-    app.config["CELERY_RESULT_BACKEND"] = settings.broker.result_backend or broker_url(url)
+    app.config["CELERY_BROKER_URL"] = reveal(settings.broker.broker_url) or broker_url(url)
+    app.config["CELERY_RESULT_BACKEND"] = reveal(settings.broker.result_backend) or broker_url(url)
     app.extensions["redis"] = redis.Redis.from_url(url)

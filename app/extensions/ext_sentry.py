@@ -22,9 +22,11 @@ from app.extensions.ext_database import db
 from app.observability import process
 from app.observability import sentry_tasks
 from app.observability.scrubbing import make_before_send
+from app.settings import reveal
 from app.tasking import ExpectedFailure
 from app.tasking import JobCancelled
 from config import Settings
+from config import settings_of
 
 # Failures caused by the job's input or by a user's cancel: recorded in the ledger, not alerts.
 EXPECTED = (ExpectedFailure, JobCancelled)
@@ -51,7 +53,7 @@ def _set_role(role: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    settings: Settings = app.config["SETTINGS"]
+    settings: Settings = settings_of(app)
     if not settings.observability.sentry_dsn:
         return
     with app.app_context():
@@ -70,7 +72,7 @@ def init_app(app: Flask) -> None:
         return scrub_transaction(event, hint)
 
     sentry_sdk.init(
-        dsn=settings.observability.sentry_dsn,
+        dsn=reveal(settings.observability.sentry_dsn),
         environment=settings.observability.sentry_environment or settings.core.environment,
         release=process.release(settings.observability.sentry_release),
         traces_sample_rate=settings.observability.sentry_traces_sample_rate,

@@ -34,6 +34,7 @@ from app.models import Job
 from app.models import JobAttempt
 from app.models import JobState
 from app.models.base import utcnow
+from config import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def hold(job_id: str) -> None:
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
             process.thread = threading.Thread(
                 target=_heartbeat,
-                args=(process, app.extensions["ledger_engine"], app.config["SETTINGS"]),
+                args=(process, app.extensions["ledger_engine"], settings_of(app)),
                 name="tasklane-lease-heartbeat",
                 daemon=True,
             )

@@ -42,6 +42,7 @@ from app.ledger.execute import run_all
 from app.ledger.execute import run_sql
 from app.models import JobState
 from app.models.base import utcnow
+from config import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def relay_once(app: Flask, *, recover: bool = True) -> dict[str, int]:
     """One relay pass: confirmations, due intents, expired leases. Counts what it did."""
     engine: Engine = app.extensions["ledger_engine"]
     celery_app: Celery = app.extensions["celery"]
-    settings = app.config["SETTINGS"]
+    settings = settings_of(app)
     timeout = float(settings.broker.submit_timeout)
     counts = {"published": 0, "recovered": 0, "failed": 0}
     flush(engine, _take(_current()))
@@ -225,7 +226,7 @@ def _reserved_by_the_dead(app: Flask, engine: Engine) -> list[dict[str, Any]]:
     client = reserved.broker_client(str(app.extensions["celery"].conf.broker_url or ""))
     if client is None:
         return []
-    grace = float(app.config["SETTINGS"].ledger.reserved_grace)
+    grace = float(settings_of(app).ledger.reserved_grace)
     try:
         ids = reserved.stale_reserved_ids(client, grace)
     except RedisError as exc:
@@ -265,7 +266,7 @@ class Relay:
             self.thread.join(timeout)
 
     def _loop(self) -> None:
-        settings = self.app.config["SETTINGS"]
+        settings = settings_of(self.app)
         interval = float(settings.ledger.relay_interval)
         while not self.stopping.wait(interval) and self.pid == os.getpid():
             try:

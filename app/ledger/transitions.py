@@ -18,7 +18,6 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
 from psycopg.types.json import Json
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -36,6 +35,7 @@ from app.ledger.states import Transition as T
 from app.models import JobAttempt
 from app.models.base import utcnow
 from app.observability.redaction import redact
+from config import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _error(exc: BaseException | None) -> tuple[str | None, str | None]:
 
 
 def _lease_ttl() -> timedelta:
-    return timedelta(seconds=current_app.config["SETTINGS"].ledger.lease_ttl)
+    return timedelta(seconds=current_settings().ledger.lease_ttl)
 
 
 def begin_attempt(
@@ -87,7 +87,7 @@ def begin_attempt(
                 "lost_message": st.LOST_MESSAGE,
                 # A start lost in a PostgreSQL crash lets a second delivery run the job as
                 # the same attempt: LEDGER_SYNCHRONOUS_COMMIT makes starts durable too.
-                "sync": "on" if current_app.config["SETTINGS"].ledger.synchronous_commit else "off",
+                "sync": "on" if current_settings().ledger.synchronous_commit else "off",
             },
         )
         number = row[0] if row else None
@@ -143,7 +143,7 @@ def _finish(
     error_type, error_message = _error(exc)
     now = utcnow()
     if is_postgres(engine):
-        durable = current_app.config["SETTINGS"].ledger.synchronous_commit
+        durable = current_settings().ledger.synchronous_commit
         row = run_sql(
             engine,
             st.PG_FINISH[transition],

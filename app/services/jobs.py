@@ -39,6 +39,8 @@ from app.services import api_keys
 from app.services import pagination
 from app.services.errors import JobError
 from app.services.pagination import newest_first
+from config import current_settings
+from config import settings_of
 
 __all__ = ["BROKER_ERRORS", "NOTIFY_HEADER"]
 
@@ -114,7 +116,7 @@ def check_arguments(task: Task, args: dict[str, Any]) -> None:
 
 def attempt_budget(task: Task) -> int:
     """Attempts a job of `task` gets: its retries, the redeliveries of a lost worker, one."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     return int(task.max_retries or 0) + int(settings.broker.task_max_redeliveries) + 1
 
 
@@ -128,7 +130,7 @@ class _BrokerState:
 def publish_after_commit(celery_app: Celery, job: dict[str, Any], *, timeout: float) -> None:
     """Publish a committed job; if the broker is away, the relay publishes it later."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    settings = app.config["SETTINGS"]
+    settings = settings_of(app)
     if settings.ledger.fault_after_commit == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     if settings.ledger.relay_in_api and not outbox.in_worker():

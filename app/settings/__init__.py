@@ -9,6 +9,7 @@ from __future__ import annotations
 from app.settings.api import ApiSettings
 from app.settings.base import Concern
 from app.settings.base import env_names
+from app.settings.base import reveal
 from app.settings.broker import BrokerSettings
 from app.settings.core import CoreSettings
 from app.settings.dashboard import DashboardSettings
@@ -36,4 +37,5 @@ __all__ = [
     "OperationsSettings",
     "TracingSettings",
     "env_names",
+    "reveal",
 ]

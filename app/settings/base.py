@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import SecretStr
 
 
 class Concern(BaseModel):
@@ -40,3 +41,8 @@ def split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    """A secret's value at the one place it is used (None stays None)."""
+    return secret.get_secret_value() if secret is not None else None

@@ -14,7 +14,9 @@ from app.settings.base import split_commas
 
 
 class CoreSettings(Concern):
-    environment: Literal["development", "testing", "production"] = env("TASKLANE_ENV", "development")
+    environment: Literal["development", "testing", "production"] = env(
+        "TASKLANE_ENV", "development"
+    )
     # Only used to sign Flask's own cookies; development gets a throwaway value.
     secret_key: SecretStr | None = env("SECRET_KEY")
     # Extra task modules to load, comma separated (the test suite adds its own).

@@ -87,4 +87,3 @@ class GenerationSettings(Concern):
     retry_max_delay: float = env("GENERATION_RETRY_MAX_DELAY", 60.0, gt=0)
     # Least seconds between two progress writes of a streaming generation.
     progress_interval: float = env("GENERATION_PROGRESS_INTERVAL", 0.2, ge=0.01, le=1.0)
-

@@ -38,4 +38,3 @@ class OperationsSettings(Concern):
     daily_report_schedule: Schedule = env("DAILY_REPORT_SCHEDULE", "0 6 * * *")
     # Recipient of the daily report; unset skips the mail.
     daily_report_to: str | None = env("DAILY_REPORT_TO")
-

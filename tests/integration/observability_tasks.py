@@ -13,6 +13,7 @@ from celery import chord
 from celery import current_app
 from flask import current_app as flask_app
 
+from app.settings import reveal
 from app.tasking import job_task
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 )
 def boom(self: Task, text: str = "") -> None:
     """Fails like a provider call echoing its key would; `text` stands for document text."""
-    key = flask_app.config["SETTINGS"].dataset.embedding_api_key
+    key = reveal(flask_app.config["SETTINGS"].dataset.embedding_api_key)
     raise RuntimeError(f"provider rejected the request made with key {key}")
 
 
@@ -36,7 +37,7 @@ def boom(self: Task, text: str = "") -> None:
     "obs.io_boom", queue="generation", public=True, soft_time_limit=10, time_limit=15, max_retries=0
 )
 def io_boom(self: Task, text: str = "") -> None:
-    password = flask_app.config["SETTINGS"].mail.smtp_password
+    password = reveal(flask_app.config["SETTINGS"].mail.smtp_password)
     raise RuntimeError(f"SMTP login refused for password {password}")
 
 
@@ -47,13 +48,13 @@ def leak(self: Task) -> None:
     """Fails quoting every secret setting, the way a careless driver or client error would."""
     settings = flask_app.config["SETTINGS"]
     quoted = [
-        f"SECRET_KEY={settings.core.secret_key}",
-        f"smtp {settings.mail.smtp_password}",
-        f"embedding key {settings.dataset.embedding_api_key}",
-        f"langfuse {settings.tracing.langfuse_secret_key}",
-        f"database {settings.database.url}",
+        f"SECRET_KEY={reveal(settings.core.secret_key)}",
+        f"smtp {reveal(settings.mail.smtp_password)}",
+        f"embedding key {reveal(settings.dataset.embedding_api_key)}",
+        f"langfuse {reveal(settings.tracing.langfuse_secret_key)}",
+        f"database {reveal(settings.database.url)}",
         *(
-            f"provider {name} key {p.get('api_key')}"
+            f"provider {name} key {reveal(p.api_key)}"
             for name, p in settings.generation.providers.items()
         ),
     ]

@@ -28,6 +28,7 @@ from app.services import tenancy
 from app.services.dataset.errors import BatchNotFound
 from app.services.errors import JobError
 from app.services.mail import notifications
+from config import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def settle(batch_id: str | None) -> bool:
     db.session.commit()
     if closed.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     try:
         jobs.submit(
             current_app.extensions["celery"],

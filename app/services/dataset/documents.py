@@ -36,6 +36,7 @@ from app.services.dataset.errors import DocumentNotFound
 from app.services.dataset.errors import FileTooLarge
 from app.services.dataset.errors import InvalidUpload
 from app.services.dataset.errors import UnsupportedFileType
+from config import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def text_upload(name: str | None, text: str, number: int) -> Upload:
 
 
 def _submit(task: str, document_id: str, api_key_id: int | None) -> Job:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     job, _created = jobs.submit(
         current_app.extensions["celery"],
         jobs.Submission(
@@ -90,7 +91,7 @@ def add(
     `notify_to` is kept on the batch: its close job mails them once every document settled.
     """
     dataset = datasets.get(dataset_id)
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     if not uploads:
         raise InvalidUpload("send at least one file (multipart field 'files') or text")
     if len(uploads) > settings.dataset.max_files_per_upload:
@@ -288,7 +289,7 @@ def remove(dataset_id: str, document_id: str, *, api_key_id: int | None) -> str:
 
 
 def _submit_removal(document_id: str, api_key_id: int | None) -> str:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     job, _created = jobs.submit(
         current_app.extensions["celery"],
         jobs.Submission(

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from flask import current_app
 from tenacity import retry
 from tenacity import retry_if_exception
 from tenacity import stop_after_attempt
 from tenacity import wait_exponential
 
 from app.services.dataset.errors import DocumentFailed
+from app.settings import reveal
+from config import current_settings
 
 
 class EmbeddingUnavailable(DocumentFailed):
@@ -107,13 +108,13 @@ def normalise(vector: Sequence[float]) -> list[float]:
 
 def configured_client() -> EmbeddingClient | None:
     """The client for the configured provider, or None when none is configured."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     if not settings.dataset.embedding_base_url:
         return None
     return EmbeddingClient(
         base_url=settings.dataset.embedding_base_url,
         model=settings.dataset.embedding_model,
-        api_key=settings.dataset.embedding_api_key,
+        api_key=reveal(settings.dataset.embedding_api_key),
         batch_size=settings.dataset.embedding_batch_size,
         timeout=settings.dataset.embedding_timeout,
         max_attempts=settings.dataset.embedding_max_attempts,

@@ -52,7 +52,9 @@ from app.services.mail.transport import SmtpSettings
 from app.services.mail.transport import SmtpTransport
 from app.services.mail.transport import Transport
 from app.services.retrying import backoff_delay
+from app.settings import reveal
 from config import Settings
+from config import current_settings
 
 SEND_TASK = "mail.send"
 MAX_RECIPIENTS = 50
@@ -69,7 +71,7 @@ _ADDRESS = re.compile(ADDRESS_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 def _settings() -> Settings:
-    settings: Settings = current_app.config["SETTINGS"]
+    settings: Settings = current_settings()
     return settings
 
 
@@ -191,7 +193,7 @@ def transport(settings: Settings) -> Transport:
             port=settings.mail.smtp_port,
             security=settings.mail.smtp_security,
             user=settings.mail.smtp_user,
-            password=settings.mail.smtp_password,
+            password=reveal(settings.mail.smtp_password),
             ca_file=settings.mail.smtp_ca_file,
             connect_timeout=settings.mail.smtp_connect_timeout,
             timeout=settings.mail.smtp_timeout,
@@ -319,7 +321,10 @@ def deliver(mail_id: str, *, worker: str | None) -> dict[str, Any]:
 
     try:
         reply: Reply = carrier.send(
-            build_message(mail, settings.mail.from_address), _sender(settings), mail.recipients, before_data
+            build_message(mail, settings.mail.from_address),
+            _sender(settings),
+            mail.recipients,
+            before_data,
         )
     except Superseded:
         db.session.rollback()

@@ -57,7 +57,9 @@ def monitor_queues(
     alerts = []
     for breach in breaches:
         key = f"tasklane:queue-alert:{breach.queue}:{window}"
-        if not redis_client.set(key, now.isoformat(), nx=True, ex=settings.operations.queue_alert_cooldown):
+        if not redis_client.set(
+            key, now.isoformat(), nx=True, ex=settings.operations.queue_alert_cooldown
+        ):
             continue
         context: dict[str, Any] = {
             "queue": breach.queue,

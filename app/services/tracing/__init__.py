@@ -21,6 +21,7 @@ from app.models.base import utcnow
 from app.services import jobs
 from app.services.jobs import Submission
 from app.services.tracing.redact import clean
+from config import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def build(job_id: str, operation: str, *, max_chars: int) -> dict[str, Any] | No
 
 def hand_off(job_id: str, operation: str) -> bool:
     """Queue the trace of the attempt of `job_id` that just ended; False if none, never raises."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     if not settings.tracing.sinks:
         return False
     try:

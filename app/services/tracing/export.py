@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions.ext_database import db
 from app.models.trace import Trace
 from app.observability import telemetry
+from app.settings import reveal
 from config import Settings
 
 
@@ -127,10 +128,13 @@ def _exporter(protocol: str, url: str | None, auth: str, timeout: float, pid: in
 def exporter(settings: Settings, sink: str) -> SpanExporter:
     timeout, pid = settings.tracing.ship_timeout, os.getpid()
     if sink != "langfuse":
-        return _exporter(settings.observability.otel_exporter, settings.tracing.otlp_endpoint, "", timeout, pid)
+        return _exporter(
+            settings.observability.otel_exporter, settings.tracing.otlp_endpoint, "", timeout, pid
+        )
     # Langfuse takes OTLP over HTTP, with the project's keys as basic auth.
     url = f"{(settings.tracing.langfuse_host or '').rstrip('/')}/api/public/otel/v1/traces"
-    keys = f"{settings.tracing.langfuse_public_key}:{settings.tracing.langfuse_secret_key}"
+    tracing = settings.tracing
+    keys = f"{reveal(tracing.langfuse_public_key)}:{reveal(tracing.langfuse_secret_key)}"
     auth = "Basic " + base64.b64encode(keys.encode()).decode()
     return _exporter("otlp_http", url, auth, timeout, pid)
 

@@ -16,10 +16,10 @@ from app.services.generation.providers.base import RetryableProviderError
 from app.services.generation.providers.offline import OfflineProvider
 from app.services.generation.providers.offline import summarise
 from app.services.generation.providers.openai import OpenAICompatible
-from app.settings.generation import ProviderSpec
-from app.settings.generation import validate_providers
 from app.services.retrying import backoff_delay
 from app.services.retrying import parse_retry_after
+from app.settings.generation import ProviderSpec
+from app.settings.generation import validate_providers
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_openai import Reply
 
@@ -144,8 +144,8 @@ def test_offline_provider_streams_words_and_refuses_an_empty_prompt() -> None:
 
 def test_provider_settings_are_validated() -> None:
     ok = validate_providers('{"a": {"base_url": "https://api.example.com/v1/", "models": ["m"]}}')
-    assert ok["a"]["base_url"] == "https://api.example.com/v1"
-    assert ok["a"]["timeout"] == 120.0
+    assert ok["a"].base_url == "https://api.example.com/v1"
+    assert ok["a"].timeout == 120.0
     with pytest.raises(ValueError, match="base_url must be an http"):
         validate_providers({"a": {"base_url": "ftp://x"}})
     with pytest.raises(ValueError, match="reserved"):
