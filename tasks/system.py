@@ -10,6 +10,7 @@ from celery import Task
 from app.services.operations import retention
 from app.tasking import job_task
 from config import current_settings
+from tasks import periodic_task
 
 
 @job_task(
@@ -29,13 +30,7 @@ def canary(self: Task, token: str = "") -> dict[str, Any]:
     return {"token": token, "queue": delivery.get("routing_key"), "worker": self.request.hostname}
 
 
-@job_task(
-    "system.purge_expired_jobs",
-    queue="dataset",
-    soft_time_limit=300,
-    time_limit=330,
-    max_retries=3,
-)
+@periodic_task("system.purge_expired_jobs", queue="dataset", soft_time_limit=300, max_retries=3)
 def purge_expired_jobs(self: Task) -> dict[str, int]:
     """Delete finished jobs older than JOB_RETENTION_DAYS (readiness canaries after an hour)."""
     settings = current_settings()

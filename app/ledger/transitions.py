@@ -71,8 +71,7 @@ def begin_attempt(
     """
     engine = ledger_engine()
     now = utcnow()
-    owner = leases.owner(worker)
-    lease = now + _lease_ttl()
+    start = starting.Start(job_id, task, queue, worker, args, max_attempts, now, now + _lease_ttl())
     if is_postgres(engine):
         row = run_sql(
             engine,
@@ -82,8 +81,8 @@ def begin_attempt(
                 "worker": worker,
                 "queue": queue,
                 "now": now,
-                "owner": owner,
-                "lease": lease,
+                "owner": start.owner,
+                "lease": start.lease,
                 "lost_message": st.LOST_MESSAGE,
                 # A start lost in a PostgreSQL crash lets a second delivery run the job as
                 # the same attempt: LEDGER_SYNCHRONOUS_COMMIT makes starts durable too.
@@ -93,11 +92,9 @@ def begin_attempt(
         number = row[0] if row else None
     else:
         with transaction(engine) as conn:
-            number = starting.start_sqlite(conn, job_id, queue, worker, owner, now, lease)
+            number = starting.start_row(conn, start)
     if number is None:
-        number = starting.begin_slow(
-            engine, job_id, task, queue, worker, args, max_attempts, now, lease
-        )
+        number = starting.begin_slow(engine, start)
     if number is not None:
         leases.hold(job_id)
     return number

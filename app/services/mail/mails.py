@@ -52,9 +52,9 @@ from app.services.mail.transport import SmtpSettings
 from app.services.mail.transport import SmtpTransport
 from app.services.mail.transport import Transport
 from app.services.retrying import backoff_delay
-from app.settings import reveal
 from config import Settings
 from config import current_settings
+from settings import reveal
 
 SEND_TASK = "mail.send"
 MAX_RECIPIENTS = 50

@@ -18,8 +18,8 @@ from app.services.generation.providers.offline import summarise
 from app.services.generation.providers.openai import OpenAICompatible
 from app.services.retrying import backoff_delay
 from app.services.retrying import parse_retry_after
-from app.settings.generation import ProviderSpec
-from app.settings.generation import validate_providers
+from settings.generation import ProviderSpec
+from settings.generation import validate_providers
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_openai import Reply
 
