@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic import Field
 from pydantic import ValidationError
 from pydantic import model_validator
 from pydantic_settings import BaseSettings
@@ -55,18 +54,18 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    core: CoreSettings = Field(default_factory=CoreSettings)
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
-    broker: BrokerSettings = Field(default_factory=BrokerSettings)
-    api: ApiSettings = Field(default_factory=ApiSettings)
-    operations: OperationsSettings = Field(default_factory=OperationsSettings)
-    mail: MailSettings = Field(default_factory=MailSettings)
-    dataset: DatasetSettings = Field(default_factory=DatasetSettings)
-    generation: GenerationSettings = Field(default_factory=GenerationSettings)
-    tracing: TracingSettings = Field(default_factory=TracingSettings)
-    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
-    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    core: CoreSettings
+    database: DatabaseSettings
+    ledger: LedgerSettings
+    broker: BrokerSettings
+    api: ApiSettings
+    operations: OperationsSettings
+    mail: MailSettings
+    dataset: DatasetSettings
+    generation: GenerationSettings
+    tracing: TracingSettings
+    observability: ObservabilitySettings
+    dashboard: DashboardSettings
 
     @classmethod
     def settings_customise_sources(
@@ -126,7 +125,8 @@ def route(data: dict[str, Any]) -> dict[str, Any]:
     A concern keeps its env names as keys (its fields accept them), so a validation error
     names the variable the operator set.
     """
-    routed: dict[str, Any] = {}
+    # Every concern is present (its defaults fill it in), so none needs a default of its own.
+    routed: dict[str, Any] = {concern: {} for concern in Settings.model_fields}
     flat: list[tuple[str, Any]] = []
     for key, value in data.items():
         if str(key).upper() in ROUTES:
@@ -135,10 +135,10 @@ def route(data: dict[str, Any]) -> dict[str, Any]:
             routed[key] = value
     for name, value in flat:
         concern = ROUTES[name][0]
-        section = routed.get(concern)
+        section = routed[concern]
         if isinstance(section, BaseModel):
             section = {field: getattr(section, field) for field in type(section).model_fields}
-        routed[concern] = {**(section or {}), name: value}
+        routed[concern] = {**section, name: value}
     return routed
 
 

@@ -108,14 +108,14 @@ def normalise(vector: Sequence[float]) -> list[float]:
 
 def configured_client() -> EmbeddingClient | None:
     """The client for the configured provider, or None when none is configured."""
-    settings = current_settings()
-    if not settings.dataset.embedding_base_url:
+    dataset = current_settings().dataset
+    if not dataset.embedding_base_url:
         return None
     return EmbeddingClient(
-        base_url=settings.dataset.embedding_base_url,
-        model=settings.dataset.embedding_model,
-        api_key=reveal(settings.dataset.embedding_api_key),
-        batch_size=settings.dataset.embedding_batch_size,
-        timeout=settings.dataset.embedding_timeout,
-        max_attempts=settings.dataset.embedding_max_attempts,
+        base_url=dataset.embedding_base_url,
+        model=dataset.embedding_model,
+        api_key=reveal(dataset.embedding_api_key),
+        batch_size=dataset.embedding_batch_size,
+        timeout=dataset.embedding_timeout,
+        max_attempts=dataset.embedding_max_attempts,
     )

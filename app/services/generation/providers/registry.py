@@ -12,7 +12,6 @@ from app.services.generation.providers.base import Provider
 from app.services.generation.providers.offline import OfflineProvider
 from config import Settings
 from settings.generation import OFFLINE
-from settings.generation import ProviderSpec
 
 # Generous: a gevent worker runs hundreds of generations at once over one client.
 CLIENT_LIMITS = httpx2.Limits(max_connections=2000, max_keepalive_connections=200)
@@ -33,11 +32,10 @@ class Registry:
         client = httpx2.Client(limits=CLIENT_LIMITS)
         self._providers: dict[str, Provider] = {OFFLINE: OfflineProvider()}
         self._models: dict[str, tuple[str, ...]] = {OFFLINE: OfflineProvider.models}
-        for name, raw in settings.generation.providers.items():
+        for name, spec in settings.generation.providers.items():
             # The `openai` package takes a second or more to import: only when one is used.
             from app.services.generation.providers.openai import OpenAICompatible
 
-            spec = ProviderSpec.model_validate(raw)
             self._providers[name] = OpenAICompatible(name, spec, client)
             self._models[name] = spec.models
 
