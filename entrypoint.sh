@@ -103,7 +103,7 @@ case "$mode" in
   flower)
     # Read through Settings, so .env works as for every other setting; Flower can revoke
     # tasks and stop workers, so it never starts without a password.
-    read -r basic_auth port < <(python -c 'from config import load_settings as l; s = l(); print(s.FLOWER_BASIC_AUTH or "-", s.FLOWER_PORT)')
+    read -r basic_auth port < <(python -c 'from config import load_settings as l; s = l(); a = s.dashboard.flower_basic_auth; print(a.get_secret_value() if a else "-", s.dashboard.flower_port)')
     if [ "$basic_auth" = "-" ]; then
       echo "entrypoint.sh flower: set FLOWER_BASIC_AUTH=user:password (Flower is never started without auth)" >&2
       exit 64

@@ -15,8 +15,9 @@ from config import load_settings
 
 def configure(app: Flask, settings: Settings) -> None:
     app.config["SETTINGS"] = settings
-    app.config["SECRET_KEY"] = settings.SECRET_KEY or "dev-only-not-secret"
-    app.config["TESTING"] = settings.TASKLANE_ENV == "testing"
+    secret = settings.core.secret_key
+    app.config["SECRET_KEY"] = secret.get_secret_value() if secret else "dev-only-not-secret"
+    app.config["TESTING"] = settings.core.environment == "testing"
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -21,6 +21,8 @@ from celery.schedules import schedule
 from redbeat import RedBeatScheduler
 from redbeat.schedulers import get_redis
 
+from settings.schedule import schedule_parts
+
 KEY_PREFIX = "tasklane:beat:"
 LEADER_KEY = KEY_PREFIX + "leader"
 # A tick nobody ran within this time is dropped rather than run late (crontab entries).
@@ -29,27 +31,10 @@ CRONTAB_EXPIRES = 3600
 
 def parse_schedule(value: str) -> schedule | crontab:
     """`"90"` (seconds) or a five-field crontab line (`"0 6 * * *"`, UTC)."""
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        fields = text.split()
-        if len(fields) != 5:
-            raise ValueError(
-                f"schedule {value!r} is neither a number of seconds nor a crontab line "
-                "with five fields (minute hour day-of-month month day-of-week)"
-            ) from None
-        minute, hour, day_of_month, month, day_of_week = fields
-        return crontab(
-            minute=minute,
-            hour=hour,
-            day_of_month=day_of_month,
-            month_of_year=month,
-            day_of_week=day_of_week,
-        )
-    if seconds <= 0:
-        raise ValueError(f"schedule {value!r} must be a positive number of seconds")
-    return schedule(timedelta(seconds=seconds))
+    parts = schedule_parts(value)
+    if isinstance(parts, dict):
+        return crontab(**parts)
+    return schedule(timedelta(seconds=parts))
 
 
 def entry(task: str, value: str) -> dict[str, Any]:

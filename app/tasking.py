@@ -38,6 +38,7 @@ from app.ledger import leases
 from app.ledger import transitions as ledger
 from app.ledger.errors import DATABASE_ERRORS
 from app.models import JobState
+from config import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def _retry_eta(when: Any) -> datetime | None:
 
 def build_task_class(app: Flask) -> type[Task]:
     """A Celery task base bound to `app`: runs in its app context and keeps the ledger."""
-    settings = app.config["SETTINGS"]
+    settings = settings_of(app)
 
     class FlaskTask(Task):  # type: ignore[misc]
         # Declared per task by `job_task`; here so every task has them.
@@ -99,7 +100,7 @@ def build_task_class(app: Flask) -> type[Task]:
                 return self.run(*args, **kwargs)
             delivery = request.delivery_info or {}
             queue = delivery.get("routing_key") or self.tasklane_queue or ""
-            max_attempts = (self.max_retries or 0) + settings.TASK_MAX_REDELIVERIES + 1
+            max_attempts = (self.max_retries or 0) + settings.broker.task_max_redeliveries + 1
             try:
                 number = ledger.begin_attempt(
                     request.id,
@@ -118,7 +119,7 @@ def build_task_class(app: Flask) -> type[Task]:
                 )
                 # The database is down: hand the message back rather than run unrecorded,
                 # after a pause, so a down database is not asked again at once.
-                time.sleep(settings.LEDGER_BEGIN_BACKOFF)
+                time.sleep(settings.ledger.begin_backoff)
                 raise Reject("ledger unavailable", requeue=True) from None
             if number is None:
                 log.info("job %s is cancelled, finished or running elsewhere; skipped", request.id)
@@ -158,7 +159,7 @@ def build_task_class(app: Flask) -> type[Task]:
 
         def _write(self, record: Callable[..., Any], job_id: str, *args: Any) -> None:
             """Record an outcome; retried until the database answers, within a bound."""
-            deadline = time.monotonic() + settings.LEDGER_FINISH_RETRY_SECONDS
+            deadline = time.monotonic() + settings.ledger.finish_retry_seconds
             delay = 0.5
             with self._context():
                 while True:
@@ -179,7 +180,7 @@ def build_task_class(app: Flask) -> type[Task]:
                                 "gave up recording %s for job %s after %ss: %s",
                                 record.__name__,
                                 job_id,
-                                settings.LEDGER_FINISH_RETRY_SECONDS,
+                                settings.ledger.finish_retry_seconds,
                                 exc,
                             )
                             return

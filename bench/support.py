@@ -37,6 +37,7 @@ from app.models.base import utcnow
 from app.services.jobs import Submission
 from app.services.jobs import submit
 from bench.cpu import CpuWindow
+from config import ENV_NAMES
 from config import Settings
 from tests.support import services as test_services
 from tests.support.workers import WorkerProcess
@@ -147,7 +148,7 @@ def tasklane_env(services: Services, **extra: str) -> dict[str, str]:
 
 def build_app(services: Services) -> Flask:
     """The Tasklane app in this process, its schema migrated, configured like the workers."""
-    values = {k: v for k, v in tasklane_env(services).items() if k in Settings.model_fields}
+    values = {k: v for k, v in tasklane_env(services).items() if k in ENV_NAMES}
     # Quieter logs in the benchmark process only; workers and API keep production's INFO.
     settings = Settings(_env_file=None, **{**values, "LOG_LEVEL": "WARNING"})  # type: ignore[call-arg, arg-type]
     app = create_app(settings)
@@ -290,7 +291,7 @@ def drain_tasklane(
             lambda: submit(
                 celery_app,
                 Submission(task=CANARY, args={}),
-                broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+                broker_timeout=settings.broker.submit_timeout,
             ),
         )
 

@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import support  # noqa: E402 - needs the project root on sys.path
-from config import Settings  # noqa: E402
+from settings import ObservabilitySettings  # noqa: E402
 from tests.support.otlp_receiver import otlp_receiver  # noqa: E402
 
 TARGET_RATIO = 0.9
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         f"tracing overhead ({args.jobs} jobs per drain, {args.pool} x{args.concurrency}, "
         f"{args.rounds} round(s), load at start {args.load_at_start:.1f})"
     )
-    default = Settings.model_fields["OTEL_TRACES_SAMPLE_RATE"].default
+    default = ObservabilitySettings.model_fields["otel_traces_sample_rate"].default
     sampling = os.environ.get("OTEL_TRACES_SAMPLE_RATE") or f"{default} (the default)"
     say(f"  sampling: OTEL_TRACES_SAMPLE_RATE={sampling}")
     for side, rate in (("off", off), ("on", on_rate)):

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
-from flask import current_app
 
 from app.services.errors import JobError
 from app.services.generation import answering
@@ -17,29 +16,30 @@ from app.services.generation.providers.base import RetryableProviderError
 from app.services.retrying import backoff_delay
 from app.tasking import ExpectedFailure
 from app.tasking import job_task
+from config import current_settings
 
 
 def _generate(task: Task, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run a provider call: final errors fail the job, transient ones retry with backoff."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     try:
         return call()
     except (ProviderRejected, JobError) as exc:
         # The provider refused the request, or its input (dataset, query) is unusable.
         raise ExpectedFailure(str(exc)) from None
     except RetryableProviderError as exc:
-        if task.request.retries >= settings.GENERATION_MAX_RETRIES:
+        if task.request.retries >= settings.generation.max_retries:
             raise
         delay = backoff_delay(
             task.request.retries,
-            base=settings.GENERATION_RETRY_BASE_DELAY,
-            cap=settings.GENERATION_RETRY_MAX_DELAY,
+            base=settings.generation.retry_base_delay,
+            cap=settings.generation.retry_max_delay,
             retry_after=exc.retry_after,
         )
         # A countdown beyond this could outlive the broker's visibility timeout and run twice.
-        delay = min(delay, settings.TASK_MAX_COUNTDOWN)
+        delay = min(delay, settings.broker.task_max_countdown)
         raise task.retry(
-            exc=exc, countdown=delay, max_retries=settings.GENERATION_MAX_RETRIES
+            exc=exc, countdown=delay, max_retries=settings.generation.max_retries
         ) from None
 
 
@@ -54,7 +54,7 @@ def _generate(task: Task, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     traced=True,
 )
 def complete(self: Task, generation_id: str) -> dict[str, Any]:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     return _generate(
         self, lambda: streaming.run(generation_id, settings, self.progress, self.request.id)
     )
@@ -71,7 +71,7 @@ def complete(self: Task, generation_id: str) -> dict[str, Any]:
 def answer(
     self: Task, generation_id: str, dataset_id: str, question: str, top_k: int, mode: str
 ) -> dict[str, Any]:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     return _generate(
         self,
         lambda: answering.run(
@@ -98,11 +98,11 @@ def answer(
     traced=True,
 )
 def batch(self: Task, generation_ids: list[str]) -> dict[str, Any]:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     return batches.run(
         self.request.id,
         generation_ids,
         celery_app=self.app,
-        broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+        broker_timeout=settings.broker.submit_timeout,
         report=self.progress,
     )

@@ -14,16 +14,11 @@ from app.ledger import outbox
 from app.models.base import utcnow
 from app.services.operations import daily_report
 from app.services.operations import queue_monitor
-from app.tasking import job_task
+from config import current_settings
+from tasks import periodic_task
 
 
-@job_task(
-    "maintenance.reap_stale_jobs",
-    queue="dataset",
-    soft_time_limit=120,
-    time_limit=150,
-    max_retries=0,
-)
+@periodic_task("maintenance.reap_stale_jobs", queue="dataset", soft_time_limit=120)
 def reap_stale_jobs(self: Task) -> dict[str, Any]:
     """A relay pass: publish unconfirmed jobs, send lost attempts back (backstop of the
     relays every worker main process runs)."""
@@ -32,29 +27,17 @@ def reap_stale_jobs(self: Task) -> dict[str, Any]:
 
 # On the mail queue: the io worker that sends the alert is not stuck behind the backlog
 # of the CPU queue it may be alerting about.
-@job_task(
-    "maintenance.monitor_queues",
-    queue="mail",
-    soft_time_limit=60,
-    time_limit=90,
-    max_retries=0,
-)
+@periodic_task("maintenance.monitor_queues", queue="mail", soft_time_limit=60)
 def monitor_queues(self: Task) -> dict[str, Any]:
     """Alert on queues past their waiting-count or waiting-age threshold."""
     alerts = queue_monitor.monitor_queues(
-        self.app, current_app.extensions["redis"], current_app.config["SETTINGS"]
+        self.app, current_app.extensions["redis"], current_settings()
     )
     return {"alerts": alerts}
 
 
-@job_task(
-    "maintenance.daily_report",
-    queue="mail",
-    soft_time_limit=120,
-    time_limit=150,
-    max_retries=2,
-)
+@periodic_task("maintenance.daily_report", queue="mail", soft_time_limit=120, max_retries=2)
 def send_daily_report(self: Task) -> dict[str, Any]:
     """Mail yesterday's figures: jobs per queue, failures, p50/p95 run time."""
-    report = daily_report.send(self.app, current_app.config["SETTINGS"], utcnow())
+    report = daily_report.send(self.app, current_settings(), utcnow())
     return {"mailed": report["mailed"], "mail_id": report.get("mail_id"), "day": report["day"]}

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
-from flask import current_app
 
 from app.services.retrying import backoff_delay
 from app.services.tracing import export
 from app.tasking import job_task
+from config import current_settings
 
 # The longest wait between two tries while a back end is down.
 RETRY_MAX_DELAY = 300.0
@@ -34,19 +34,21 @@ RETRY_MAX_DELAY = 300.0
     reject_on_worker_lost=True,
 )
 def ship(self: Task, record: dict[str, Any], sinks: list[str] | None = None) -> None:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     try:
-        export.ship(record, settings, sinks if sinks is not None else settings.TRACE_SINKS)
+        export.ship(
+            record, settings, sinks if sinks is not None else list[str](settings.tracing.sinks)
+        )
     except export.ExportFailed as exc:
         delay = backoff_delay(
             self.request.retries,
-            base=settings.TRACE_SHIP_RETRY_DELAY,
-            cap=min(RETRY_MAX_DELAY, settings.TASK_MAX_COUNTDOWN),
+            base=settings.tracing.ship_retry_delay,
+            cap=min(RETRY_MAX_DELAY, settings.broker.task_max_countdown),
         )
         # Only the sinks that failed: the others have the record already.
         raise self.retry(
             exc=exc,
             countdown=delay,
             kwargs={"record": record, "sinks": list(exc.args[0])},
-            max_retries=settings.TRACE_SHIP_MAX_ATTEMPTS - 1,
+            max_retries=settings.tracing.ship_max_attempts - 1,
         ) from None

@@ -6,10 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Task
-from flask import current_app
 
 from app.services.operations import retention
 from app.tasking import job_task
+from config import current_settings
+from tasks import periodic_task
 
 
 @job_task(
@@ -29,18 +30,12 @@ def canary(self: Task, token: str = "") -> dict[str, Any]:
     return {"token": token, "queue": delivery.get("routing_key"), "worker": self.request.hostname}
 
 
-@job_task(
-    "system.purge_expired_jobs",
-    queue="dataset",
-    soft_time_limit=300,
-    time_limit=330,
-    max_retries=3,
-)
+@periodic_task("system.purge_expired_jobs", queue="dataset", soft_time_limit=300, max_retries=3)
 def purge_expired_jobs(self: Task) -> dict[str, int]:
     """Delete finished jobs older than JOB_RETENTION_DAYS (readiness canaries after an hour)."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     deleted = retention.purge_expired_jobs(
-        older_than=timedelta(days=settings.JOB_RETENTION_DAYS),
+        older_than=timedelta(days=settings.operations.job_retention_days),
         canaries_older_than=timedelta(hours=1),
     )
     return {"deleted": deleted}

@@ -20,6 +20,7 @@ from app.api.schemas import JobSchema
 from app.models import Job
 from app.services.dataset.retrieval import MODES
 from app.services.generation import answering
+from config import current_settings
 
 blp = Blueprint(
     "dataset_answers", __name__, url_prefix="/api/v1/datasets", description="Dataset answers"
@@ -46,13 +47,13 @@ class DatasetAnswer(MethodView):
     @blp.alt_response(422, description="Unknown provider or model, or a bad notify address")
     def post(self, body: dict[str, Any], dataset_id: str) -> tuple[Job, int, dict[str, str]]:
         """Retrieve the best segments, then generate an answer citing them as [n]."""
-        settings = current_app.config["SETTINGS"]
+        settings = current_settings()
         job = answering.submit(
             current_app.extensions["celery"],
             settings,
             dataset_id,
             body,
-            broker_timeout=float(settings.SUBMIT_BROKER_TIMEOUT),
+            broker_timeout=float(settings.broker.submit_timeout),
             api_key_id=g.api_key_id,
         )
         return job, 202, {"Location": url_for("jobs.JobItem", job_id=job.id)}

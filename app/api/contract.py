@@ -35,6 +35,7 @@ from app.api.validation import MIN_INT
 from app.services.dataset.retrieval import MODES
 from app.services.generation.providers.registry import registry
 from app.services.mail import templates
+from config import settings_of
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -215,7 +216,7 @@ def _provider_branches(providers: Any) -> list[dict[str, Any]]:
 
 
 def _run_time_choices(app: Flask, schemas: dict[str, Any]) -> None:
-    settings = app.config["SETTINGS"]
+    settings = settings_of(app)
     for name in ("GenerationSubmit", "BatchItem"):
         if name in schemas:
             schemas[name]["oneOf"] = ONE_INPUT
@@ -227,7 +228,7 @@ def _run_time_choices(app: Flask, schemas: dict[str, Any]) -> None:
         if name in schemas:
             schemas[name]["properties"]["provider"]["enum"] = providers.names()
             schemas[name]["allOf"] = [{"oneOf": branches}]
-    modes = [m for m in MODES if m == "keyword" or settings.EMBEDDING_BASE_URL]
+    modes = [m for m in MODES if m == "keyword" or settings.dataset.embedding_base_url]
     for name in ("Retrieve", "Answer"):
         if name in schemas:
             schemas[name]["properties"]["mode"]["enum"] = modes
@@ -235,11 +236,11 @@ def _run_time_choices(app: Flask, schemas: dict[str, Any]) -> None:
 
 def finish(app: Flask, spec: dict[str, Any]) -> dict[str, Any]:
     """The document as served: errors declared, limits and run-time choices filled in."""
-    settings = app.config["SETTINGS"]
+    settings = settings_of(app)
     for path, path_item in spec["paths"].items():
         _declare_errors(path, path_item)
-    _page_limits(spec["paths"], settings.API_PAGE_LIMIT)
-    _public_tasks(spec, app.extensions["celery"], settings.TASK_MAX_COUNTDOWN)
+    _page_limits(spec["paths"], settings.api.page_limit)
+    _public_tasks(spec, app.extensions["celery"], settings.broker.task_max_countdown)
     _run_time_choices(app, spec["components"]["schemas"])
     _no_nul_strings(spec)
     return spec

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask import g
 from flask import request
 from flask.views import MethodView
@@ -38,6 +37,7 @@ from app.services.dataset import retrieval
 from app.services.dataset.documents import Upload
 from app.services.dataset.errors import InvalidUpload
 from app.services.mail.errors import InvalidRecipient
+from config import current_settings
 
 blp = Blueprint(
     "datasets", __name__, url_prefix="/api/v1/datasets", description="Datasets for retrieval"
@@ -45,14 +45,14 @@ blp = Blueprint(
 blp.before_request(require_api_key)
 
 UPLOAD_ENDPOINT = "datasets.DocumentCollection"
-validation.BODY_LIMITS[UPLOAD_ENDPOINT] = "DATASET_MAX_UPLOAD_BYTES"
+validation.BODY_LIMITS[UPLOAD_ENDPOINT] = lambda settings: settings.dataset.max_upload_bytes
 
 
 @blp.before_request
 def _upload_limit() -> None:
     # Uploads may be far larger than the app-wide MAX_REQUEST_BYTES; only this endpoint.
     if request.endpoint == UPLOAD_ENDPOINT and request.method == "POST":
-        limit = current_app.config["SETTINGS"].DATASET_MAX_UPLOAD_BYTES
+        limit = current_settings().dataset.max_upload_bytes
         request.max_content_length = limit
 
 

@@ -21,6 +21,7 @@ from app.models import Job
 from app.services.generation import batches
 from app.services.generation import generations
 from app.services.generation.providers.registry import registry
+from config import current_settings
 
 blp = Blueprint(
     "generations", __name__, url_prefix="/api/v1/generations", description="LLM generations"
@@ -30,7 +31,7 @@ blp.before_request(require_json_body)
 
 
 def _broker_timeout() -> float:
-    return float(current_app.config["SETTINGS"].SUBMIT_BROKER_TIMEOUT)
+    return float(current_settings().broker.submit_timeout)
 
 
 def _location(job: Job) -> dict[str, str]:
@@ -45,7 +46,7 @@ class GenerationCollection(MethodView):
     @blp.alt_response(503, description="Broker unreachable; nothing was created")
     def post(self, body: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
         """Generate an answer; the job's progress shows the text as it streams in."""
-        request = generations.build_request(current_app.config["SETTINGS"], body)
+        request = generations.build_request(current_settings(), body)
         job = generations.submit(
             current_app.extensions["celery"],
             request,
@@ -64,7 +65,7 @@ class GenerationBatch(MethodView):
     @blp.alt_response(503, description="Broker unreachable; nothing was created")
     def post(self, body: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
         """Generate many answers in parallel under one parent job with aggregate progress."""
-        settings = current_app.config["SETTINGS"]
+        settings = current_settings()
         shared: dict[str, Any] = {
             k: body[k] for k in ("provider", "model", "parameters") if k in body
         }
@@ -89,7 +90,7 @@ class ProviderCollection(MethodView):
     @blp.response(200, ProviderSchema(many=True))
     def get(self) -> list[dict[str, Any]]:
         """Configured providers and the models each offers."""
-        providers = registry(current_app.config["SETTINGS"])
+        providers = registry(current_settings())
         return [{"name": n, "models": list(providers.models(n))} for n in providers.names()]
 
 

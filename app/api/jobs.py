@@ -33,6 +33,7 @@ from app.services.errors import JobError
 from app.services.jobs import InvalidArguments
 from app.services.jobs import Submission
 from app.services.mail import notifications
+from config import current_settings
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs", description="Background jobs")
 blp.before_request(require_api_key)
@@ -44,7 +45,7 @@ def _celery() -> Any:
 
 
 def _broker_timeout() -> float:
-    return float(current_app.config["SETTINGS"].SUBMIT_BROKER_TIMEOUT)
+    return float(current_settings().broker.submit_timeout)
 
 
 def _location(job: Job) -> dict[str, str]:
@@ -79,11 +80,11 @@ class JobCollection(MethodView):
 
 def _submission(body: dict[str, Any]) -> Submission:
     """The checked request of one job (POST /jobs, or one item of a batch)."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     countdown = body.get("countdown")
-    if countdown is not None and countdown > settings.TASK_MAX_COUNTDOWN:
+    if countdown is not None and countdown > settings.broker.task_max_countdown:
         raise InvalidArguments(
-            f"countdown may be at most {settings.TASK_MAX_COUNTDOWN}s (TASK_MAX_COUNTDOWN)"
+            f"countdown may be at most {settings.broker.task_max_countdown}s (TASK_MAX_COUNTDOWN)"
         )
     jobs.public_task(_celery(), body["task"])
     return Submission(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from marshmallow import ValidationError
 from marshmallow import fields
 from marshmallow import validate
 
 from app.api.validation import matches
 from app.services.pagination import CURSOR_PATTERN
+from config import current_settings
 
 DEFAULT_PAGE = 50
 # The largest offset a PostgreSQL bigint (and SQLite's integer) can hold.
@@ -16,7 +16,7 @@ MAX_OFFSET = 2**63 - 1
 
 
 def _page_limit() -> int:
-    return int(current_app.config["SETTINGS"].API_PAGE_LIMIT)
+    return int(current_settings().api.page_limit)
 
 
 def _default_limit() -> int:

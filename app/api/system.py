@@ -17,6 +17,7 @@ from app.api.system_schemas import ReadySchema
 from app.models.base import utcnow
 from app.services.operations import queue_status
 from app.services.operations import readiness
+from config import current_settings
 
 blp = Blueprint("system", __name__, url_prefix="/api/v1", description="Health and queues")
 
@@ -40,11 +41,11 @@ def health() -> dict[str, str]:
 @blp.alt_response(503, schema=ReadySchema, description="Not ready; the report says why")
 def ready() -> tuple[dict[str, Any], int]:
     """Database, broker, and a canary job run through every declared queue; 503 if not."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     report = readiness.check(
         current_app.extensions["celery"],
-        inspect_timeout=settings.INSPECT_TIMEOUT,
-        canary_timeout=settings.READY_CANARY_TIMEOUT,
+        inspect_timeout=settings.broker.inspect_timeout,
+        canary_timeout=settings.api.ready_canary_timeout,
     )
     return report, 200 if report["ready"] else 503
 
@@ -55,7 +56,7 @@ class Queues(MethodView):
     def get(self) -> dict[str, Any]:
         """Per queue: messages waiting, age of the oldest due job, consumers and their pools."""
         celery_app = current_app.extensions["celery"]
-        timeout = current_app.config["SETTINGS"].INSPECT_TIMEOUT
+        timeout = current_settings().broker.inspect_timeout
         waiting = queue_status.waiting_counts(celery_app)
         found = queue_status.consumers(celery_app, timeout)
         oldest = queue_status.oldest_waiting()

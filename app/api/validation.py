@@ -21,15 +21,20 @@ import math
 import re
 from collections.abc import Callable
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from typing import Any
 
 from flask import Flask
-from flask import current_app
 from flask import request
 from marshmallow import ValidationError
 from marshmallow import fields
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import HTTPException
+
+from config import current_settings
+
+if TYPE_CHECKING:
+    from config import Settings
 
 # Documented in the README ("Input limits"); change both together.
 MAX_JSON_DEPTH = 32
@@ -40,7 +45,7 @@ MAX_URL_CHARS = 4096
 MAX_INT_DIGITS = 19
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Endpoints whose bodies may be larger than MAX_REQUEST_BYTES -> the setting that bounds them.
-BODY_LIMITS: dict[str, str] = {}
+BODY_LIMITS: dict[str, Callable[[Settings], int]] = {}
 
 # NUL, and surrogates that pair with nothing: PostgreSQL (and UTF-8) cannot store them.
 UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
@@ -202,7 +207,7 @@ def check_request() -> None:
     if limit:
         # This hook runs before the blueprints' own: an endpoint with a larger body limit
         # must have it before the body is read here.
-        request.max_content_length = getattr(current_app.config["SETTINGS"], limit)
+        request.max_content_length = limit(current_settings())
     if request.is_json and request.method in BODY_METHODS:
         # Checked here, before any view, webargs or request.get_json parses it (they parse
         # it again with json.loads: safe once it passed, and simpler than caching for them).

@@ -7,8 +7,6 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
-
 from app.dashboard.blueprint import bp
 from app.models.base import utcnow
 
@@ -44,12 +42,11 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-def outside_link(setting: str, value: str | None) -> str | None:
+def outside_link(base: str | None, value: str | None) -> str | None:
     """The URL of `value` under a configured base (DASHBOARD_TRACE_URL, DASHBOARD_SENTRY_URL).
 
     A base with `{id}` has the id put there; otherwise the id is appended.
     """
-    base: str | None = getattr(current_app.config["SETTINGS"], setting, None)
     if not base or not value:
         return None
     return base.replace("{id}", value) if "{id}" in base else base + value

@@ -25,6 +25,7 @@ from app.models import Job
 from app.models import JobState
 from app.services import jobs
 from app.services.errors import JobError
+from config import current_settings
 
 
 class BadFilter(ValueError):
@@ -36,7 +37,7 @@ def _celery() -> Any:
 
 
 def _broker_timeout() -> float:
-    return float(current_app.config["SETTINGS"].SUBMIT_BROKER_TIMEOUT)
+    return float(current_settings().broker.submit_timeout)
 
 
 def _when(name: str) -> datetime | None:

@@ -14,6 +14,7 @@ from app.dashboard import beat_status
 from app.dashboard import live
 from app.dashboard import queries
 from app.dashboard.blueprint import bp
+from config import current_settings
 
 
 def _celery() -> Any:
@@ -29,14 +30,14 @@ def overview() -> str:
         "dashboard/overview.html",
         throughput=asdict(throughput),
         beat=beat,
-        refresh_seconds=current_app.config["SETTINGS"].DASHBOARD_REFRESH_SECONDS,
+        refresh_seconds=current_settings().dashboard.refresh_seconds,
     )
 
 
 @bp.route("/live")
 def live_panel() -> str:
     """Queues (waiting, oldest, consumers) and workers (pool, concurrency, running)."""
-    timeout = float(current_app.config["SETTINGS"].INSPECT_TIMEOUT)
+    timeout = float(current_settings().broker.inspect_timeout)
     snap = live.snapshot(_celery(), timeout, queries.running_by_worker())
     return render_template("dashboard/_live.html", snap=snap)
 

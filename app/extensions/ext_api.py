@@ -12,6 +12,7 @@ from app.api import contract
 from app.api import validation
 from app.api.contract import TasklaneApi
 from config import Settings
+from config import settings_of
 
 API_PREFIX = "/api/v1"
 # Swagger UI's files come from the swagger-ui-bundle wheel and ReDoc from app/static/vendor, so
@@ -35,7 +36,7 @@ def _docs_policy(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    settings: Settings = app.config["SETTINGS"]
+    settings: Settings = settings_of(app)
     app.config.update(
         API_TITLE="Tasklane",
         API_VERSION="v1",
@@ -48,7 +49,7 @@ def init_app(app: Flask) -> None:
         OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         OPENAPI_REDOC_PATH="/redoc",
         OPENAPI_REDOC_URL=REDOC_SCRIPT,
-        MAX_CONTENT_LENGTH=settings.MAX_REQUEST_BYTES,
+        MAX_CONTENT_LENGTH=settings.api.max_request_bytes,
     )
     api = TasklaneApi(
         app,

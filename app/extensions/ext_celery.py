@@ -29,6 +29,7 @@ from app.services import tracing
 from app.services.mail import notifications
 from app.tasking import build_task_class
 from config import Settings
+from config import settings_of
 
 # Every module whose tasks a worker must know; a module per queue or concern.
 TASK_MODULES = [
@@ -59,23 +60,23 @@ def task_queues() -> list[Queue]:
 def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
     broker_url = app.config["CELERY_BROKER_URL"]
     transport: dict[str, Any] = {
-        "visibility_timeout": settings.BROKER_VISIBILITY_TIMEOUT,
+        "visibility_timeout": settings.broker.visibility_timeout,
         # Redis emulates priorities with one list per step.
         "queue_order_strategy": "priority",
         "priority_steps": list(range(MAX_PRIORITY + 1)),
         "socket_keepalive": True,
-        "max_connections": settings.BROKER_MAX_CONNECTIONS,
-        "socket_connect_timeout": settings.SUBMIT_BROKER_TIMEOUT,
+        "max_connections": settings.broker.max_connections,
+        "socket_connect_timeout": settings.broker.submit_timeout,
     }
     return {
         "broker_url": broker_url,
         "result_backend": app.config["CELERY_RESULT_BACKEND"],
         "broker_transport_options": transport,
         "result_backend_transport_options": {
-            "visibility_timeout": settings.BROKER_VISIBILITY_TIMEOUT
+            "visibility_timeout": settings.broker.visibility_timeout
         },
         "broker_connection_retry_on_startup": True,
-        "broker_connection_timeout": settings.SUBMIT_BROKER_TIMEOUT,
+        "broker_connection_timeout": settings.broker.submit_timeout,
         # JSON only: a message from the broker must never be able to execute code.
         "task_serializer": "json",
         "result_serializer": "json",
@@ -92,11 +93,11 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         # A broker connection loss must not end the worker (celery 5.7.0 bug; see the module).
         "worker_consumer": "app.worker_consumer:Consumer",
         # Long tasks: a worker reserves only what it is about to run.
-        "worker_prefetch_multiplier": settings.WORKER_PREFETCH_MULTIPLIER,
+        "worker_prefetch_multiplier": settings.broker.worker_prefetch_multiplier,
         # Without a cap, a worker pulls every delayed job into memory (celery#9849).
-        "worker_eta_task_limit": settings.WORKER_ETA_TASK_LIMIT,
-        "task_soft_time_limit": settings.TASK_SOFT_TIME_LIMIT,
-        "task_time_limit": settings.TASK_TIME_LIMIT,
+        "worker_eta_task_limit": settings.broker.worker_eta_task_limit,
+        "task_soft_time_limit": settings.broker.task_soft_time_limit,
+        "task_time_limit": settings.broker.task_time_limit,
         "task_queues": task_queues(),
         # Celery's router sends each task to the queue it declared. Only Celery's own tasks
         # (celery.*) fall back to the default queue; the queue contract test enforces that every
@@ -114,10 +115,10 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "result_expires": 24 * 3600,
         "timezone": "UTC",
         "enable_utc": True,
-        "imports": TASK_MODULES + settings.TASKLANE_EXTRA_TASK_MODULES,
+        "imports": TASK_MODULES + settings.core.extra_task_modules,
         "beat_schedule": beat_schedule(settings),
         # Any number of beats may run; RedBeat's lock in Redis lets one send (app/beat.py).
-        **beat.beat_config(app.config["REDIS_URL"], settings.BEAT_LOCK_TTL),
+        **beat.beat_config(app.config["REDIS_URL"], settings.operations.beat_lock_ttl),
         "worker_hijack_root_logger": False,
         # Task events let Flower show tasks by name and state (the ledger does not need them).
         "worker_send_task_events": True,
@@ -129,21 +130,25 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
     """Periodic jobs from settings: each has an on/off flag and a schedule."""
     declared = [
         (
-            settings.PURGE_EXPIRED_JOBS_ENABLED,
+            settings.operations.purge_expired_jobs_enabled,
             "system.purge_expired_jobs",
-            str(settings.PURGE_EXPIRED_JOBS_INTERVAL),
+            str(settings.operations.purge_expired_jobs_interval),
         ),
         (
-            settings.REAP_STALE_JOBS_ENABLED,
+            settings.operations.reap_stale_jobs_enabled,
             "maintenance.reap_stale_jobs",
-            settings.REAP_STALE_JOBS_SCHEDULE,
+            settings.operations.reap_stale_jobs_schedule,
         ),
         (
-            settings.QUEUE_MONITOR_ENABLED,
+            settings.operations.queue_monitor_enabled,
             "maintenance.monitor_queues",
-            settings.QUEUE_MONITOR_SCHEDULE,
+            settings.operations.queue_monitor_schedule,
         ),
-        (settings.DAILY_REPORT_ENABLED, "maintenance.daily_report", settings.DAILY_REPORT_SCHEDULE),
+        (
+            settings.operations.daily_report_enabled,
+            "maintenance.daily_report",
+            settings.operations.daily_report_schedule,
+        ),
     ]
     # Every entry expires: a tick nobody ran before the next one is stale; don't pile them up.
     return {task: beat.entry(task, value) for enabled, task, value in declared if enabled}
@@ -162,7 +167,7 @@ def declared_queue(
 
 
 def init_app(app: Flask) -> Celery:
-    settings: Settings = app.config["SETTINGS"]
+    settings: Settings = settings_of(app)
     celery_app = Celery(app.import_name, task_cls=build_task_class(app))
     celery_app.config_from_object(celery_config(app, settings))
     celery_app.set_default()

@@ -16,14 +16,16 @@ from sqlalchemy.engine import Engine
 
 from app.models.base import Base
 from config import Settings
+from config import settings_of
+from settings import reveal
 
 db = SQLAlchemy(model_class=Base)
 
 
 def database_url(app: Flask, settings: Settings) -> str:
     """The configured URL, or the embedded SQLite file in the instance folder."""
-    if settings.DATABASE_URL:
-        url = settings.DATABASE_URL
+    url = reveal(settings.database.url)
+    if url:
         # Plain postgresql:// would pick psycopg2, which is not installed; psycopg 3 is.
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -56,9 +58,9 @@ def engine_options(url: str, settings: Settings) -> dict[str, Any]:
         # SQLite is shared by the API and several worker processes: wait on locks, don't fail.
         return {"connect_args": {"timeout": 30}, "module": sqlite_module()}
     return {
-        "pool_size": settings.SQLALCHEMY_POOL_SIZE,
-        "max_overflow": settings.SQLALCHEMY_MAX_OVERFLOW,
-        "pool_recycle": settings.SQLALCHEMY_POOL_RECYCLE,
+        "pool_size": settings.database.pool_size,
+        "max_overflow": settings.database.max_overflow,
+        "pool_recycle": settings.database.pool_recycle,
         "pool_pre_ping": True,
     }
 
@@ -94,7 +96,7 @@ def ledger_engine_options(url: str, settings: Settings) -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> None:
-    settings: Settings = app.config["SETTINGS"]
+    settings: Settings = settings_of(app)
     url = database_url(app, settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url, settings)

@@ -14,6 +14,7 @@ from pythonjsonlogger.json import JsonFormatter
 from app.observability import redaction
 from app.observability.log_context import ContextFilter
 from config import Settings
+from config import settings_of
 
 # `context` is " [trace=… job=… queue=…]" with only the ids the line has, or empty.
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"
@@ -32,13 +33,13 @@ JSON_FIELDS = [
 
 
 def formatter(settings: Settings) -> logging.Formatter:
-    if settings.LOG_FORMAT == "json":
+    if settings.observability.log_format == "json":
         return JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level", "asctime": "time"})
     return logging.Formatter(TEXT_FORMAT)
 
 
 def init_app(app: Flask) -> None:
-    settings: Settings = app.config["SETTINGS"]
+    settings: Settings = settings_of(app)
     root = logging.getLogger()
     if not root.handlers:
         stream = logging.StreamHandler()
@@ -51,5 +52,5 @@ def init_app(app: Flask) -> None:
             handler.addFilter(ContextFilter())
         if not any(isinstance(f, redaction.RedactingFilter) for f in handler.filters):
             handler.addFilter(redaction.RedactingFilter())
-    root.setLevel(settings.LOG_LEVEL)
-    app.logger.setLevel(settings.LOG_LEVEL)
+    root.setLevel(settings.observability.log_level)
+    app.logger.setLevel(settings.observability.log_level)

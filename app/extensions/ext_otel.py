@@ -27,14 +27,15 @@ from app.observability import process
 from app.observability import prometheus
 from app.observability import telemetry
 from config import Settings
+from config import settings_of
 
 # Probes and scrapes would drown the request spans.
 EXCLUDED_URLS = "/api/v1/health,/metrics"
 
 
 def init_app(app: Flask) -> None:
-    settings: Settings = app.config["SETTINGS"]
-    if not settings.OTEL_ENABLED:
+    settings: Settings = settings_of(app)
+    if not settings.observability.otel_enabled:
         return
     with app.app_context():
         engine = db.engine
@@ -55,8 +56,8 @@ def init_app(app: Flask) -> None:
     metrics.connect_task_signals()
     ledger_trace.connect()
 
-    if process.initial_role(settings.TASKLANE_ROLE) == "api":
-        expose = settings.PROMETHEUS_METRICS_ENABLED
+    if process.initial_role(settings.observability.role) == "api":
+        expose = settings.observability.prometheus_metrics_enabled
         telemetry.start(settings, "api", engine, prometheus=expose)
         metrics.observe_queue_depth(app.extensions["celery"])
         FlaskInstrumentor().instrument_app(app, excluded_urls=EXCLUDED_URLS)  # type: ignore[no-untyped-call]

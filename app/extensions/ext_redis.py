@@ -16,6 +16,8 @@ from flask import Flask
 from app import embedded_redis
 from config import ConfigError
 from config import Settings
+from config import settings_of
+from settings import reveal
 
 
 def broker_url(redis_url: str) -> str:
@@ -28,12 +30,12 @@ def broker_url(redis_url: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    settings: Settings = app.config["SETTINGS"]
-    url = settings.REDIS_URL or embedded_redis.attached_url(app.instance_path)
+    settings: Settings = settings_of(app)
+    url = reveal(settings.broker.redis_url) or embedded_redis.attached_url(app.instance_path)
     if not url:
         raise ConfigError(embedded_redis.NOT_CONFIGURED)
     app.config["REDIS_URL"] = url
-    app.config["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL or broker_url(url)
+    app.config["CELERY_BROKER_URL"] = reveal(settings.broker.broker_url) or broker_url(url)
     # The ledger holds results; the backend is there for chords and groups in user tasks.
-    app.config["CELERY_RESULT_BACKEND"] = settings.CELERY_RESULT_BACKEND or broker_url(url)
+    app.config["CELERY_RESULT_BACKEND"] = reveal(settings.broker.result_backend) or broker_url(url)
     app.extensions["redis"] = redis.Redis.from_url(url)

@@ -25,6 +25,8 @@ from app.observability.scrubbing import make_before_send
 from app.tasking import ExpectedFailure
 from app.tasking import JobCancelled
 from config import Settings
+from config import settings_of
+from settings import reveal
 
 # Failures caused by the job's input or by a user's cancel: recorded in the ledger, not alerts.
 EXPECTED = (ExpectedFailure, JobCancelled)
@@ -51,8 +53,8 @@ def _set_role(role: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    settings: Settings = app.config["SETTINGS"]
-    if not settings.SENTRY_DSN:
+    settings: Settings = settings_of(app)
+    if not settings.observability.sentry_dsn:
         return
     with app.app_context():
         engine = db.engine
@@ -70,11 +72,11 @@ def init_app(app: Flask) -> None:
         return scrub_transaction(event, hint)
 
     sentry_sdk.init(
-        dsn=settings.SENTRY_DSN,
-        environment=settings.SENTRY_ENVIRONMENT or settings.TASKLANE_ENV,
-        release=process.release(settings.SENTRY_RELEASE),
-        traces_sample_rate=settings.SENTRY_TRACES_SAMPLE_RATE,
-        profiles_sample_rate=settings.SENTRY_PROFILES_SAMPLE_RATE,
+        dsn=reveal(settings.observability.sentry_dsn),
+        environment=settings.observability.sentry_environment or settings.core.environment,
+        release=process.release(settings.observability.sentry_release),
+        traces_sample_rate=settings.observability.sentry_traces_sample_rate,
+        profiles_sample_rate=settings.observability.sentry_profiles_sample_rate,
         send_default_pii=False,
         # Locals and request bodies may hold document text or keys under any name.
         include_local_variables=False,
@@ -83,7 +85,7 @@ def init_app(app: Flask) -> None:
         before_send_transaction=before_send_transaction,
         integrations=[FlaskIntegration(), CeleryIntegration(monitor_beat_tasks=True)],
     )
-    role = process.initial_role(settings.TASKLANE_ROLE)
+    role = process.initial_role(settings.observability.role)
     if role:
         _set_role(role)
     worker_init.connect(lambda **_kw: _set_role("worker"), weak=False)

@@ -35,6 +35,7 @@ from app.models import Job
 from app.models import JobAttempt
 from app.models import JobState
 from app.models.base import utcnow
+from config import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def hold(job_id: str) -> None:
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
             process.thread = threading.Thread(
                 target=_heartbeat,
-                args=(process, app.extensions["ledger_engine"], app.config["SETTINGS"]),
+                args=(process, app.extensions["ledger_engine"], settings_of(app)),
                 name="tasklane-lease-heartbeat",
                 daemon=True,
             )
@@ -137,7 +138,7 @@ def _prune_dead(process: _Process) -> None:
 
 
 def _heartbeat(process: _Process, engine: Engine, settings: Any) -> None:
-    interval = float(settings.LEDGER_LEASE_RENEW)
+    interval = float(settings.ledger.lease_renew)
     while True:
         process.wake.wait(interval)
         if process.pid != os.getpid():
@@ -148,7 +149,7 @@ def _heartbeat(process: _Process, engine: Engine, settings: Any) -> None:
         if not busy or process.owner is None:
             continue
         try:
-            renew(engine, process.owner, float(settings.LEDGER_LEASE_TTL))
+            renew(engine, process.owner, float(settings.ledger.lease_ttl))
         except DATABASE_ERRORS as exc:
             log.warning("could not renew the leases of %s (%s); retrying", process.owner, exc)
             process.wake.wait(RETRY_INTERVAL)

@@ -46,6 +46,7 @@ from app.ledger.execute import run_sql
 from app.models import JobState
 from app.models.base import utcnow
 from app.queues import QUEUES
+from config import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -230,18 +231,18 @@ def relay_once(app: Flask, *, recover: bool = True) -> dict[str, int]:
     """One relay pass: confirmations, due intents, expired leases. Counts what it did."""
     engine: Engine = app.extensions["ledger_engine"]
     celery_app: Celery = app.extensions["celery"]
-    settings = app.config["SETTINGS"]
-    timeout = float(settings.SUBMIT_BROKER_TIMEOUT)
+    settings = settings_of(app)
+    timeout = float(settings.broker.submit_timeout)
     counts = {"published": 0, "recovered": 0, "failed": 0}
     flush(engine, _take(_current()))
-    batches = [(False, claim_due(engine, float(settings.LEDGER_RELAY_GRACE)))]
+    batches = [(False, claim_due(engine, float(settings.ledger.relay_grace)))]
     if recover:
         moved = leases.recover_expired(engine)
         counts["failed"] = sum(1 for job in moved if job["state"] == JobState.FAILED)
         batches.append((True, [job for job in moved if job["state"] == JobState.QUEUED]))
         batches.append((True, _reserved_by_the_dead(app, engine)))
         # A retry whose message the broker lost: published again, like a lost attempt.
-        grace = float(settings.LEDGER_RESERVED_GRACE)
+        grace = float(settings.ledger.reserved_grace)
         batches.append((True, reserved.overdue_retries(engine, grace)))
     published: list[str] = []
     try:
@@ -264,7 +265,7 @@ def _reserved_by_the_dead(app: Flask, engine: Engine) -> list[dict[str, Any]]:
     client = reserved.broker_client(str(app.extensions["celery"].conf.broker_url or ""))
     if client is None:
         return []
-    grace = float(app.config["SETTINGS"].LEDGER_RESERVED_GRACE)
+    grace = float(settings_of(app).ledger.reserved_grace)
     try:
         ids = reserved.stale_reserved_ids(client, grace)
         claimed = reserved.claim(engine, ids, grace)
@@ -305,8 +306,8 @@ class Relay:
             self.thread.join(timeout)
 
     def _loop(self) -> None:
-        settings = self.app.config["SETTINGS"]
-        interval = float(settings.LEDGER_RELAY_INTERVAL)
+        settings = settings_of(self.app)
+        interval = float(settings.ledger.relay_interval)
         while not self.stopping.wait(interval) and self.pid == os.getpid():
             try:
                 with self.app.app_context():
@@ -318,7 +319,7 @@ class Relay:
                         counts,
                     )
             except DATABASE_ERRORS as exc:
-                self.recover_after = time.monotonic() + float(settings.LEDGER_LEASE_TTL)
+                self.recover_after = time.monotonic() + float(settings.ledger.lease_ttl)
                 log.warning("relay: database unavailable (%s); retrying", exc)
             except BROKER_ERRORS as exc:
                 log.warning("relay: broker unavailable (%s); retrying", exc)

@@ -8,6 +8,7 @@ cancelled or out of attempts.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 
 from app.ledger import leases
 from app.ledger import statements as st
-from app.ledger.execute import is_postgres
 from app.ledger.execute import transaction
 from app.models import Job
 from app.models import JobState
@@ -28,36 +28,44 @@ from app.observability.ledger_trace import current_trace_id
 log = logging.getLogger(__name__)
 
 
-def start_params(
-    job_id: str, queue: str, worker: str | None, owner: str, now: datetime, lease: datetime
-) -> dict[str, Any]:
-    return {
-        "p_id": job_id,
-        "p_queue": queue,
-        "p_worker": worker,
-        "p_owner": owner,
-        "p_now": now,
-        "p_lease": lease,
+@dataclass(frozen=True)
+class Start:
+    """One delivery's request to start its job's next attempt, under a lease until `lease`."""
+
+    job_id: str
+    task: str
+    queue: str
+    worker: str | None
+    args: dict[str, Any]
+    max_attempts: int
+    now: datetime
+    lease: datetime
+
+    @property
+    def owner(self) -> str:
+        return leases.owner(self.worker)
+
+
+def start_row(conn: Connection, start: Start) -> int | None:
+    """Start the next attempt of a row that may run (SQLite, or PostgreSQL under the row's
+    lock); None when the row may not run now."""
+    params = {
+        "p_id": start.job_id,
+        "p_queue": start.queue,
+        "p_worker": start.worker,
+        "p_owner": start.owner,
+        "p_now": start.now,
+        "p_lease": start.lease,
     }
-
-
-def start_sqlite(
-    conn: Connection,
-    job_id: str,
-    queue: str,
-    worker: str | None,
-    owner: str,
-    now: datetime,
-    lease: datetime,
-) -> int | None:
-    row = conn.execute(st.START, start_params(job_id, queue, worker, owner, now, lease)).first()
+    row = conn.execute(st.START, params).first()
     if row is None:
         return None
     number: int = row[0]
     if number > 1:
-        close_attempt(conn, job_id, now, "lost", "WorkerLost", st.LOST_MESSAGE)
+        close_attempt(conn, start.job_id, start.now, "lost", "WorkerLost", st.LOST_MESSAGE)
     conn.execute(
-        st.INSERT_ATTEMPT, {"p_id": job_id, "p_number": number, "p_worker": worker, "p_now": now}
+        st.INSERT_ATTEMPT,
+        {"p_id": start.job_id, "p_number": number, "p_worker": start.worker, "p_now": start.now},
     )
     return number
 
@@ -82,26 +90,14 @@ def close_attempt(
     )
 
 
-def begin_slow(
-    engine: Engine,
-    job_id: str,
-    task: str,
-    queue: str,
-    worker: str | None,
-    args: dict[str, Any],
-    max_attempts: int,
-    now: datetime,
-    lease: datetime,
-) -> int | None:
+def begin_slow(engine: Engine, start: Start) -> int | None:
     """The row is missing, finished, cancelled, leased or out of attempts: settle which."""
-    owner = leases.owner(worker)
+    job_id, now = start.job_id, start.now
     try:
         with transaction(engine) as conn:
             job = conn.execute(st.JOB_FOR_UPDATE, {"p_id": job_id}).first()
             if job is None:
-                return _insert_started(
-                    conn, job_id, task, queue, worker, args, max_attempts, now, lease
-                )
+                return _insert_started(conn, start)
             state = JobState(job.state)
             if state.terminal:
                 return None
@@ -127,59 +123,36 @@ def begin_slow(
                 return None
             # The row changed between the two statements (a retry re-queued it): we hold its
             # lock now, so this start cannot race.
-            if is_postgres(engine):
-                row = conn.execute(
-                    st.START, start_params(job_id, queue, worker, owner, now, lease)
-                ).first()
-                if row is None:
-                    return None
-                if row[0] > 1:
-                    close_attempt(conn, job_id, now, "lost", "WorkerLost", st.LOST_MESSAGE)
-                conn.execute(
-                    st.INSERT_ATTEMPT,
-                    {"p_id": job_id, "p_number": row[0], "p_worker": worker, "p_now": now},
-                )
-                number: int = row[0]
-                return number
-            return start_sqlite(conn, job_id, queue, worker, owner, now, lease)
+            return start_row(conn, start)
     except IntegrityError:
         # Another delivery of the same message created the row first.
         return None
 
 
-def _insert_started(
-    conn: Connection,
-    job_id: str,
-    task: str,
-    queue: str,
-    worker: str | None,
-    args: dict[str, Any],
-    max_attempts: int,
-    now: datetime,
-    lease: datetime,
-) -> int:
+def _insert_started(conn: Connection, start: Start) -> int:
     conn.execute(
         insert(Job),
         {
-            "id": job_id,
-            "task": task,
-            "queue": queue,
-            "args": args,
+            "id": start.job_id,
+            "task": start.task,
+            "queue": start.queue,
+            "args": start.args,
             "state": JobState.STARTED,
             "attempts": 1,
-            "max_attempts": max(1, max_attempts),
-            "worker": worker,
-            "lease_owner": leases.owner(worker),
-            "lease_expires_at": lease,
-            "published_at": now,
+            "max_attempts": max(1, start.max_attempts),
+            "worker": start.worker,
+            "lease_owner": start.owner,
+            "lease_expires_at": start.lease,
+            "published_at": start.now,
             "trace_id": current_trace_id(),
-            "created_at": now,
-            "started_at": now,
-            "updated_at": now,
+            "created_at": start.now,
+            "started_at": start.now,
+            "updated_at": start.now,
         },
     )
     conn.execute(
-        st.INSERT_ATTEMPT, {"p_id": job_id, "p_number": 1, "p_worker": worker, "p_now": now}
+        st.INSERT_ATTEMPT,
+        {"p_id": start.job_id, "p_number": 1, "p_worker": start.worker, "p_now": start.now},
     )
     return 1
 

@@ -18,7 +18,6 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
 from psycopg.types.json import Json
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -38,6 +37,7 @@ from app.ledger.states import target
 from app.models import JobAttempt
 from app.models.base import utcnow
 from app.observability.redaction import redact
+from config import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _error(exc: BaseException | None) -> tuple[str | None, str | None]:
 
 
 def _lease_ttl() -> timedelta:
-    return timedelta(seconds=current_app.config["SETTINGS"].LEDGER_LEASE_TTL)
+    return timedelta(seconds=current_settings().ledger.lease_ttl)
 
 
 def begin_attempt(
@@ -73,8 +73,7 @@ def begin_attempt(
     """
     engine = ledger_engine()
     now = utcnow()
-    owner = leases.owner(worker)
-    lease = now + _lease_ttl()
+    start = starting.Start(job_id, task, queue, worker, args, max_attempts, now, now + _lease_ttl())
     if is_postgres(engine):
         row = run_sql(
             engine,
@@ -84,22 +83,20 @@ def begin_attempt(
                 "worker": worker,
                 "queue": queue,
                 "now": now,
-                "owner": owner,
-                "lease": lease,
+                "owner": start.owner,
+                "lease": start.lease,
                 "lost_message": st.LOST_MESSAGE,
                 # A start lost in a PostgreSQL crash lets a second delivery run the job as
                 # the same attempt: LEDGER_SYNCHRONOUS_COMMIT makes starts durable too.
-                "sync": "on" if current_app.config["SETTINGS"].LEDGER_SYNCHRONOUS_COMMIT else "off",
+                "sync": "on" if current_settings().ledger.synchronous_commit else "off",
             },
         )
         number = row[0] if row else None
     else:
         with transaction(engine) as conn:
-            number = starting.start_sqlite(conn, job_id, queue, worker, owner, now, lease)
+            number = starting.start_row(conn, start)
     if number is None:
-        number = starting.begin_slow(
-            engine, job_id, task, queue, worker, args, max_attempts, now, lease
-        )
+        number = starting.begin_slow(engine, start)
     if number is not None:
         leases.hold(job_id)
         notify.publish(job_id, target(T.START), at=now)
@@ -153,7 +150,7 @@ def _finish(
     error_type, error_message = _error(exc)
     now = utcnow()
     if is_postgres(engine):
-        durable = current_app.config["SETTINGS"].LEDGER_SYNCHRONOUS_COMMIT
+        durable = current_settings().ledger.synchronous_commit
         row = run_sql(
             engine,
             st.PG_FINISH[transition],

@@ -1,13 +1,14 @@
 """The one redactor: what Tasklane writes anywhere (Sentry, logs, a job's stored error, a
 trace) goes through `redact` first, so a secret that an exception quotes stays in the process.
 
-Two nets. Every configured secret value is cut out of the text: any setting, at any depth,
-whose name says it is secret (`SECRET_KEY`, `MAIL_SMTP_PASSWORD`, `EMBEDDING_API_KEY`,
-`GENERATION_PROVIDERS.<name>.api_key`, `SENTRY_DSN`, ...) and the password inside every
-URL setting (`DATABASE_URL`, `REDIS_URL`, `CELERY_BROKER_URL`, ...). And credentials are
-masked by their shape wherever they come from: bearer and basic credentials, passwords in
-URLs and in `password=...` pairs, `sk-`/`pk-`/`rk-` keys, Tasklane `tl_` keys, AWS access
-key ids, Google API keys and OAuth tokens, GitHub and Slack tokens, JWTs, PEM private keys.
+Two nets. Every configured secret value is cut out of the text: every `SecretStr` in the
+settings tree, at any depth (`core.secret_key`, `mail.smtp_password`,
+`dataset.embedding_api_key`, each `generation.providers[name].api_key`, the database and
+broker URLs, ...), so declaring a new setting `SecretStr` is all it takes to cover it, and
+the password inside every URL setting, secret or not. And credentials are masked by their
+shape wherever they come from: bearer and basic credentials, passwords in URLs and in
+`password=...` pairs, `sk-`/`pk-`/`rk-` keys, Tasklane `tl_` keys, AWS access key ids,
+Google API keys and OAuth tokens, GitHub and Slack tokens, JWTs, PEM private keys.
 
 `configure(settings)` (called by the logging extension when the app is built, in every
 process) gives it the settings; before that, or without settings, only shapes are masked.
@@ -24,12 +25,9 @@ from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
+from pydantic import SecretStr
 
 FILTERED = "[Filtered]"
-# A setting (or a key inside one) whose name says its value is secret.
-SECRET_NAME = re.compile(
-    r"pass(word|wd)?|secret|token|(^|_)key$|api[-_]?key|dsn|credential|private", re.IGNORECASE
-)
 # Values shorter than this are not cut out of text as values (they would shred ordinary
 # words); in a URL or a `password=` pair the shapes below still mask them.
 MIN_SECRET_CHARS = 6
@@ -59,31 +57,37 @@ SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-def _walk(name: str, value: Any) -> Iterator[str]:
-    """Secret values under `name`, at any depth of dicts and lists."""
-    if isinstance(value, BaseModel):
-        value = value.model_dump()
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _walk(str(key), item)
+def _walk(value: Any) -> Iterator[str]:
+    """Secret values in a settings value: SecretStrs and URL passwords, at any depth."""
+    if isinstance(value, SecretStr):
+        secret = value.get_secret_value()
+        if secret:
+            yield secret
+            yield from _url_password(secret)
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _walk(getattr(value, name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _walk(name, item)
-    elif isinstance(value, str) and value:
-        if SECRET_NAME.search(name):
-            yield value
-        if "://" in value:
-            parts = urlsplit(value)
-            if parts.password:
-                yield parts.password
-                yield unquote(parts.password)
+            yield from _walk(item)
+    elif isinstance(value, str):
+        yield from _url_password(value)
+
+
+def _url_password(value: str) -> Iterator[str]:
+    if "://" in value:
+        password = urlsplit(value).password
+        if password:
+            yield password
+            yield unquote(password)
 
 
 def secret_values(settings: BaseModel) -> list[str]:
     """Configured secret values, longest first (so a longer one is cut before its part)."""
-    found: set[str] = set()
-    for name in type(settings).model_fields:
-        found.update(_walk(name, getattr(settings, name)))
+    found = set(_walk(settings))
     return sorted((v for v in found if len(v) >= MIN_SECRET_CHARS), key=len, reverse=True)
 
 

@@ -63,8 +63,8 @@ def _grpc_under_gevent() -> None:
 
 def _endpoint(settings: Settings, signal: str) -> str | None:
     """The configured collector for `signal`; None lets the exporter use its default."""
-    base = settings.OTEL_EXPORTER_OTLP_ENDPOINT
-    if base and settings.OTEL_EXPORTER == "otlp_http":
+    base = settings.observability.otel_endpoint
+    if base and settings.observability.otel_exporter == "otlp_http":
         return f"{base.rstrip('/')}/v1/{signal}"
     return base
 
@@ -90,15 +90,15 @@ def otlp_span_exporter(
 
 
 def span_exporter(settings: Settings) -> SpanExporter:
-    if settings.OTEL_EXPORTER == "console":
+    if settings.observability.otel_exporter == "console":
         return ConsoleSpanExporter()
-    return otlp_span_exporter(settings.OTEL_EXPORTER, _endpoint(settings, "traces"))
+    return otlp_span_exporter(settings.observability.otel_exporter, _endpoint(settings, "traces"))
 
 
 def metric_exporter(settings: Settings) -> MetricExporter:
-    if settings.OTEL_EXPORTER == "console":
+    if settings.observability.otel_exporter == "console":
         return ConsoleMetricExporter()
-    if settings.OTEL_EXPORTER == "otlp_grpc":
+    if settings.observability.otel_exporter == "otlp_grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcMetricExporter,
         )
@@ -112,10 +112,10 @@ def metric_exporter(settings: Settings) -> MetricExporter:
 def resource(settings: Settings, role: str) -> Resource:
     return Resource.create(
         {
-            SERVICE_NAME: f"{settings.OTEL_SERVICE_NAME_PREFIX}-{role}",
-            SERVICE_VERSION: process.release(settings.SENTRY_RELEASE),
-            "service.namespace": settings.OTEL_SERVICE_NAME_PREFIX,
-            "deployment.environment.name": settings.TASKLANE_ENV,
+            SERVICE_NAME: f"{settings.observability.otel_service_name_prefix}-{role}",
+            SERVICE_VERSION: process.release(settings.observability.sentry_release),
+            "service.namespace": settings.observability.otel_service_name_prefix,
+            "deployment.environment.name": settings.core.environment,
             "tasklane.role": role,
             # Tells a prefork worker's children (and gunicorn's workers) apart.
             "process.pid": os.getpid(),
@@ -130,14 +130,14 @@ def start(settings: Settings, role: str, engine: Engine, *, prometheus: bool = F
     _state["role"] = role
     res = resource(settings, role)
     tracer_provider = TracerProvider(
-        resource=res, sampler=sampling.sampler(settings.OTEL_TRACES_SAMPLE_RATE)
+        resource=res, sampler=sampling.sampler(settings.observability.otel_traces_sample_rate)
     )
     tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter(settings)))
     trace.set_tracer_provider(tracer_provider)
     readers: list[MetricReader] = [
         PeriodicExportingMetricReader(
             metric_exporter(settings),
-            export_interval_millis=settings.OTEL_METRICS_EXPORT_INTERVAL * 1000,
+            export_interval_millis=settings.observability.otel_metrics_export_interval * 1000,
         )
     ]
     if prometheus:
@@ -163,7 +163,7 @@ def start(settings: Settings, role: str, engine: Engine, *, prometheus: bool = F
     # The `openai` package's client is httpx2: its requests are the LLM calls' HTTP spans,
     # children of the run span. Patched on the transport class, so clients made earlier count.
     HTTPX2ClientInstrumentor().instrument(meter_provider=quiet)
-    log.info("OpenTelemetry started for role %s (%s)", role, settings.OTEL_EXPORTER)
+    log.info("OpenTelemetry started for role %s (%s)", role, settings.observability.otel_exporter)
     return True
 
 

@@ -38,6 +38,8 @@ from app.services import api_keys
 from app.services import pagination
 from app.services.errors import JobError
 from app.services.pagination import newest_first
+from config import current_settings
+from config import settings_of
 
 __all__ = ["BROKER_ERRORS", "NOTIFY_HEADER"]
 
@@ -114,8 +116,8 @@ def check_arguments(task: Task, args: dict[str, Any]) -> None:
 
 def attempt_budget(task: Task) -> int:
     """Attempts a job of `task` gets: its retries, the redeliveries of a lost worker, one."""
-    settings = current_app.config["SETTINGS"]
-    return int(task.max_retries or 0) + int(settings.TASK_MAX_REDELIVERIES) + 1
+    settings = current_settings()
+    return int(task.max_retries or 0) + int(settings.broker.task_max_redeliveries) + 1
 
 
 class _BrokerState:
@@ -135,8 +137,8 @@ def publish_all_after_commit(
 ) -> None:
     """Publish committed jobs on one producer; what the broker did not take, the relay does."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    settings = app.config["SETTINGS"]
-    if settings.LEDGER_RELAY_IN_API and not outbox.in_worker():
+    settings = settings_of(app)
+    if settings.ledger.relay_in_api and not outbox.in_worker():
         outbox.ensure_relay(app)
     if not messages or time.monotonic() < _BrokerState.down_until:
         return
@@ -145,7 +147,7 @@ def publish_all_after_commit(
         outbox.publish_all(celery_app, messages, timeout=timeout, sent=sent)
     except BROKER_ERRORS as exc:
         with _BrokerState.lock:
-            _BrokerState.down_until = time.monotonic() + float(settings.LEDGER_RELAY_GRACE)
+            _BrokerState.down_until = time.monotonic() + float(settings.ledger.relay_grace)
         log.warning(
             "broker unreachable (%s); %d of %d jobs (first %s) stay queued and the relay "
             "publishes them when the broker is back",

@@ -14,6 +14,7 @@ from celery import current_app
 from flask import current_app as flask_app
 
 from app.tasking import job_task
+from settings import reveal
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 )
 def boom(self: Task, text: str = "") -> None:
     """Fails like a provider call echoing its key would; `text` stands for document text."""
-    key = flask_app.config["SETTINGS"].EMBEDDING_API_KEY
+    key = reveal(flask_app.config["SETTINGS"].dataset.embedding_api_key)
     raise RuntimeError(f"provider rejected the request made with key {key}")
 
 
@@ -36,7 +37,7 @@ def boom(self: Task, text: str = "") -> None:
     "obs.io_boom", queue="generation", public=True, soft_time_limit=10, time_limit=15, max_retries=0
 )
 def io_boom(self: Task, text: str = "") -> None:
-    password = flask_app.config["SETTINGS"].MAIL_SMTP_PASSWORD
+    password = reveal(flask_app.config["SETTINGS"].mail.smtp_password)
     raise RuntimeError(f"SMTP login refused for password {password}")
 
 
@@ -47,14 +48,14 @@ def leak(self: Task) -> None:
     """Fails quoting every secret setting, the way a careless driver or client error would."""
     settings = flask_app.config["SETTINGS"]
     quoted = [
-        f"SECRET_KEY={settings.SECRET_KEY}",
-        f"smtp {settings.MAIL_SMTP_PASSWORD}",
-        f"embedding key {settings.EMBEDDING_API_KEY}",
-        f"langfuse {settings.TRACE_LANGFUSE_SECRET_KEY}",
-        f"database {settings.DATABASE_URL}",
+        f"SECRET_KEY={reveal(settings.core.secret_key)}",
+        f"smtp {reveal(settings.mail.smtp_password)}",
+        f"embedding key {reveal(settings.dataset.embedding_api_key)}",
+        f"langfuse {reveal(settings.tracing.langfuse_secret_key)}",
+        f"database {reveal(settings.database.url)}",
         *(
-            f"provider {name} key {p.get('api_key')}"
-            for name, p in settings.GENERATION_PROVIDERS.items()
+            f"provider {name} key {reveal(p.api_key)}"
+            for name, p in settings.generation.providers.items()
         ),
     ]
     log.warning("about to fail with %s", "; ".join(quoted))

@@ -78,7 +78,7 @@ def test_body_that_is_not_json_is_415(client: FlaskClient, auth: dict[str, str])
 
 
 def test_oversized_body_is_413(app: Flask, client: FlaskClient, auth: dict[str, str]) -> None:
-    limit = app.config["SETTINGS"].MAX_REQUEST_BYTES
+    limit = app.config["SETTINGS"].api.max_request_bytes
     payload = '{"task": "tests.echo", "args": {"value": "' + "x" * limit + '"}}'
     response = client.post(
         "/api/v1/jobs", data=payload, headers={**auth, "Content-Type": "application/json"}
@@ -132,7 +132,7 @@ def test_arguments_the_task_cannot_take_are_422(client: FlaskClient, auth: dict[
 def test_countdown_beyond_the_limit_is_422(
     app: Flask, client: FlaskClient, auth: dict[str, str]
 ) -> None:
-    too_long = app.config["SETTINGS"].TASK_MAX_COUNTDOWN + 1
+    too_long = app.config["SETTINGS"].broker.task_max_countdown + 1
     response = client.post(
         "/api/v1/jobs", json={"task": "tests.echo", "countdown": too_long}, headers=auth
     )

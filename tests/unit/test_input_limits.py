@@ -168,7 +168,7 @@ def test_integers_beyond_their_column_are_422(
 def test_page_size_is_bounded_by_api_page_limit(
     app: Flask, client: FlaskClient, auth: dict[str, str]
 ) -> None:
-    limit = app.config["SETTINGS"].API_PAGE_LIMIT
+    limit = app.config["SETTINGS"].api.page_limit
     body = problem(client.get(f"/api/v1/jobs?limit={limit + 1}", headers=auth), 422)
     assert "API_PAGE_LIMIT" in str(body["errors"])
     assert client.get(f"/api/v1/jobs?limit={limit}", headers=auth).status_code == 200

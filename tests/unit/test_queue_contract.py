@@ -92,8 +92,8 @@ def test_readme_queue_table_is_generated_from_the_declaration() -> None:
 
 
 def test_readme_documents_every_setting() -> None:
-    from config import Settings
+    from config import ENV_NAMES
 
     readme = (ROOT / "README.md").read_text()
-    missing = [name for name in Settings.model_fields if f"`{name}`" not in readme]
+    missing = [name for name in sorted(ENV_NAMES) if f"`{name}`" not in readme]
     assert not missing, f"README's configuration tables lack: {', '.join(missing)}"

@@ -28,6 +28,7 @@ from app.services import tenancy
 from app.services.dataset.errors import BatchNotFound
 from app.services.errors import JobError
 from app.services.mail import notifications
+from config import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def settle(batch_id: str | None) -> bool:
     db.session.commit()
     if closed.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     jobs.submit(
         current_app.extensions["celery"],
         jobs.Submission(
@@ -71,7 +72,7 @@ def settle(batch_id: str | None) -> bool:
             idempotency_key=close_key(batch_id),
             project_id=tenancy.batch_project(batch_id),
         ),
-        broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+        broker_timeout=settings.broker.submit_timeout,
     )
     return True
 

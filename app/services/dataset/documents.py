@@ -34,6 +34,7 @@ from app.services.dataset.errors import DocumentNotFound
 from app.services.dataset.errors import FileTooLarge
 from app.services.dataset.errors import InvalidUpload
 from app.services.dataset.errors import UnsupportedFileType
+from config import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def text_upload(name: str | None, text: str, number: int) -> Upload:
 
 
 def _submit(task: str, document_id: str, api_key_id: int | None) -> Job:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     job, _created = jobs.submit(
         current_app.extensions["celery"],
         jobs.Submission(
@@ -64,7 +65,7 @@ def _submit(task: str, document_id: str, api_key_id: int | None) -> Job:
             # The dataset's project, even when an admin key of another project started it.
             project_id=tenancy.document_project(document_id),
         ),
-        broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+        broker_timeout=settings.broker.submit_timeout,
     )
     # The task claims the document itself too, so this only fills in what it may not have.
     db.session.execute(
@@ -88,13 +89,13 @@ def add(
     `notify_to` is kept on the batch: its close job mails them once every document settled.
     """
     dataset = datasets.get(dataset_id)
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     if not uploads:
         raise InvalidUpload("send at least one file (multipart field 'files') or text")
-    if len(uploads) > settings.DATASET_MAX_FILES_PER_UPLOAD:
+    if len(uploads) > settings.dataset.max_files_per_upload:
         raise InvalidUpload(
             f"{len(uploads)} files in one upload; at most "
-            f"{settings.DATASET_MAX_FILES_PER_UPLOAD} (DATASET_MAX_FILES_PER_UPLOAD)"
+            f"{settings.dataset.max_files_per_upload} (DATASET_MAX_FILES_PER_UPLOAD)"
         )
     batch = UploadBatch(id=new_id(), dataset_id=dataset.id, notify_to=notify_to or None)
     documents: list[Document] = []
@@ -106,7 +107,7 @@ def add(
                 upload.stream,
                 dataset.id,
                 document_id,
-                max_bytes=settings.DATASET_MAX_FILE_BYTES,
+                max_bytes=settings.dataset.max_file_bytes,
                 name=name,
             )
             documents.append(
@@ -266,7 +267,7 @@ def remove(dataset_id: str, document_id: str, *, api_key_id: int | None) -> str:
 
 
 def _submit_removal(document_id: str, api_key_id: int | None) -> str:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     job, _created = jobs.submit(
         current_app.extensions["celery"],
         jobs.Submission(
@@ -276,7 +277,7 @@ def _submit_removal(document_id: str, api_key_id: int | None) -> str:
             project_id=tenancy.document_project(document_id),
             idempotency_key=f"{REMOVE_TASK}:{document_id}",
         ),
-        broker_timeout=settings.SUBMIT_BROKER_TIMEOUT,
+        broker_timeout=settings.broker.submit_timeout,
     )
     return job.id
 

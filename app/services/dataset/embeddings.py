@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from flask import current_app
 from tenacity import retry
 from tenacity import retry_if_exception
 from tenacity import stop_after_attempt
 from tenacity import wait_exponential
 
 from app.services.dataset.errors import DocumentFailed
+from config import current_settings
+from settings import reveal
 
 
 class EmbeddingUnavailable(DocumentFailed):
@@ -107,14 +108,14 @@ def normalise(vector: Sequence[float]) -> list[float]:
 
 def configured_client() -> EmbeddingClient | None:
     """The client for the configured provider, or None when none is configured."""
-    settings = current_app.config["SETTINGS"]
-    if not settings.EMBEDDING_BASE_URL:
+    dataset = current_settings().dataset
+    if not dataset.embedding_base_url:
         return None
     return EmbeddingClient(
-        base_url=settings.EMBEDDING_BASE_URL,
-        model=settings.EMBEDDING_MODEL,
-        api_key=settings.EMBEDDING_API_KEY,
-        batch_size=settings.EMBEDDING_BATCH_SIZE,
-        timeout=settings.EMBEDDING_TIMEOUT,
-        max_attempts=settings.EMBEDDING_MAX_ATTEMPTS,
+        base_url=dataset.embedding_base_url,
+        model=dataset.embedding_model,
+        api_key=reveal(dataset.embedding_api_key),
+        batch_size=dataset.embedding_batch_size,
+        timeout=dataset.embedding_timeout,
+        max_attempts=dataset.embedding_max_attempts,
     )

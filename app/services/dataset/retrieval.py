@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 
 from app.extensions.ext_database import db
@@ -23,6 +22,7 @@ from app.services.dataset.errors import NoIndexableTerms
 from app.services.dataset.errors import RetrievalUnavailable
 from app.services.dataset.fusion import reciprocal_rank_fusion
 from app.services.dataset.keywords import terms
+from config import current_settings
 
 MODES = ("keyword", "vector", "hybrid")
 
@@ -55,14 +55,14 @@ def rank(dataset_id: str, query: str, *, top_k: int, mode: str) -> list[tuple[in
         return keyword_index.search(dataset_id, query_terms(query, required=True), top_k)
     if mode == "vector":
         return vector_index.search(dataset_id, _query_vector(query), top_k)
-    settings = current_app.config["SETTINGS"]
-    depth = max(top_k, settings.DATASET_FUSION_CANDIDATES)
+    settings = current_settings()
+    depth = max(top_k, settings.dataset.fusion_candidates)
     vector = vector_index.search(dataset_id, _query_vector(query), depth)
     # A query of stop words only still has a vector ranking; fusion uses what there is.
     keyword = keyword_index.search(dataset_id, query_terms(query, required=False), depth)
     return reciprocal_rank_fusion(
         [[key for key, _ in keyword], [key for key, _ in vector]],
-        k=settings.DATASET_RRF_K,
+        k=settings.dataset.rrf_k,
         limit=top_k,
     )
 

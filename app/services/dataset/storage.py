@@ -19,6 +19,7 @@ from typing import TextIO
 from flask import current_app
 
 from app.services.dataset.errors import FileTooLarge
+from config import current_settings
 
 SOURCE = "source"
 PARSED = "parsed.txt"
@@ -30,7 +31,7 @@ COPY_CHUNK = 1024 * 1024
 
 
 def root() -> Path:
-    configured = current_app.config["SETTINGS"].DATASET_STORAGE_DIR
+    configured = current_settings().dataset.storage_dir
     return Path(configured) if configured else Path(current_app.instance_path) / "uploads"
 
 

@@ -142,8 +142,8 @@ def run(
     stream = _Stream()
     max_tokens = facts.parameters.get("max_tokens")
     total = max_tokens if isinstance(max_tokens, int) else None
-    live_every = settings.GENERATION_PROGRESS_INTERVAL
-    db_every = settings.GENERATION_DB_WRITE_INTERVAL
+    live_every = settings.generation.progress_interval
+    db_every = settings.generation.db_write_interval
     next_live: float | None = None
     next_db = stream.started + db_every
     next_cancel_check = stream.started + CANCEL_POLL_INTERVAL
@@ -196,7 +196,7 @@ def run(
 
 
 def _save(engine: Any, facts: Facts, messages: bool, settings: Settings, *, quietly: bool) -> None:
-    durable = bool(settings.LEDGER_SYNCHRONOUS_COMMIT)
+    durable = bool(settings.ledger.synchronous_commit)
     if not quietly:
         store.save(engine, facts, messages=messages, durable=durable)
         return

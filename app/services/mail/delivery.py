@@ -45,30 +45,32 @@ from app.services.mail.transport import SmtpTransport
 from app.services.mail.transport import Transport
 from app.services.retrying import backoff_delay
 from config import Settings
+from config import current_settings
+from settings import reveal
 
 CONNECTING = "connecting"
 HANDED_OVER = "handed_over"
 
 
 def _settings() -> Settings:
-    settings: Settings = current_app.config["SETTINGS"]
+    settings: Settings = current_settings()
     return settings
 
 
 def transport(settings: Settings) -> Transport:
-    if not settings.MAIL_SMTP_HOST:
-        folder = settings.MAIL_OUTBOX_DIR or str(Path(current_app.instance_path) / "outbox")
+    if not settings.mail.smtp_host:
+        folder = settings.mail.outbox_dir or str(Path(current_app.instance_path) / "outbox")
         return OutboxTransport(Path(folder))
     return SmtpTransport(
         SmtpSettings(
-            host=settings.MAIL_SMTP_HOST,
-            port=settings.MAIL_SMTP_PORT,
-            security=settings.MAIL_SMTP_SECURITY,
-            user=settings.MAIL_SMTP_USER,
-            password=settings.MAIL_SMTP_PASSWORD,
-            ca_file=settings.MAIL_SMTP_CA_FILE,
-            connect_timeout=settings.MAIL_SMTP_CONNECT_TIMEOUT,
-            timeout=settings.MAIL_SMTP_TIMEOUT,
+            host=settings.mail.smtp_host,
+            port=settings.mail.smtp_port,
+            security=settings.mail.smtp_security,
+            user=settings.mail.smtp_user,
+            password=reveal(settings.mail.smtp_password),
+            ca_file=settings.mail.smtp_ca_file,
+            connect_timeout=settings.mail.smtp_connect_timeout,
+            timeout=settings.mail.smtp_timeout,
         )
     )
 
@@ -90,7 +92,7 @@ def retry_delay(retries: int) -> float:
     """Exponential backoff with jitter, so retries of many mails don't arrive together."""
     settings = _settings()
     return backoff_delay(
-        retries, base=settings.MAIL_RETRY_BACKOFF, cap=settings.MAIL_RETRY_BACKOFF_MAX
+        retries, base=settings.mail.retry_backoff, cap=settings.mail.retry_backoff_max
     )
 
 
@@ -192,8 +194,8 @@ def deliver(mail_id: str, *, worker: str | None) -> dict[str, Any]:
     db.session.commit()
     try:
         reply: Reply = carrier.send(
-            build_message(mail, settings.MAIL_FROM),
-            parseaddr(settings.MAIL_FROM)[1],
+            build_message(mail, settings.mail.from_address),
+            parseaddr(settings.mail.from_address)[1],
             mail.recipients,
             lambda: _hand_over(log),
         )

@@ -12,7 +12,6 @@ from email.utils import parseaddr
 from typing import Any
 
 from celery import Celery
-from flask import current_app
 from marshmallow import ValidationError
 from marshmallow.validate import Email
 from sqlalchemy import select
@@ -29,6 +28,7 @@ from app.services.mail import templates
 from app.services.mail.errors import InvalidRecipient
 from app.services.mail.errors import MailNotFound
 from config import Settings
+from config import current_settings
 
 SEND_TASK = "mail.send"
 MAX_RECIPIENTS = 50
@@ -45,7 +45,7 @@ _ADDRESS = re.compile(ADDRESS_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 def _settings() -> Settings:
-    settings: Settings = current_app.config["SETTINGS"]
+    settings: Settings = current_settings()
     return settings
 
 
@@ -99,7 +99,7 @@ def create_mail(
         created_at=utcnow(),
     )
     # Derived from the mail id: the same on every attempt, and traceable in server logs.
-    mail.message_id = f"<{mail.id}@{_domain(_settings().MAIL_FROM)}>"
+    mail.message_id = f"<{mail.id}@{_domain(_settings().mail.from_address)}>"
     db.session.add(mail)
     try:
         db.session.commit()
@@ -137,7 +137,7 @@ def queue_mail(
             api_key_id=api_key_id,
             project_id=project_id,
         ),
-        broker_timeout=_settings().SUBMIT_BROKER_TIMEOUT,
+        broker_timeout=_settings().broker.submit_timeout,
     )
     mail.job_id = job.id
     db.session.commit()

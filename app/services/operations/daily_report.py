@@ -81,7 +81,7 @@ def build(until: datetime) -> dict[str, Any]:
 def send(celery_app: Celery, settings: Settings, until: datetime) -> dict[str, Any]:
     """Build the report and mail it to DAILY_REPORT_TO, once per day whatever the retries."""
     report = build(until)
-    recipients = mails.split_addresses(settings.DAILY_REPORT_TO)
+    recipients = mails.split_addresses(settings.operations.daily_report_to)
     if not recipients:
         return {"mailed": False, "reason": "DAILY_REPORT_TO is not set", **report}
     mail, _ = mails.queue_mail(

@@ -47,24 +47,26 @@ def monitor_queues(
     now = utcnow()
     breaches = find_breaches(
         celery_app,
-        max_waiting=settings.QUEUE_ALERT_MAX_WAITING,
-        max_age=settings.QUEUE_ALERT_MAX_AGE,
+        max_waiting=settings.operations.queue_alert_max_waiting,
+        max_age=settings.operations.queue_alert_max_age,
         now=now,
     )
-    recipients = mails.split_addresses(settings.ALERT_EMAIL_TO)
+    recipients = mails.split_addresses(settings.operations.alert_email_to)
     # One alert per queue and cooldown window: a repeated or redelivered check stays quiet.
-    window = int(now.timestamp() // settings.QUEUE_ALERT_COOLDOWN)
+    window = int(now.timestamp() // settings.operations.queue_alert_cooldown)
     alerts = []
     for breach in breaches:
         key = f"tasklane:queue-alert:{breach.queue}:{window}"
-        if not redis_client.set(key, now.isoformat(), nx=True, ex=settings.QUEUE_ALERT_COOLDOWN):
+        if not redis_client.set(
+            key, now.isoformat(), nx=True, ex=settings.operations.queue_alert_cooldown
+        ):
             continue
         context: dict[str, Any] = {
             "queue": breach.queue,
             "waiting": breach.waiting,
             "oldest_age_seconds": breach.oldest_age_seconds,
-            "max_waiting": settings.QUEUE_ALERT_MAX_WAITING,
-            "max_age_seconds": settings.QUEUE_ALERT_MAX_AGE,
+            "max_waiting": settings.operations.queue_alert_max_waiting,
+            "max_age_seconds": settings.operations.queue_alert_max_age,
             "checked_at": now.isoformat(),
         }
         try:

@@ -25,6 +25,7 @@ from app.services.tracing.redact import clean
 from app.tasking import ATTEMPT
 from app.tasking import STARTED
 from app.tasking import jsonable_args
+from config import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +89,12 @@ def build(outcome: Outcome, *, max_chars: int) -> dict[str, Any]:
 
 def hand_off(outcome: Outcome) -> bool:
     """Publish the trace of the attempt that just ended; False if not sent, never raises."""
-    settings = current_app.config["SETTINGS"]
-    if not settings.TRACE_SINKS:
+    settings = current_settings()
+    if not settings.tracing.sinks:
         return False
     record = None
     try:
-        record = build(outcome, max_chars=settings.TRACE_MAX_FIELD_CHARS)
+        record = build(outcome, max_chars=settings.tracing.max_field_chars)
         current_app.extensions["celery"].send_task(
             "ops_trace.ship",
             kwargs={"record": record},
@@ -105,7 +106,7 @@ def hand_off(outcome: Outcome) -> bool:
     except Exception as exc:
         # The traced job's outcome is recorded already; a lost trace must not change it.
         log.warning("trace of job %s not published (check the broker): %s", outcome.job_id, exc)
-    if record is not None and "database" in settings.TRACE_SINKS:
+    if record is not None and "database" in settings.tracing.sinks:
         # The broker is away: keep the database sink's copy now, the other sinks miss it.
         try:
             db.session.rollback()

@@ -24,6 +24,7 @@ from app.extensions.ext_database import db
 from app.models.trace import Trace
 from app.observability import telemetry
 from config import Settings
+from settings import reveal
 
 
 class ExportFailed(Exception):
@@ -120,12 +121,15 @@ def _exporter(protocol: str, url: str | None, auth: str, timeout: float, pid: in
 
 
 def exporter(settings: Settings, sink: str) -> SpanExporter:
-    timeout, pid = settings.TRACE_SHIP_TIMEOUT, os.getpid()
+    timeout, pid = settings.tracing.ship_timeout, os.getpid()
     if sink != "langfuse":
-        return _exporter(settings.OTEL_EXPORTER, settings.TRACE_OTLP_ENDPOINT, "", timeout, pid)
+        return _exporter(
+            settings.observability.otel_exporter, settings.tracing.otlp_endpoint, "", timeout, pid
+        )
     # Langfuse takes OTLP over HTTP, with the project's keys as basic auth.
-    url = f"{(settings.TRACE_LANGFUSE_HOST or '').rstrip('/')}/api/public/otel/v1/traces"
-    keys = f"{settings.TRACE_LANGFUSE_PUBLIC_KEY}:{settings.TRACE_LANGFUSE_SECRET_KEY}"
+    url = f"{(settings.tracing.langfuse_host or '').rstrip('/')}/api/public/otel/v1/traces"
+    tracing = settings.tracing
+    keys = f"{reveal(tracing.langfuse_public_key)}:{reveal(tracing.langfuse_secret_key)}"
     auth = "Basic " + base64.b64encode(keys.encode()).decode()
     return _exporter("otlp_http", url, auth, timeout, pid)
 

@@ -63,7 +63,7 @@ def pg_workers(
 ) -> Iterator[dict[str, WorkerProcess]]:
     env = env_for(
         worker_env,
-        DATABASE_URL=pg_app.config["SETTINGS"].DATABASE_URL,
+        DATABASE_URL=pg_app.config["SETTINGS"].database.url,
         REDIS_URL=private_redis.url,
     )
     with running(pg_app, env, tmp_path_factory.mktemp("pg-workers"), {"cpu": {}}) as workers:

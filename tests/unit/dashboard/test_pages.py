@@ -162,13 +162,13 @@ def test_job_page_shows_error_attempt_and_configured_links(
             ]
         )
         db.session.commit()
-    original = (settings.DASHBOARD_TRACE_URL, settings.DASHBOARD_SENTRY_URL)
-    settings.DASHBOARD_TRACE_URL = "http://jaeger.local/trace/"
-    settings.DASHBOARD_SENTRY_URL = "http://sentry.local/events/{id}/"
+    original = (settings.dashboard.trace_url, settings.dashboard.sentry_url)
+    settings.dashboard.trace_url = "http://jaeger.local/trace/"
+    settings.dashboard.sentry_url = "http://sentry.local/events/{id}/"
     try:
         page = dashboard.get(f"/dashboard/jobs/{job_id}").get_data(as_text=True)
     finally:
-        settings.DASHBOARD_TRACE_URL, settings.DASHBOARD_SENTRY_URL = original
+        settings.dashboard.trace_url, settings.dashboard.sentry_url = original
     assert f'href="http://jaeger.local/trace/{"ab" * 16}"' in page
     assert f'href="http://sentry.local/events/{"cd" * 16}/"' in page
     assert "io-1@host" in page and "bad input" in page and ">Retry</button>" in page

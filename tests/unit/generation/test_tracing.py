@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from app.services.tracing import export
 from app.services.tracing.redact import clean
@@ -148,7 +149,9 @@ def test_a_sink_that_is_down_fails_the_export_and_only_it_is_named(
 
 
 def test_wrong_langfuse_keys_fail_the_export(otlp: OtlpReceiver, langfuse: OtlpReceiver) -> None:
-    settings = _sinks(otlp, langfuse).model_copy(update={"TRACE_LANGFUSE_SECRET_KEY": "wrong"})
+    right = _sinks(otlp, langfuse)
+    tracing = right.tracing.model_copy(update={"langfuse_secret_key": SecretStr("wrong")})
+    settings = right.model_copy(update={"tracing": tracing})
     with pytest.raises(export.ExportFailed, match="langfuse"):
         export.ship({**RECORD, "job_id": "job-401"}, settings, ["langfuse"])
     assert not langfuse.of_job("job-401")
@@ -167,6 +170,11 @@ def test_the_otlp_sink_speaks_grpc_where_configured() -> None:
     assert type(chosen).__module__.startswith("opentelemetry.exporter.otlp.proto.grpc")
     # Langfuse takes OTLP over HTTP only, whatever the collector speaks.
     langfuse = export.exporter(
-        settings.model_copy(update={"TRACE_LANGFUSE_HOST": "http://lf:3000"}), "langfuse"
+        settings.model_copy(
+            update={
+                "tracing": settings.tracing.model_copy(update={"langfuse_host": "http://lf:3000"})
+            }
+        ),
+        "langfuse",
     )
     assert type(langfuse).__module__.startswith("opentelemetry.exporter.otlp.proto.http")

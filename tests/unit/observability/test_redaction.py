@@ -3,21 +3,44 @@
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
+from pydantic import SecretStr
 
 from app.observability import redaction
 from config import Settings
+from settings.generation import ProviderSpec
 
 NESTED_KEY = "nested-provider-key-42"
+
+
+# A field whose name says its value is secret, or that holds a URL that may carry one.
+SECRET_NAME = re.compile(r"pass(word)?|secret|(^|_)key$|dsn|auth|(^|_)url$|backend", re.I)
+# Named like one but public: where a link or the embedded endpoint points.
+NOT_SECRET = {"trace_url", "sentry_url", "embedding_base_url", "base_url"}
+
+SECRETS = {
+    "SECRET_KEY": "flask-secret-value",
+    "MAIL_SMTP_PASSWORD": "smtp-password-value",
+    "DATABASE_URL": "postgresql://tasklane:db-password-value@db.internal/prod",
+    "REDIS_URL": "redis://:redis-password-value@cache:6379/0",
+    "CELERY_BROKER_URL": "amqp://u:broker-password-value@mq//",
+    "CELERY_RESULT_BACKEND": "redis://backend-password-value@cache:6379/1",
+    "EMBEDDING_API_KEY": "embedding-key-value",
+    "SENTRY_DSN": "https://sentry-dsn-key@o1.ingest.sentry.io/2",
+    "TRACE_LANGFUSE_PUBLIC_KEY": "pk-lf-public-value",
+    "TRACE_LANGFUSE_SECRET_KEY": "sk-lf-secret-value",
+    "FLOWER_BASIC_AUTH": "ops:flower-password-value",
+}
 
 
 def settings() -> Settings:
     return Settings(  # type: ignore[call-arg]
         _env_file=None,
-        SECRET_KEY="flask-secret-value",
-        MAIL_SMTP_PASSWORD="smtp-password-value",
-        DATABASE_URL="postgresql://tasklane:db-password-value@db.internal/prod",
+        **SECRETS,
         GENERATION_PROVIDERS={
             "acme": {"base_url": "http://acme/v1", "api_key": NESTED_KEY, "models": ["m"]}
         },
@@ -26,8 +49,40 @@ def settings() -> Settings:
 
 def test_every_secret_setting_is_known_nested_ones_and_url_passwords_included() -> None:
     found = set(redaction.secret_values(settings()))
-    assert {"flask-secret-value", "smtp-password-value", "db-password-value", NESTED_KEY} <= found
+    expected = {value for name, value in SECRETS.items() if "URL" not in name} | {
+        "db-password-value",
+        "redis-password-value",
+        "broker-password-value",
+        NESTED_KEY,
+    }
+    assert expected <= found
     assert "http://acme/v1" not in found
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any]]:
+    found = []
+    for name, field in model.model_fields.items():
+        found.append((prefix + name, field.annotation))
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            found += _fields(field.annotation, prefix + name + ".")
+    return found
+
+
+def test_every_setting_named_like_a_secret_is_a_secret_str() -> None:
+    """The redactor finds secrets by type: a secret declared as plain str would leak."""
+    fields = _fields(Settings) + _fields(ProviderSpec, "generation.providers[].")
+    secretish = [
+        (path, annotation)
+        for path, annotation in fields
+        if SECRET_NAME.search(path.rsplit(".", 1)[-1]) and path.rsplit(".", 1)[-1] not in NOT_SECRET
+    ]
+    assert len(secretish) >= 12
+    plain = [path for path, annotation in secretish if SecretStr not in _members(annotation)]
+    assert plain == []
+
+
+def _members(annotation: Any) -> set[Any]:
+    return {annotation, *getattr(annotation, "__args__", ())}
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,9 @@ from app.services.generation.providers.base import ProviderError
 from app.services.generation.providers.base import ProviderRejected
 from app.services.generation.providers.base import ProviderTimeout
 from app.services.generation.providers.base import RetryableProviderError
-from app.services.generation.providers.spec import ProviderSpec
 from app.services.retrying import parse_retry_after
+from settings import reveal
+from settings.generation import ProviderSpec
 
 MAX_ERROR_CHARS = 500
 
@@ -59,7 +60,7 @@ class OpenAICompatible:
             base_url=spec.base_url,
             # A keyless endpoint (a local model server): the client insists on a key, and
             # the omitted header (see `_headers`) keeps the placeholder from being sent.
-            api_key=spec.api_key or "unused",
+            api_key=reveal(spec.api_key) or "unused",
             # Celery retries with Tasklane's backoff; a retry inside the call would hide it.
             max_retries=0,
             timeout=httpx2.Timeout(spec.timeout, connect=spec.connect_timeout),

@@ -10,10 +10,10 @@ import httpx2
 from app.services.errors import JobError
 from app.services.generation.providers.base import Provider
 from app.services.generation.providers.offline import OfflineProvider
-from app.services.generation.providers.spec import OFFLINE
-from app.services.generation.providers.spec import ProviderSpec
 from app.services.generation.providers.transport import DrainingTransport
 from config import Settings
+from settings.generation import OFFLINE
+from settings.generation import ProviderSpec
 
 # Generous: a gevent worker runs hundreds of generations at once over one client.
 CLIENT_LIMITS = httpx2.Limits(max_connections=2000, max_keepalive_connections=200)
@@ -34,7 +34,7 @@ class Registry:
         client = httpx2.Client(transport=DrainingTransport(limits=CLIENT_LIMITS))
         self._providers: dict[str, Provider] = {OFFLINE: OfflineProvider()}
         self._models: dict[str, tuple[str, ...]] = {OFFLINE: OfflineProvider.models}
-        for name, raw in settings.GENERATION_PROVIDERS.items():
+        for name, raw in settings.generation.providers.items():
             # The `openai` package takes a second or more to import: only when one is used.
             from app.services.generation.providers.openai import OpenAICompatible
 

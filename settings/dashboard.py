@@ -1,0 +1,21 @@
+"""The operator's console (/dashboard) and Flower."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from settings.base import Concern
+from settings.base import env
+
+
+class DashboardSettings(Concern):
+    # Seconds between two refreshes of the overview's queue and worker panels.
+    refresh_seconds: float = env("DASHBOARD_REFRESH_SECONDS", 2.0, ge=0.5)
+    # Base URLs that make a job's trace id and Sentry event id links; `{id}` marks where the
+    # id goes, else it is appended (e.g. https://jaeger.example/trace/).
+    trace_url: str | None = env("DASHBOARD_TRACE_URL")
+    sentry_url: str | None = env("DASHBOARD_SENTRY_URL")
+    # `./entrypoint.sh flower`: "user:password" (comma separate several); Flower refuses to
+    # start without it, because it can revoke tasks and shut workers down.
+    flower_basic_auth: SecretStr | None = env("FLOWER_BASIC_AUTH")
+    flower_port: int = env("FLOWER_PORT", 5555, ge=1, le=65535)
