@@ -1,7 +1,7 @@
 """Tasklane settings: one typed tree by concern, read once from the environment and `.env`.
 
 `settings.database.url`, `settings.broker.task_time_limit`, `settings.mail.smtp_host`, ...:
-each concern is a pure-pydantic model in the `settings/` package, composed here.
+each concern is a pure-pydantic model in the `app/settings/` package, composed here.
 The environment variables keep their flat names (the README's configuration table): every
 field names its variable, and a flat name, from the environment, `.env` or keyword
 overrides (`Settings(DATABASE_URL=...)`, as the tests pass them), is routed into its concern.
@@ -24,19 +24,19 @@ from pydantic_settings import EnvSettingsSource
 from pydantic_settings import PydanticBaseSettingsSource
 from pydantic_settings import SettingsConfigDict
 
-from settings import ApiSettings
-from settings import BrokerSettings
-from settings import CoreSettings
-from settings import DashboardSettings
-from settings import DatabaseSettings
-from settings import DatasetSettings
-from settings import GenerationSettings
-from settings import LedgerSettings
-from settings import MailSettings
-from settings import ObservabilitySettings
-from settings import OperationsSettings
-from settings import TracingSettings
-from settings import env_names
+from app.settings import ApiSettings
+from app.settings import BrokerSettings
+from app.settings import CoreSettings
+from app.settings import DashboardSettings
+from app.settings import DatabaseSettings
+from app.settings import DatasetSettings
+from app.settings import GenerationSettings
+from app.settings import LedgerSettings
+from app.settings import MailSettings
+from app.settings import ObservabilitySettings
+from app.settings import OperationsSettings
+from app.settings import TracingSettings
+from app.settings import env_names
 
 if TYPE_CHECKING:
     from flask import Flask

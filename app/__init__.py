@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Flask
 
-from app import dashboard
-from app.api import register_blueprints
-from app.api.errors import register_error_handlers
-from app.commands import register_commands
-from app.extensions import init_extensions
-from config import Settings
-from config import load_settings
+if TYPE_CHECKING:
+    from config import Settings
 
 
 def configure(app: Flask, settings: Settings) -> None:
@@ -22,6 +19,15 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: configuration, extensions, blueprints, error handlers, commands."""
+    # Imported here, not at the top: `config` reads its concerns from `app.settings`, which
+    # loads this package first, and every piece below imports `config`.
+    from app import dashboard
+    from app.api import register_blueprints
+    from app.api.errors import register_error_handlers
+    from app.commands import register_commands
+    from app.extensions import init_extensions
+    from config import load_settings
+
     app = Flask(__name__)
     configure(app, settings or load_settings())
     init_extensions(app)

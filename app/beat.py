@@ -21,7 +21,7 @@ from celery.schedules import schedule
 from redbeat import RedBeatScheduler
 from redbeat.schedulers import get_redis
 
-from settings.schedule import schedule_parts
+from app.settings.schedule import schedule_parts
 
 KEY_PREFIX = "tasklane:beat:"
 LEADER_KEY = KEY_PREFIX + "leader"

@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from app.settings import ObservabilitySettings  # noqa: E402
 from bench import support  # noqa: E402 - needs the project root on sys.path
-from settings import ObservabilitySettings  # noqa: E402
 from tests.support.otlp_receiver import otlp_receiver  # noqa: E402
 
 TARGET_RATIO = 0.9

@@ -15,9 +15,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from app.models.base import Base
+from app.settings import reveal
 from config import Settings
 from config import settings_of
-from settings import reveal
 
 db = SQLAlchemy(model_class=Base)
 

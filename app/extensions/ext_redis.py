@@ -14,10 +14,10 @@ import redis
 from flask import Flask
 
 from app import embedded_redis
+from app.settings import reveal
 from config import ConfigError
 from config import Settings
 from config import settings_of
-from settings import reveal
 
 
 def broker_url(redis_url: str) -> str:

@@ -22,11 +22,11 @@ from app.extensions.ext_database import db
 from app.observability import process
 from app.observability import sentry_tasks
 from app.observability.scrubbing import make_before_send
+from app.settings import reveal
 from app.tasking import ExpectedFailure
 from app.tasking import JobCancelled
 from config import Settings
 from config import settings_of
-from settings import reveal
 
 # Failures caused by the job's input or by a user's cancel: recorded in the ledger, not alerts.
 EXPECTED = (ExpectedFailure, JobCancelled)

@@ -13,8 +13,8 @@ from celery import chord
 from celery import current_app
 from flask import current_app as flask_app
 
+from app.settings import reveal
 from app.tasking import job_task
-from settings import reveal
 
 log = logging.getLogger(__name__)
 

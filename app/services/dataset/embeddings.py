@@ -16,8 +16,8 @@ from tenacity import stop_after_attempt
 from tenacity import wait_exponential
 
 from app.services.dataset.errors import DocumentFailed
+from app.settings import reveal
 from config import current_settings
-from settings import reveal
 
 
 class EmbeddingUnavailable(DocumentFailed):

@@ -44,9 +44,9 @@ from app.services.mail.transport import SmtpSettings
 from app.services.mail.transport import SmtpTransport
 from app.services.mail.transport import Transport
 from app.services.retrying import backoff_delay
+from app.settings import reveal
 from config import Settings
 from config import current_settings
-from settings import reveal
 
 CONNECTING = "connecting"
 HANDED_OVER = "handed_over"

@@ -23,8 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions.ext_database import db
 from app.models.trace import Trace
 from app.observability import telemetry
+from app.settings import reveal
 from config import Settings
-from settings import reveal
 
 
 class ExportFailed(Exception):

@@ -19,8 +19,8 @@ from app.services.generation.providers.openai import OpenAICompatible
 from app.services.generation.providers.transport import DrainingTransport
 from app.services.retrying import backoff_delay
 from app.services.retrying import parse_retry_after
-from settings.generation import ProviderSpec
-from settings.generation import validate_providers
+from app.settings.generation import ProviderSpec
+from app.settings.generation import validate_providers
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_openai import Reply
 

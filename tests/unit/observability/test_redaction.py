@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from pydantic import SecretStr
 
 from app.observability import redaction
+from app.settings.generation import ProviderSpec
 from config import Settings
-from settings.generation import ProviderSpec
 
 NESTED_KEY = "nested-provider-key-42"
 

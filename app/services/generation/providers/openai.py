@@ -25,8 +25,8 @@ from app.services.generation.providers.base import ProviderRejected
 from app.services.generation.providers.base import ProviderTimeout
 from app.services.generation.providers.base import RetryableProviderError
 from app.services.retrying import parse_retry_after
-from settings import reveal
-from settings.generation import ProviderSpec
+from app.settings import reveal
+from app.settings.generation import ProviderSpec
 
 MAX_ERROR_CHARS = 500
 

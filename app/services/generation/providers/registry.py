@@ -11,9 +11,9 @@ from app.services.errors import JobError
 from app.services.generation.providers.base import Provider
 from app.services.generation.providers.offline import OfflineProvider
 from app.services.generation.providers.transport import DrainingTransport
+from app.settings.generation import OFFLINE
+from app.settings.generation import ProviderSpec
 from config import Settings
-from settings.generation import OFFLINE
-from settings.generation import ProviderSpec
 
 # Generous: a gevent worker runs hundreds of generations at once over one client.
 CLIENT_LIMITS = httpx2.Limits(max_connections=2000, max_keepalive_connections=200)

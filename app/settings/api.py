@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from settings.base import Concern
-from settings.base import env
+from app.settings.base import Concern
+from app.settings.base import env
 
 
 class ApiSettings(Concern):

@@ -9,9 +9,9 @@ from pydantic import BeforeValidator
 from pydantic import SecretStr
 from pydantic import model_validator
 
-from settings.base import Concern
-from settings.base import env
-from settings.base import split_commas
+from app.settings.base import Concern
+from app.settings.base import env
+from app.settings.base import split_commas
 
 Sink = Literal["database", "otlp", "langfuse"]
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from settings.base import Concern
-from settings.base import env
+from app.settings.base import Concern
+from app.settings.base import env
 
 
 class ObservabilitySettings(Concern):

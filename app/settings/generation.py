@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from pydantic import ValidationError
 from pydantic import field_validator
 
-from settings.base import Concern
-from settings.base import env
+from app.settings.base import Concern
+from app.settings.base import env
 
 # The built-in provider's name; no configured provider may take it.
 OFFLINE = "offline"

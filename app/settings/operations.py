@@ -10,9 +10,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from settings.base import Concern
-from settings.base import env
-from settings.schedule import check_schedule
+from app.settings.base import Concern
+from app.settings.base import env
+from app.settings.schedule import check_schedule
 
 Schedule = Annotated[str, AfterValidator(check_schedule)]
 

@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import BeforeValidator
 from pydantic import SecretStr
 
-from settings.base import Concern
-from settings.base import env
-from settings.base import split_commas
+from app.settings.base import Concern
+from app.settings.base import env
+from app.settings.base import split_commas
 
 
 class CoreSettings(Concern):

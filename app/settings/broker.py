@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import SecretStr
 from pydantic import model_validator
 
-from settings.base import Concern
-from settings.base import env
+from app.settings.base import Concern
+from app.settings.base import env
 
 
 class BrokerSettings(Concern):

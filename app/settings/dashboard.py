@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from settings.base import Concern
-from settings.base import env
+from app.settings.base import Concern
+from app.settings.base import env
 
 
 class DashboardSettings(Concern):
