@@ -77,6 +77,20 @@ def make_settings(base: dict[str, Any], **overrides: Any) -> Settings:
     return Settings(_env_file=None, **{**base, **overrides})  # type: ignore[call-arg]
 
 
+def app_without_broker(base: dict[str, Any]) -> Flask:
+    """An app on the session's database whose broker is unreachable (nothing listens on port
+    1) and that runs no relay: what it accepts stays an intent until a relay elsewhere
+    publishes it."""
+    return create_app(
+        make_settings(
+            base,
+            CELERY_BROKER_URL="redis://127.0.0.1:1/0",
+            SUBMIT_BROKER_TIMEOUT=0.5,
+            LEDGER_RELAY_IN_API=False,
+        )
+    )
+
+
 @pytest.fixture(scope="session")
 def app(base_settings: dict[str, Any]) -> Flask:
     app = create_app(make_settings(base_settings))

@@ -182,15 +182,16 @@ def _public_tasks(spec: dict[str, Any], celery_app: Any, max_countdown: int) -> 
     schema["properties"]["countdown"]["maximum"] = max_countdown
     public = sorted(n for n, t in celery_app.tasks.items() if getattr(t, "public", False))
     schema["properties"]["task"]["enum"] = public
-    schema["oneOf"] = [
-        {
-            "properties": {
-                "task": {"enum": [name]},
-                "args": task_arguments.schema(celery_app.tasks[name]),
-            }
-        }
-        for name in public
-    ]
+    schema["oneOf"] = [_task_branch(name, celery_app.tasks[name]) for name in public]
+
+
+def _task_branch(name: str, task: Any) -> dict[str, Any]:
+    args = task_arguments.schema(task)
+    branch: dict[str, Any] = {"properties": {"task": {"enum": [name]}, "args": args}}
+    if args.get("required"):
+        # Left out, `args` means no arguments: a task that needs some must be given them.
+        branch["required"] = ["args"]
+    return branch
 
 
 def _provider_branches(providers: Any) -> list[dict[str, Any]]:

@@ -99,12 +99,13 @@ def job_detail(job_id: str) -> tuple[str, int]:
     if job is None:
         message = f"No job with id {job_id!r}. Find it on the Jobs page."
         return render_template("dashboard/error.html", status=404, message=message), 404
+    settings = current_settings()
     return render_template(
         "dashboard/job.html",
         job=job,
         attempts=queries.attempts(job),
-        trace_url=outside_link("DASHBOARD_TRACE_URL", job.trace_id),
-        sentry_url=outside_link("DASHBOARD_SENTRY_URL", job.sentry_event_id),
+        trace_url=outside_link(settings.dashboard.trace_url, job.trace_id),
+        sentry_url=outside_link(settings.dashboard.sentry_url, job.sentry_event_id),
         queued_for=queries.age(job.created_at, job.started_at) if job.started_at else None,
         ran_for=queries.age(job.started_at, job.finished_at) if job.finished_at else None,
     ), 200

@@ -31,6 +31,7 @@ from celery import Celery
 from flask import Flask
 from kombu import Producer
 from kombu import Queue
+from kombu.exceptions import BatchPublishError
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
@@ -50,7 +51,16 @@ from config import settings_of
 
 log = logging.getLogger(__name__)
 
-BROKER_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError, TimeoutError)
+# BatchPublishError: a pipelined batch failed with its delivery uncertain (Redis went away
+# mid-flush); the relay publishes those jobs again, which a job tolerates.
+BROKER_ERRORS = (
+    KombuOperationalError,
+    BatchPublishError,
+    RedisError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
 # Set on the messages of jobs that have `notify_to`, so a worker looks the job up after the
 # run only for them (app.services.mail.notifications); every other job pays nothing.
 NOTIFY_HEADER = "tasklane_notify"

@@ -26,6 +26,7 @@ from app import create_app
 from app.extensions.ext_database import db
 from app.ledger import outbox
 from app.models import Job
+from tests.conftest import app_without_broker
 from tests.conftest import make_settings
 from tests.support.api import Api
 from tests.support.waiting import wait_for
@@ -229,16 +230,8 @@ def test_api_killed_between_commit_and_publish_is_published_by_the_relay(
 def test_submit_with_broker_down_answers_202_and_the_job_runs_once_it_is_reachable(
     base_settings: dict[str, Any], api: Api, markers: Path
 ) -> None:
-    # Nothing listens on port 1: this API process cannot reach the broker; the workers'
-    # relays (which can) publish what it accepted.
-    down = create_app(
-        make_settings(
-            base_settings,
-            CELERY_BROKER_URL="redis://127.0.0.1:1/0",
-            SUBMIT_BROKER_TIMEOUT=0.5,
-            LEDGER_RELAY_IN_API=False,
-        )
-    )
+    # The workers' relays (which reach the broker) publish what this API process accepted.
+    down = app_without_broker(base_settings)
     body = {"task": "tests.record", "args": {"marker_dir": str(markers)}}
 
     response = down.test_client().post("/api/v1/jobs", json=body, headers=api.auth)

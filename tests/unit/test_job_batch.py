@@ -13,13 +13,12 @@ from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
 
-from app import create_app
 from app.extensions.ext_database import db
 from app.ledger import outbox
 from app.models import Job
 from app.services import jobs
 from app.services.bulk_submit import MAX_BATCH
-from tests.conftest import make_settings
+from tests.conftest import app_without_broker
 
 BATCH = "/api/v1/jobs/batch"
 
@@ -176,15 +175,8 @@ def test_with_the_broker_away_a_batch_is_accepted_and_left_to_the_relay(
 ) -> None:
     # The failed publish marks the broker down for this process; undone after the test.
     monkeypatch.setattr(jobs._BrokerState, "down_until", 0.0)
-    # Nothing listens on port 1; this app runs no relay of its own, so the intents stay.
-    down = create_app(
-        make_settings(
-            base_settings,
-            CELERY_BROKER_URL="redis://127.0.0.1:1/0",
-            SUBMIT_BROKER_TIMEOUT=0.5,
-            LEDGER_RELAY_IN_API=False,
-        )
-    )
+    # The intents stay: this app runs no relay of its own.
+    down = app_without_broker(base_settings)
     try:
         response = down.test_client().post(
             BATCH, json={"jobs": [_echo(i) for i in range(5)]}, headers=auth

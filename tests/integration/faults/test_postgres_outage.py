@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from app.extensions.ext_database import db
 from app.models import Job
+from app.settings import reveal
 from tests.integration.faults.conftest import auth_for
 from tests.integration.faults.conftest import build_app
 from tests.integration.faults.conftest import env_for
@@ -63,7 +64,7 @@ def pg_workers(
 ) -> Iterator[dict[str, WorkerProcess]]:
     env = env_for(
         worker_env,
-        DATABASE_URL=pg_app.config["SETTINGS"].database.url,
+        DATABASE_URL=reveal(pg_app.config["SETTINGS"].database.url),
         REDIS_URL=private_redis.url,
     )
     with running(pg_app, env, tmp_path_factory.mktemp("pg-workers"), {"cpu": {}}) as workers:

@@ -159,8 +159,8 @@ def test_offline_provider_streams_words_and_refuses_an_empty_prompt() -> None:
 
 def test_provider_settings_are_validated() -> None:
     ok = validate_providers('{"a": {"base_url": "https://api.example.com/v1/", "models": ["m"]}}')
-    assert ok["a"]["base_url"] == "https://api.example.com/v1"
-    assert ok["a"]["timeout"] == 120.0
+    assert ok["a"].base_url == "https://api.example.com/v1"
+    assert ok["a"].timeout == 120.0
     with pytest.raises(ValueError, match="base_url must be an http"):
         validate_providers({"a": {"base_url": "ftp://x"}})
     with pytest.raises(ValueError, match="reserved"):

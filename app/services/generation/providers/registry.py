@@ -12,7 +12,6 @@ from app.services.generation.providers.base import Provider
 from app.services.generation.providers.offline import OfflineProvider
 from app.services.generation.providers.transport import DrainingTransport
 from app.settings.generation import OFFLINE
-from app.settings.generation import ProviderSpec
 from config import Settings
 
 # Generous: a gevent worker runs hundreds of generations at once over one client.
@@ -34,11 +33,10 @@ class Registry:
         client = httpx2.Client(transport=DrainingTransport(limits=CLIENT_LIMITS))
         self._providers: dict[str, Provider] = {OFFLINE: OfflineProvider()}
         self._models: dict[str, tuple[str, ...]] = {OFFLINE: OfflineProvider.models}
-        for name, raw in settings.generation.providers.items():
+        for name, spec in settings.generation.providers.items():
             # The `openai` package takes a second or more to import: only when one is used.
             from app.services.generation.providers.openai import OpenAICompatible
 
-            spec = ProviderSpec.model_validate(raw)
             self._providers[name] = OpenAICompatible(name, spec, client)
             self._models[name] = spec.models
 
