@@ -33,11 +33,12 @@ from tests.support.waiting import wait_for
 from tests.support.workers import ROOT
 from tests.support.workers import WorkerProcess
 
-# From the kill to the next attempt's start: the 30 s (the lease TTL is 15 s by
-# default). A peer always takes the next attempt, so nothing waits for a restart: the cpu
-# worker's other prefork child, or the session's io worker beside a killed gevent worker.
-# wait_for stretches the deadline by the machine's load, as for every wait in the suite.
-NEXT_ATTEMPT_DEADLINE = 30.0
+# From the kill to the next attempt's start. A peer always takes the next attempt, so nothing
+# waits for a restart: the cpu worker's other prefork child, or the session's io worker
+# beside a killed gevent worker. The 30 s at p95 is a figure bench/faults.py
+# measures (p95 15.2 s); here the deadline only bounds the wait (lease TTL 15 s, then the
+# recovery loop and a busy machine), and wait_for stretches it further by the load.
+NEXT_ATTEMPT_DEADLINE = 90.0
 # Control replies (pause and resume a queue's consumers) on a busy machine.
 CONTROL_TIMEOUT = 10.0
 

@@ -157,12 +157,25 @@ def pause_queue(celery_app: Celery, queue: str, timeout: float = 5.0) -> list[st
     paused = consumers_of(celery_app, queue, timeout)
     if paused:
         celery_app.control.cancel_consumer(queue, destination=paused, reply=True, timeout=timeout)
+        # A worker replies before it acts (Celery schedules the change on its loop).
+        wait_for(
+            lambda: not set(paused) & set(consumers_of(celery_app, queue, timeout)),
+            timeout=PROCESS_START_TIMEOUT,
+            what=f"{paused} to stop consuming {queue}",
+        )
     return paused
 
 
 def resume_queue(celery_app: Celery, queue: str, paused: list[str], timeout: float = 5.0) -> None:
     if paused:
         celery_app.control.add_consumer(queue, destination=paused, reply=True, timeout=timeout)
+        # Until each lists the queue again, the next module's pause would not see it as a
+        # consumer, and it would take that module's messages (a mail to its outbox, say).
+        wait_for(
+            lambda: set(paused) <= set(consumers_of(celery_app, queue, timeout)),
+            timeout=PROCESS_START_TIMEOUT,
+            what=f"{paused} to consume {queue} again",
+        )
 
 
 @contextmanager
