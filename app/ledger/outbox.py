@@ -51,16 +51,10 @@ from config import settings_of
 
 log = logging.getLogger(__name__)
 
-# BatchPublishError: a pipelined batch failed with its delivery uncertain (Redis went away
-# mid-flush); the relay publishes those jobs again, which a job tolerates.
-BROKER_ERRORS = (
-    KombuOperationalError,
-    BatchPublishError,
-    RedisError,
-    ConnectionError,
-    OSError,
-    TimeoutError,
-)
+# BatchPublishError: a pipelined batch failed, its delivery uncertain (Redis went away
+# mid-flush): the relay publishes it again, which a job tolerates. OSError covers the
+# socket's ConnectionError and TimeoutError.
+BROKER_ERRORS = (KombuOperationalError, BatchPublishError, RedisError, OSError)
 # Set on the messages of jobs that have `notify_to`, so a worker looks the job up after the
 # run only for them (app.services.mail.notifications); every other job pays nothing.
 NOTIFY_HEADER = "tasklane_notify"
