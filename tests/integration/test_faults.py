@@ -86,6 +86,14 @@ def _queue_paused(
             timeout=CONTROL_TIMEOUT,
             limit=len(consumers),
         )
+        # As for the pause: the reply comes before the worker acts. The next test must find
+        # the queue consumed again, not wait behind a resume still in flight.
+        wait_for(
+            lambda: set(consumers) <= set(_consumers_of(celery_app, queue, workers)),
+            timeout=CONTROL_TIMEOUT * 6,
+            interval=0.2,
+            what=f"{consumers} to consume {queue} again",
+        )
 
 
 def _started_pids(markers: Path, job_id: str) -> list[str]:
