@@ -120,9 +120,9 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         # Any number of beats may run; RedBeat's lock in Redis lets one send (app/beat.py).
         **beat.beat_config(app.config["REDIS_URL"], settings.operations.beat_lock_ttl),
         "worker_hijack_root_logger": False,
-        # Task events let Flower show tasks by name and state (the ledger does not need them).
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events are for Flower only (the ledger does not need them); see TASK_EVENTS.
+        "worker_send_task_events": settings.dashboard.task_events,
+        "task_send_sent_event": settings.dashboard.task_events,
     }
 
 

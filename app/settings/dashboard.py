@@ -19,3 +19,9 @@ class DashboardSettings(Concern):
     # start without it, because it can revoke tasks and shut workers down.
     flower_basic_auth: SecretStr | None = env("FLOWER_BASIC_AUTH")
     flower_port: int = env("FLOWER_PORT", 5555, ge=1, le=65535)
+    # Celery task events from the start (workers' received/started/succeeded, the API's
+    # sent). Off by default: they are three broker publishes per job that only a monitor
+    # reads, a quarter of a prefork worker's main-process CPU on short jobs, and Flower
+    # switches workers' events on by itself while it runs (its `enable_events` broadcast,
+    # every 5 s). On: Flower also sees tasks sent and run before it started.
+    task_events: bool = env("TASK_EVENTS", False)
