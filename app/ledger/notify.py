@@ -1,7 +1,8 @@
 """Ledger notifications: each committed state or progress change of a job, told on Redis.
 
 The ledger calls `publish` right AFTER a transition committed, never inside its transaction,
-so a follower told "succeeded" always finds the row succeeded. A notification is a wake-up
+so a follower told "succeeded" always finds the row succeeded. One sender thread per process
+publishes them in the order they were committed, off the task's path. A notification is a wake-up
 with the new state, not the record: the database stays the truth, a lost notification costs
 a follower a late update (it re-reads the row after it subscribed, and whenever the listener
 reconnects), and a failed PUBLISH is logged and never fails the job.
@@ -24,6 +25,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import queue
+import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC
@@ -94,16 +98,58 @@ def publish(
     progress: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> None:
-    """One PUBLISH of the job's change committed at `at`; call it after the commit."""
+    """Send the job's change committed at `at`; call it after the commit."""
     publish_many([(job_id, payload(state, progress, at))])
 
 
 def publish_many(items: Iterable[tuple[str, str]]) -> None:
-    """(job id, payload) pairs in one pipelined round trip; never raises."""
-    global _down_until
+    """Hand (job id, payload) pairs to this process's sender; never blocks, never raises.
+
+    A PUBLISH is a Redis round trip, and a job's start and finish each make one: in the
+    task's own path that was a quarter of a short job's time in a prefork child (py-spy). The
+    sender thread sends them in order, everything queued meanwhile in one pipeline.
+    """
     pending = list(items)
     client = _client()
     if not pending or client is None or time.monotonic() < _down_until:
+        return
+    _sender().put((client, pending))
+
+
+_Batch = tuple[redis.Redis, list[tuple[str, str]]]
+_lock = threading.Lock()
+_queue: queue.Queue[_Batch] | None = None
+_owner_pid = 0
+
+
+def _sender() -> queue.Queue[_Batch]:
+    """This process's queue, its thread started on first use (again after a fork)."""
+    global _queue, _owner_pid
+    with _lock:
+        if _queue is None or _owner_pid != os.getpid():
+            _queue, _owner_pid = queue.Queue(), os.getpid()
+            threading.Thread(target=_send_forever, args=(_queue,), daemon=True).start()
+        return _queue
+
+
+def _send_forever(batches: queue.Queue[_Batch]) -> None:
+    while True:
+        client, pending = batches.get()
+        while True:  # whatever else is queued goes in the same round trip
+            try:
+                more_client, more = batches.get_nowait()
+            except queue.Empty:
+                break
+            if more_client is not client:
+                _send(client, pending)
+                client, pending = more_client, []
+            pending += more
+        _send(client, pending)
+
+
+def _send(client: redis.Redis, pending: list[tuple[str, str]]) -> None:
+    global _down_until
+    if time.monotonic() < _down_until:
         return
     try:
         if len(pending) == 1:
