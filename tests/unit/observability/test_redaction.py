@@ -99,6 +99,19 @@ def _members(annotation: Any) -> set[Any]:
         "ya29.a0AfH6SMBabcdefghijklmnopqrst",
         "ghp_abcdefghijklmnopqrstuvwxyz0123",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        # One of each remaining shape and spelling: the one-scan pre-check must let them by.
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEhunter2pass\n-----END RSA PRIVATE KEY-----",
+        "BEARER abc.def-ghi",
+        "ACCESS_TOKEN: 'hunter2pass'",
+        "Api-Key=hunter2pass",
+        "PASSWD=hunter2pass",
+        "client secret=hunter2pass",
+        "amqp://u:hunter2pass@mq//",
+        "pk-abcdefghijklmnop1234 and rk-abcdefghijklmnop1234",
+        "ASIAABCDEFGHIJKLMNOP",
+        "github_pat_abcdefghijklmnopqrstuvwxyz",
+        "gho_abcdefghijklmnopqrstuvwxyz0123",
+        "xoxb-1234567890-abcdefghijklmnop",
     ],
 )
 def test_credential_shapes_are_masked(text: str) -> None:
