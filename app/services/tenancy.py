@@ -114,11 +114,12 @@ def owns_job(job_id: str, project_id: int) -> bool:
 
 
 def owns_dataset(dataset_id: str, project_id: int) -> bool:
-    return _plausible(dataset_id) and bool(
-        db.session.scalar(
-            select(exists().where(Dataset.id == dataset_id, Dataset.project_id == project_id))
-        )
-    )
+    # The row itself, not EXISTS: the view looks the dataset up next, and the session's
+    # identity map then answers without a second query.
+    if not _plausible(dataset_id):
+        return False
+    dataset = db.session.get(Dataset, dataset_id)
+    return dataset is not None and dataset.project_id == project_id
 
 
 def owns_mail(mail_id: str, project_id: int) -> bool:
