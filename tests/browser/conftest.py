@@ -162,6 +162,14 @@ def rest(server: Served, api_token: str) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture
+def signed_in(context: tuple[Any, Outside], api_token: str) -> Any:
+    """A new page of the browser context, signed in to the dashboard with the session's key."""
+    page = context[0].new_page()
+    sign_in(page, api_token)
+    return page
+
+
 def sign_in(page: Any, token: str) -> None:
     page.goto("/dashboard/")
     page.fill("input[name=api_key]", token)
