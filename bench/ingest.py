@@ -52,6 +52,7 @@ from app.services.dataset import datasets  # noqa: E402
 from app.services.dataset import documents  # noqa: E402
 from app.services.dataset import retrieval  # noqa: E402
 from bench import support  # noqa: E402
+from tests.support import processes  # noqa: E402
 from tests.support.waiting import wait_for  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
 
@@ -84,17 +85,7 @@ def corpus(documents_count: int, total_bytes: int, seed: int = 11) -> list[bytes
 
 
 def pool_processes(main_pid: int) -> list[int]:
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == main_pid:
-            children.append(int(entry.name))
-    return children
+    return sorted(processes.children(main_pid))
 
 
 def cpu_seconds(pid: int) -> float:

@@ -30,12 +30,10 @@ SQLite a temporary file.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import json
 import os
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -43,8 +41,6 @@ import tempfile
 import time
 from contextlib import ExitStack
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +49,19 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from bs4 import BeautifulSoup  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from app.extensions.ext_database import db  # noqa: E402
-from app.models.base import utcnow  # noqa: E402
-from app.models.dataset import Document  # noqa: E402
 from app.models.dataset import Segment  # noqa: E402
 from app.services import api_keys  # noqa: E402
 from app.services.dataset import datasets  # noqa: E402
-from app.services.dataset import segments  # noqa: E402
 from app.services.dataset.embeddings import EmbeddingClient  # noqa: E402
-from app.services.dataset.keywords import STOP_WORDS  # noqa: E402
 from bench import support  # noqa: E402
+from bench.retrieval_corpus import Filler  # noqa: E402
+from bench.retrieval_corpus import Labelled  # noqa: E402
+from bench.retrieval_corpus import add_document  # noqa: E402
+from bench.retrieval_corpus import labelled_set  # noqa: E402
+from bench.retrieval_corpus import local_vectors  # noqa: E402
 from tests.fixtures.dataset import embedding_server as deterministic  # noqa: E402
 from tests.support import services  # noqa: E402
 from tests.support.waiting import wait_for  # noqa: E402
@@ -75,109 +71,10 @@ TARGET_P50_MS = {"keyword": 20.0, "vector": 30.0, "hybrid": 40.0}
 GROWTH_LIMIT = 5.0
 PER_DOCUMENT = 1000
 TOP_K = 10
-CORPUS = ROOT / "tests" / "fixtures" / "dataset" / "corpus"
-WORDS = re.compile(r"[A-Za-z][A-Za-z'-]+")
 
 
 def say(message: str) -> None:
     print(message, flush=True)
-
-
-@dataclass(frozen=True)
-class Labelled:
-    passages: list[str]  # one segment each
-    queries: list[tuple[str, int]]  # (query, index of the passage that answers it)
-    vocabulary: list[str]  # the corpus's content words
-
-
-def labelled_set(count: int, rng: random.Random) -> Labelled:
-    passages: list[str] = []
-    for path in sorted(CORPUS.iterdir()):
-        if path.suffix == ".csv":
-            continue
-        raw = path.read_text(encoding="utf-8")
-        plain = BeautifulSoup(raw, "html.parser").get_text(" ") if path.suffix == ".html" else raw
-        plain = re.sub(r"[#*_]+", " ", plain)
-        for sentence in re.split(r"(?<=[.!?;:])\s+", " ".join(plain.split())):
-            if len(content_words(sentence)) >= 5:
-                passages.append(sentence)
-    vocabulary = sorted({w for p in passages for w in content_words(p)})
-    queries: list[tuple[str, int]] = []
-    while len(queries) < count:
-        for index, passage in enumerate(passages):
-            words = sorted(set(content_words(passage)))
-            picked = rng.sample(words, min(4, len(words)))
-            if len(queries) % 2:
-                # A reader's word the passage does not contain.
-                picked = picked[:3] + [rng.choice(vocabulary)]
-            queries.append((" ".join(picked), index))
-    return Labelled(passages, queries[:count], vocabulary)
-
-
-def content_words(text: str) -> list[str]:
-    return [w.lower() for w in WORDS.findall(text) if len(w) > 3 and w.lower() not in STOP_WORDS]
-
-
-class Filler:
-    """Segments of ~100-160 words: Zipf made-up words, 1 in 20 a word of the corpus.
-
-    The corpus has some 450 content words, so each is in ~1.5% of filler segments: as
-    common as a frequent English word (a real query's words are mostly rarer).
-    """
-
-    def __init__(self, vocabulary: list[str], rng: random.Random) -> None:
-        self.rng = rng
-        self.made_up = [
-            "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 10)))
-            for _ in range(20_000)
-        ]
-        weights = np.cumsum([1 / rank for rank in range(1, len(self.made_up) + 1)])
-        self.cumulative = list(weights)
-        self.real = vocabulary
-
-    def segment(self) -> str:
-        count = self.rng.randint(100, 160)
-        words = self.rng.choices(self.made_up, cum_weights=self.cumulative, k=count)
-        for i in self.rng.sample(range(count), count // 20):
-            words[i] = self.rng.choice(self.real)
-        return " ".join(words).capitalize() + "."
-
-
-@cache
-def _slot(word: str) -> int:
-    stem = word.rstrip("s")
-    return int(hashlib.md5(stem.encode()).hexdigest(), 16) % deterministic.DIMENSIONS
-
-
-def local_vectors(texts: list[str]) -> list[list[float]]:
-    """What the deterministic server answers (then normalised, as the client does)."""
-    out = []
-    for passage in texts:
-        counts = np.bincount(
-            [_slot(w) for w in deterministic.WORD.findall(passage.lower())],
-            minlength=deterministic.DIMENSIONS,
-        ).astype(np.float64)
-        out.append((counts / (np.linalg.norm(counts) or 1.0)).tolist())
-    return out
-
-
-def add_document(dataset_id: str, name: str, texts: list[str], embed: Any) -> str:
-    doc = Document(
-        dataset_id=dataset_id,
-        name=name,
-        file_type="txt",
-        size=sum(len(t) for t in texts),
-        checksum="0" * 64,
-        completed_at=utcnow(),
-        segment_count=len(texts),
-    )
-    db.session.add(doc)
-    db.session.flush()
-    vectors = embed(texts)
-    rows = [segments.index_row(t, v) for t, v in zip(texts, vectors, strict=True)]
-    segments.replace(dataset_id, doc.id, rows)
-    db.session.commit()
-    return doc.id
 
 
 @contextmanager

@@ -19,11 +19,9 @@ ledger check compares the rows written with the 202s answered.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import statistics
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,102 +39,21 @@ from app.extensions.ext_database import db  # noqa: E402
 from app.models import Job  # noqa: E402
 from app.services import api_keys  # noqa: E402
 from bench import support  # noqa: E402
+from bench.submit_load import BATCH_PATH  # noqa: E402
+from bench.submit_load import SUBMIT_PATH  # noqa: E402
+from bench.submit_load import SubmitResult  # noqa: E402
+from bench.submit_load import batch_rate  # noqa: E402
+from bench.submit_load import drive  # noqa: E402
 from bench.support import BenchError  # noqa: E402
-from bench.support import Progress  # noqa: E402
 from bench.support import say  # noqa: E402
 from tests.support.services import free_port  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
 
-SUBMIT_PATH = "/api/v1/jobs"
-BATCH_PATH = "/api/v1/jobs/batch"
 API_WORKERS = 2
 API_START_TIMEOUT = 120.0
-REQUEST_TIMEOUT = 60.0
 TARGET_RATIO = 0.8
 TARGET_TAIL = 3.0  # p99 at 64 clients <= 3 x p50
 TARGET_BATCH_RATE = 5000.0
-
-
-@dataclass
-class SubmitResult:
-    requests: int
-    clients: int
-    seconds: float
-    latencies: list[float]
-    statuses: dict[str, int]
-
-    @property
-    def non_202(self) -> int:
-        return sum(count for status, count in self.statuses.items() if status != "202")
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    def quantile(self, q: int) -> float:
-        lat = sorted(self.latencies)
-        if len(lat) < 2:
-            return lat[0]
-        return statistics.quantiles(lat, n=100, method="inclusive")[q - 1]
-
-
-def drive(port: int, token: str, total: int, clients: int) -> SubmitResult:
-    """`clients` threads, one keep-alive connection each, POST until `total` were sent."""
-    body = json.dumps({"task": support.CANARY, "args": {}}).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "Authorization": f"Bearer {token}",
-        "Connection": "keep-alive",
-    }
-    lock = threading.Lock()
-    remaining = [total]
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-
-    def take() -> bool:
-        with lock:
-            if remaining[0] <= 0:
-                return False
-            remaining[0] -= 1
-            return True
-
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
-        try:
-            while take():
-                sent = time.perf_counter()
-                try:
-                    conn.request("POST", SUBMIT_PATH, body=body, headers=headers)
-                    response = conn.getresponse()
-                    response.read()
-                    status = str(response.status)
-                except (OSError, http.client.HTTPException) as exc:
-                    status = f"error {type(exc).__name__}"
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
-                elapsed = time.perf_counter() - sent
-                with lock:
-                    latencies.append(elapsed)
-                    statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    progress = Progress("responses", total)
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    while any(thread.is_alive() for thread in threads):
-        progress.update(len(latencies))
-        reason = progress.stuck()
-        if reason:
-            raise BenchError(f"submissions: {len(latencies)}/{total} answered; {reason}")
-        for thread in threads:
-            thread.join(timeout=support.POLL_INTERVAL / len(threads))
-    seconds = time.perf_counter() - started
-    progress.update(len(latencies))
-    progress.finish()
-    return SubmitResult(len(latencies), clients, seconds, latencies, statuses)
 
 
 @dataclass
@@ -177,26 +94,6 @@ def start_server(label: str, target: str, env: dict[str, str], tmp: Path) -> Ser
         time.sleep(support.POLL_INTERVAL)
     say(f"    {API_WORKERS} workers ready after {time.monotonic() - started:.1f}s")
     return Server(label, process, port, stats)
-
-
-def batch_rate(port: int, token: str, size: int, batches: int) -> tuple[float, int]:
-    """One client POSTs `batches` batches of `size` jobs; jobs accepted per second."""
-    body = json.dumps({"jobs": [{"task": support.CANARY, "args": {}}] * size}).encode()
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
-    accepted = 0
-    started = time.perf_counter()
-    try:
-        for _ in range(batches):
-            conn.request("POST", BATCH_PATH, body=body, headers=headers)
-            response = conn.getresponse()
-            answer = response.read()
-            if response.status != 202:
-                raise BenchError(f"batch answered {response.status}: {answer[:300]!r}")
-            accepted += len(json.loads(answer)["jobs"])
-    finally:
-        conn.close()
-    return accepted / (time.perf_counter() - started), accepted
 
 
 def run(app: Flask, services: support.Services, args: argparse.Namespace, tmp: Path) -> None:

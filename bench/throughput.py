@@ -61,8 +61,10 @@ import redis  # noqa: E402
 from bench import submit  # noqa: E402
 from bench import support  # noqa: E402
 from bench.cpu import CpuWindow  # noqa: E402
+from bench.drain import DrainResult  # noqa: E402
+from bench.drain import drain_as_asked  # noqa: E402
+from bench.drain import enqueue  # noqa: E402
 from bench.support import BenchError  # noqa: E402
-from bench.support import DrainResult  # noqa: E402
 from bench.support import Progress  # noqa: E402
 from bench.support import say  # noqa: E402
 
@@ -84,7 +86,7 @@ def drain_bare(services: support.Services, args: argparse.Namespace, tmp: Path) 
         raise BenchError("bench.bare_celery_app was imported before its broker was configured")
     support.phase(f"bare celery: enqueueing {n} {bare.TASK_NAME} jobs (no worker running)")
     queue = args.queues.split(",")[0]
-    enqueue_seconds = support.enqueue(n, lambda: bare.noop.apply_async(queue=queue))
+    enqueue_seconds = enqueue(n, lambda: bare.noop.apply_async(queue=queue))
 
     worker = support.celery_worker(
         "bench.bare_celery_app",
@@ -228,16 +230,8 @@ def run(args: argparse.Namespace) -> int:
             label = "tasklane (sync commit)" if args.synchronous_commit else "tasklane (ledger on)"
             for number in range(1, (0 if args.skip_drain else args.rounds) + 1):
                 support.phase(f"drain round {number} of {args.rounds}")
-                tasklane = support.drain_tasklane(
-                    app,
-                    services,
-                    jobs=args.jobs,
-                    pool=args.pool,
-                    concurrency=args.concurrency,
-                    queues=args.queues,
-                    log_dir=tmp,
-                    label=label,
-                    **extra,
+                tasklane = drain_as_asked(
+                    app, services, args, queues=args.queues, log_dir=tmp, label=label, **extra
                 )
                 drains.append((tasklane, drain_bare(services, args, tmp)))
             report(args, services, drains)

@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 
 from app.settings import ObservabilitySettings  # noqa: E402
 from bench import support  # noqa: E402 - needs the project root on sys.path
+from bench.drain import drain_as_asked  # noqa: E402
 from tests.support.otlp_receiver import otlp_receiver  # noqa: E402
 
 TARGET_RATIO = 0.9
@@ -73,12 +74,10 @@ def run(args: argparse.Namespace) -> int:
             for round_ in range(1, args.rounds + 1):
                 for side in ("off", "on"):
                     support.phase(f"round {round_}/{args.rounds}: tracing {side}")
-                    result = support.drain_tasklane(
+                    result = drain_as_asked(
                         app,
                         services,
-                        jobs=args.jobs,
-                        pool=args.pool,
-                        concurrency=args.concurrency,
+                        args,
                         queues="dataset",
                         log_dir=tmp,
                         label=f"tracing {side}",

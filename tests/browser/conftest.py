@@ -55,13 +55,16 @@ def stack(app: Flask, stack_env: dict[str, str], session_tmp: Path) -> Iterator[
     All are spawned at once and then waited for, since each spends seconds importing.
     """
     celery_app = app.extensions["celery"]
-    workers = {}
-    for profile in ("cpu", "io"):
-        hostname = f"browser-{profile}-{os.getpid()}@tests"
-        env = {**stack_env, "WORKER_NAME": hostname, "WORKER_CONCURRENCY": "4"}
-        workers[profile] = WorkerProcess(
-            hostname, ["./entrypoint.sh", "worker", profile], env=env, log_dir=session_tmp
+    workers = {
+        profile: WorkerProcess.for_profile(
+            profile,
+            env=stack_env,
+            log_dir=session_tmp,
+            name=f"browser-{profile}",
+            WORKER_CONCURRENCY="4",
         )
+        for profile in ("cpu", "io")
+    }
     api = Served("api", ["api"], {}, session_tmp)
     api.env = {**stack_env, "API_BIND": f"127.0.0.1:{api.port}", "API_WORKERS": "1"}
     flower = Served("flower", ["flower"], {}, session_tmp)
@@ -84,7 +87,7 @@ def stack(app: Flask, stack_env: dict[str, str], session_tmp: Path) -> Iterator[
     finally:
         # All at once: each waits for its own graceful shutdown. Flower holds nothing worth
         # one; don't wait long for its event thread.
-        stops = [lambda: flower.stop(grace=3.0), api.stop]
+        stops = [lambda: flower.stop(timeout=3.0), api.stop]
         stops += [worker.stop for worker in workers.values()]
         with ThreadPoolExecutor(max_workers=len(stops)) as pool:
             for stopped in [pool.submit(stop) for stop in stops]:
@@ -157,6 +160,14 @@ def rest(server: Served, api_token: str) -> Iterator[httpx.Client]:
         timeout=10.0,
     ) as client:
         yield client
+
+
+@pytest.fixture
+def signed_in(context: tuple[Any, Outside], api_token: str) -> Any:
+    """A new page of the browser context, signed in to the dashboard with the session's key."""
+    page = context[0].new_page()
+    sign_in(page, api_token)
+    return page
 
 
 def sign_in(page: Any, token: str) -> None:

@@ -6,17 +6,10 @@ from pathlib import Path
 
 from celery import Task
 
-from app.tasking import job_task
+from tests.support.short_tasks import short_task
 
 
-@job_task(
-    "tests.fail_once",
-    queue="generation",
-    public=True,
-    soft_time_limit=10,
-    time_limit=15,
-    max_retries=0,
-)
+@short_task("tests.fail_once", queue="generation", public=True)
 def fail_once(self: Task, marker_dir: str) -> str:
     """Fails the first time it runs for a job, succeeds when that job is retried."""
     marker = Path(marker_dir) / f"{self.request.id}.failed"

@@ -104,11 +104,10 @@ def test_sign_in_and_every_page_stays_on_its_own_origin(
 
 
 def test_a_long_jobs_progress_moves_live_and_cancel_stops_it(
-    context: tuple[Any, Outside], rest: httpx.Client, api_token: str, tmp_path: Path
+    context: tuple[Any, Outside], signed_in: Any, rest: httpx.Client, tmp_path: Path
 ) -> None:
-    ctx, outside = context
-    page = ctx.new_page()
-    sign_in(page, api_token)
+    _ctx, outside = context
+    page = signed_in
     # 30 s of steps: far longer than the test needs to see it move and cancel it.
     job_id = _submit(rest, "tests.steps", count=150, interval=0.2, marker_dir=str(tmp_path))
     page.goto(f"/dashboard/jobs/{job_id}")
@@ -128,11 +127,9 @@ def test_a_long_jobs_progress_moves_live_and_cancel_stops_it(
 
 
 def test_a_failed_job_is_retried_from_its_page(
-    context: tuple[Any, Outside], rest: httpx.Client, api_token: str, tmp_path: Path
+    signed_in: Any, rest: httpx.Client, tmp_path: Path
 ) -> None:
-    ctx, _outside = context
-    page = ctx.new_page()
-    sign_in(page, api_token)
+    page = signed_in
     job_id = _submit(rest, "tests.fail_once", marker_dir=str(tmp_path))
     wait_for(lambda: _state(rest, job_id) == "failed", timeout=30, what="the job to fail")
     page.goto(f"/dashboard/jobs/{job_id}")
@@ -144,18 +141,15 @@ def test_a_failed_job_is_retried_from_its_page(
 
 
 def test_a_queues_backlog_grows_and_drains_on_the_overview(
-    context: tuple[Any, Outside],
+    signed_in: Any,
     rest: httpx.Client,
-    api_token: str,
     app: Flask,
     browser_workers: dict[str, WorkerProcess],
     tmp_path: Path,
 ) -> None:
-    ctx, _outside = context
+    page = signed_in
     celery_app = app.extensions["celery"]
     cpu = browser_workers["cpu"].hostname
-    page = ctx.new_page()
-    sign_in(page, api_token)
     waiting = page.locator("tr[data-queue=dataset] .waiting")
     expect(waiting).to_have_text("0")
     celery_app.control.cancel_consumer("dataset", destination=[cpu], reply=True, timeout=5)

@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.support.api import Api
+from tests.support.logged_process import all_running
 from tests.support.smtp_server import SmtpServer
 from tests.support.smtp_server import smtp_server
 from tests.support.workers import WorkerProcess
@@ -31,16 +32,8 @@ def workers(
             "io", env=worker_env, log_dir=session_tmp, WORKER_CONCURRENCY="20"
         ),
     }
-    try:
-        # Start both at once; each takes seconds to import and connect.
-        for worker in started.values():
-            worker.spawn()
-        for worker in started.values():
-            worker.wait_ready(celery_app)
+    with all_running(started.values(), lambda worker: worker.wait_ready(celery_app)):
         yield started
-    finally:
-        for worker in started.values():
-            worker.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from celery import current_app
 from flask import current_app as flask_app
 
 from app.settings import reveal
-from app.tasking import job_task
+from tests.support.short_tasks import short_task
 
 log = logging.getLogger(__name__)
 
@@ -24,26 +24,20 @@ CRON_ENV = "TASKLANE_TEST_CRON"
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-@job_task(
-    "obs.boom", queue="dataset", public=True, soft_time_limit=10, time_limit=15, max_retries=0
-)
+@short_task("obs.boom", queue="dataset", public=True)
 def boom(self: Task, text: str = "") -> None:
     """Fails like a provider call echoing its key would; `text` stands for document text."""
     key = reveal(flask_app.config["SETTINGS"].dataset.embedding_api_key)
     raise RuntimeError(f"provider rejected the request made with key {key}")
 
 
-@job_task(
-    "obs.io_boom", queue="generation", public=True, soft_time_limit=10, time_limit=15, max_retries=0
-)
+@short_task("obs.io_boom", queue="generation", public=True)
 def io_boom(self: Task, text: str = "") -> None:
     password = reveal(flask_app.config["SETTINGS"].mail.smtp_password)
     raise RuntimeError(f"SMTP login refused for password {password}")
 
 
-@job_task(
-    "obs.leak", queue="dataset", public=True, soft_time_limit=10, time_limit=15, max_retries=0
-)
+@short_task("obs.leak", queue="dataset", public=True)
 def leak(self: Task) -> None:
     """Fails quoting every secret setting, the way a careless driver or client error would."""
     settings = flask_app.config["SETTINGS"]
@@ -62,9 +56,7 @@ def leak(self: Task) -> None:
     raise RuntimeError("could not connect: " + "; ".join(quoted))
 
 
-@job_task(
-    "obs.fan_out", queue="dataset", public=True, soft_time_limit=10, time_limit=15, max_retries=0
-)
+@short_task("obs.fan_out", queue="dataset", public=True)
 def fan_out(self: Task, parts: int) -> dict[str, int]:
     """Starts a chord: header parts on the gevent queue, the callback back on prefork."""
     log.info("fanning out into %d parts", parts)
@@ -72,36 +64,22 @@ def fan_out(self: Task, parts: int) -> dict[str, int]:
     return {"parts": parts}
 
 
-@job_task(
-    "obs.part",
-    queue="generation",
-    ignore_result=False,
-    soft_time_limit=10,
-    time_limit=15,
-    max_retries=0,
-)
+@short_task("obs.part", queue="generation", ignore_result=False)
 def part(self: Task, index: int) -> int:
     return index * index
 
 
-@job_task(
-    "obs.gather",
-    queue="dataset",
-    ignore_result=False,
-    soft_time_limit=10,
-    time_limit=15,
-    max_retries=0,
-)
+@short_task("obs.gather", queue="dataset", ignore_result=False)
 def gather(self: Task, results: list[int]) -> int:
     return sum(results)
 
 
-@job_task("obs.tick", queue="generation", soft_time_limit=10, time_limit=15, max_retries=0)
+@short_task("obs.tick", queue="generation")
 def tick(self: Task) -> str:
     return "tick"
 
 
-@job_task("obs.tick_fail", queue="dataset", soft_time_limit=10, time_limit=15, max_retries=0)
+@short_task("obs.tick_fail", queue="dataset")
 def tick_fail(self: Task) -> None:
     raise RuntimeError("the periodic job failed")
 

@@ -16,6 +16,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from app.tasking import ExpectedFailure
 from app.tasking import job_task
+from tests.support.short_tasks import short_task
 
 
 def _mark(marker_dir: str, job_id: str, suffix: str) -> None:
@@ -33,16 +34,12 @@ def _steps(task: Task, count: int, interval: float, marker_dir: str) -> dict[str
     return {"steps": count}
 
 
-@job_task(
-    "tests.echo", queue="dataset", public=True, soft_time_limit=10, time_limit=15, max_retries=0
-)
+@short_task("tests.echo", queue="dataset", public=True)
 def echo(self: Task, value: Any = None) -> dict[str, Any]:
     return {"value": value}
 
 
-@job_task(
-    "tests.record", queue="dataset", public=True, soft_time_limit=10, time_limit=15, max_retries=0
-)
+@short_task("tests.record", queue="dataset", public=True)
 def record(self: Task, marker_dir: str) -> str:
     _mark(marker_dir, self.request.id, "ran")
     return "ran"
@@ -67,9 +64,7 @@ def io_steps(self: Task, count: int, interval: float, marker_dir: str) -> dict[s
     return _steps(self, count, interval, marker_dir)
 
 
-@job_task(
-    "tests.fail", queue="generation", public=True, soft_time_limit=10, time_limit=15, max_retries=0
-)
+@short_task("tests.fail", queue="generation", public=True)
 def fail(self: Task, message: str, expected: bool = False) -> None:
     raise (ExpectedFailure if expected else ValueError)(message)
 

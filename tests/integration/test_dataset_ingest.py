@@ -140,12 +140,10 @@ def test_no_segment_is_stored_twice(app: Flask, corpus: dict[str, Any]) -> None:
 
 
 def test_raw_texts_in_json_are_indexed(datasets: DatasetApi) -> None:
-    dataset = datasets.create("texts")
-    accepted = datasets.upload_texts(
-        dataset["id"],
+    dataset, _accepted = datasets.indexed_texts(
+        "texts",
         {"kettle.txt": "The copper kettle whistled on the stove.", "notes.md": "# Sailing\nKnots."},
     )
-    datasets.wait_batch(dataset["id"], accepted["batch_id"])
     [top] = datasets.retrieve(dataset["id"], "whistling kettle", top_k=1)
     assert top["document_name"] == "kettle.txt"
 

@@ -131,12 +131,9 @@ def test_pause_and_resume_refuse_documents_in_the_wrong_state(datasets: DatasetA
 def test_delete_hides_the_document_at_once_and_a_job_removes_its_segments(
     app: Flask, datasets: DatasetApi
 ) -> None:
-    dataset = datasets.create("delete")
-    accepted = datasets.upload_texts(
-        dataset["id"],
-        {"heron.txt": "The grey heron stood in the reeds.", "crane.txt": "Cranes dance."},
+    dataset, accepted = datasets.indexed_texts(
+        "delete", {"heron.txt": "The grey heron stood in the reeds.", "crane.txt": "Cranes dance."}
     )
-    datasets.wait_batch(dataset["id"], accepted["batch_id"])
     heron = next(doc for doc in accepted["documents"] if doc["name"] == "heron.txt")
     assert datasets.retrieve(dataset["id"], "heron reeds")[0]["document_name"] == "heron.txt"
 
@@ -154,9 +151,7 @@ def test_delete_hides_the_document_at_once_and_a_job_removes_its_segments(
 
 
 def test_deleting_a_dataset_removes_everything(app: Flask, datasets: DatasetApi) -> None:
-    dataset = datasets.create("gone")
-    accepted = datasets.upload_texts(dataset["id"], {"a.txt": "Owls hunt at night."})
-    datasets.wait_batch(dataset["id"], accepted["batch_id"])
+    dataset, _accepted = datasets.indexed_texts("gone", {"a.txt": "Owls hunt at night."})
     datasets.call("DELETE", f"/{dataset['id']}", 204)
     datasets.call("GET", f"/{dataset['id']}", 404)
     with app.app_context():

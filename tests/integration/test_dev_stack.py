@@ -10,12 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from app import embedded_redis
+from tests.support.logged_process import http_status
 from tests.support.processes import alive
 from tests.support.processes import descendants
 from tests.support.processes import redis_servers_in
@@ -24,14 +24,6 @@ from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTANCE = ROOT / "instance"
-
-
-def _health(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
@@ -45,6 +37,7 @@ def test_dev_answers_and_stopping_it_leaves_no_process(tmp_path: Path, sig: int)
         if not k.startswith(("REDIS_", "CELERY_", "WORKER_", "DATABASE_", "API_"))
     }
     env.update(API_PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path / 'dev.db'}")
+    health = f"http://127.0.0.1:{port}/api/v1/health"
     log_path = tmp_path / "dev.log"
     with open(log_path, "wb") as log:
         dev = subprocess.Popen(
@@ -52,7 +45,8 @@ def test_dev_answers_and_stopping_it_leaves_no_process(tmp_path: Path, sig: int)
         )
     try:
         wait_for(
-            lambda: dev.poll() is None and _health(f"http://127.0.0.1:{port}/api/v1/health"),
+            # A long probe timeout: it waits in the listen backlog while gunicorn boots.
+            lambda: dev.poll() is None and http_status(health, timeout=5) == 200,
             timeout=120,
             interval=0.2,
             what=f"dev to answer /health (log: {log_path})",

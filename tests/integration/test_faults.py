@@ -29,8 +29,8 @@ from app.models import Job
 from tests.conftest import app_without_broker
 from tests.conftest import make_settings
 from tests.support.api import Api
+from tests.support.logged_process import ROOT
 from tests.support.waiting import wait_for
-from tests.support.workers import ROOT
 from tests.support.workers import WorkerProcess
 
 # From the kill to the next attempt's start. A peer always takes the next attempt, so nothing

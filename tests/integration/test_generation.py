@@ -23,24 +23,24 @@ ARTICLE = (
 )
 
 
-def _marker() -> str:
-    return f"case-{uuid.uuid4().hex[:10]}"
-
-
-def _generate(api: Api, expect: int = 202, **body: Any) -> dict[str, Any]:
-    response = api.client.post("/api/v1/generations", json=body, headers=api.auth)
-    assert response.status_code == expect, response.get_json()
-    return dict(response.get_json())
+def _scripted(
+    api: Api, stubs: GenerationStubs, *replies: Reply, provider: str = "fake"
+) -> tuple[str, dict[str, Any]]:
+    """A generation whose prompt holds a fresh marker the fake provider answers with
+    `replies` in turn; the marker (to ask the provider what it saw) and the accepted job."""
+    marker = f"case-{uuid.uuid4().hex[:10]}"
+    stubs.openai.script(marker, *replies)
+    body = {"provider": provider, "model": "gpt-test", "prompt": f"{marker} go"}
+    return marker, api.call("POST", "/generations", 202, json=body)
 
 
 def _generation(api: Api, job_id: str) -> dict[str, Any]:
-    response = api.client.get(f"/api/v1/generations/{job_id}", headers=api.auth)
-    assert response.status_code == 200, response.get_json()
-    return dict(response.get_json())
+    return api.call("GET", f"/generations/{job_id}")
 
 
 def test_offline_provider_answers_with_an_extract_of_the_prompt(api: Api) -> None:
-    job = _generate(api, prompt=ARTICLE, parameters={"max_sentences": 2})
+    body = {"prompt": ARTICLE, "parameters": {"max_sentences": 2}}
+    job = api.call("POST", "/generations", 202, json=body)
     assert job["queue"] == "generation"
 
     done = api.wait(job["id"])
@@ -60,11 +60,8 @@ def test_offline_provider_answers_with_an_extract_of_the_prompt(api: Api) -> Non
 def test_streaming_progress_shows_the_answer_growing(
     api: Api, generation_stubs: GenerationStubs
 ) -> None:
-    marker = _marker()
     answer = " ".join(f"word{i}" for i in range(60))
-    generation_stubs.openai.script(marker, Reply(text=answer, chunk_delay=0.05))
-
-    job = _generate(api, provider="fake", model="gpt-test", prompt=f"{marker} go")
+    marker, job = _scripted(api, generation_stubs, Reply(text=answer, chunk_delay=0.05))
     midway = api.wait_progress(job["id"], at_least=5)
 
     assert midway["state"] == "started"
@@ -94,15 +91,13 @@ def test_streaming_progress_shows_the_answer_growing(
 def test_429_and_500_are_retried_honouring_retry_after(
     api: Api, generation_stubs: GenerationStubs
 ) -> None:
-    marker = _marker()
-    generation_stubs.openai.script(
-        marker,
+    marker, job = _scripted(
+        api,
+        generation_stubs,
         Reply(status=429, retry_after=1, error="Rate limit reached"),
         Reply(status=500, error="The server had an error"),
         Reply(text="finally"),
     )
-
-    job = _generate(api, provider="fake", model="gpt-test", prompt=marker)
     done = api.wait(job["id"])
 
     assert done["state"] == "succeeded", done["error"]
@@ -115,11 +110,8 @@ def test_429_and_500_are_retried_honouring_retry_after(
 def test_a_400_fails_at_once_with_the_providers_message(
     api: Api, generation_stubs: GenerationStubs
 ) -> None:
-    marker = _marker()
     message = "max_tokens is too large: 999999"
-    generation_stubs.openai.script(marker, Reply(status=400, error=message))
-
-    job = _generate(api, provider="fake", model="gpt-test", prompt=marker)
+    marker, job = _scripted(api, generation_stubs, Reply(status=400, error=message))
     done = api.wait(job["id"])
 
     assert done["state"] == "failed"
@@ -134,11 +126,10 @@ def test_the_deadline_stops_a_trickling_stream_under_gevent(
 ) -> None:
     # Each chunk arrives well within any read timeout, but the whole answer would take 20s:
     # only a deadline on the whole call stops it (soft time limits never fire on gevent).
-    marker = _marker()
     answer = " ".join(f"w{i}" for i in range(100))
-    generation_stubs.openai.script(marker, Reply(text=answer, chunk_delay=0.2))
-
-    job = _generate(api, provider="fake-strict", model="gpt-test", prompt=marker)
+    _marker, job = _scripted(
+        api, generation_stubs, Reply(text=answer, chunk_delay=0.2), provider="fake-strict"
+    )
     done = api.wait(job["id"], timeout=20)
 
     assert done["state"] == "failed"
@@ -152,11 +143,8 @@ def test_the_deadline_stops_a_trickling_stream_under_gevent(
 def test_cancel_stops_the_stream_and_keeps_the_partial_text(
     api: Api, generation_stubs: GenerationStubs
 ) -> None:
-    marker = _marker()
     answer = " ".join(f"t{i}" for i in range(400))
-    generation_stubs.openai.script(marker, Reply(text=answer, chunk_delay=0.05))
-
-    job = _generate(api, provider="fake", model="gpt-test", prompt=marker)
+    _marker, job = _scripted(api, generation_stubs, Reply(text=answer, chunk_delay=0.05))
     api.wait_progress(job["id"], at_least=5)
     api.post(f"/jobs/{job['id']}/cancel", expect=202)
 
@@ -191,10 +179,7 @@ def test_cancel_reaches_a_generation_waiting_on_a_silent_provider(
     api: Api, generation_stubs: GenerationStubs
 ) -> None:
     # No byte for 15s: only the cancel watcher can stop it before the answer comes.
-    marker = _marker()
-    generation_stubs.openai.script(marker, Reply(text="too late", delay=15))
-
-    job = _generate(api, provider="fake", model="gpt-test", prompt=marker)
+    marker, job = _scripted(api, generation_stubs, Reply(text="too late", delay=15))
     wait_for(lambda: generation_stubs.openai.seen(marker), what="the request to reach the provider")
     api.post(f"/jobs/{job['id']}/cancel", expect=202)
 

@@ -21,9 +21,7 @@ TEXTS = {
 @pytest.fixture(scope="module")
 def dataset(api_token: str, app: Any, workers: Any) -> dict[str, Any]:
     datasets = DatasetApi(app.test_client(), {"Authorization": f"Bearer {api_token}"})
-    created = datasets.create(f"answers-{uuid.uuid4().hex[:6]}")
-    accepted = datasets.upload_texts(created["id"], TEXTS)
-    datasets.wait_batch(created["id"], accepted["batch_id"])
+    created, _accepted = datasets.indexed_texts(f"answers-{uuid.uuid4().hex[:6]}", TEXTS)
     return created
 
 

@@ -11,10 +11,14 @@ from tests.support.fake_openai import Reply
 from tests.support.generation_stubs import GenerationStubs
 
 
-def _post(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = api.client.post(f"/api/v1{path}", json=body, headers=api.auth)
-    assert response.status_code == 202, response.get_json()
-    return dict(response.get_json())
+def _batch(api: Api, stubs: GenerationStubs, size: int, reply: Reply) -> tuple[str, dict[str, Any]]:
+    """A batch of `size` prompts sharing a fresh marker the fake provider answers with
+    `reply`; the marker and the accepted parent job."""
+    marker = f"batch-{uuid.uuid4().hex[:8]}"
+    stubs.openai.script(marker, reply)
+    items = [{"prompt": f"{marker} item {i}"} for i in range(size)]
+    body = {"provider": "fake", "model": "m", "items": items}
+    return marker, api.post("/generations/batch", 202, body)
 
 
 def _events(api: Api, job_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -30,7 +34,7 @@ def test_events_stream_state_and_progress_until_the_job_ends(
     marker = f"sse-{uuid.uuid4().hex[:8]}"
     answer = " ".join(f"s{i}" for i in range(40))
     generation_stubs.openai.script(marker, Reply(text=answer, chunk_delay=0.05))
-    job = _post(api, "/generations", {"provider": "fake", "model": "m", "prompt": marker})
+    job = api.post("/generations", 202, {"provider": "fake", "model": "m", "prompt": marker})
 
     events = _events(api, job["id"])
 
@@ -53,10 +57,8 @@ def test_events_of_an_unknown_job_are_a_404(api: Api) -> None:
 def test_a_batch_runs_its_prompts_in_parallel_under_one_parent(
     api: Api, generation_stubs: GenerationStubs
 ) -> None:
-    marker = f"batch-{uuid.uuid4().hex[:8]}"
-    generation_stubs.openai.script(marker, Reply(text=" ".join(["b"] * 20), chunk_delay=0.1))
-    items = [{"prompt": f"{marker} item {i}"} for i in range(5)]
-    parent = _post(api, "/generations/batch", {"provider": "fake", "model": "m", "items": items})
+    reply = Reply(text=" ".join(["b"] * 20), chunk_delay=0.1)
+    marker, parent = _batch(api, generation_stubs, 5, reply)
 
     midway = api.wait_progress(parent["id"], at_least=0)
     assert midway["progress"]["total"] == 5
@@ -77,10 +79,8 @@ def test_a_batch_runs_its_prompts_in_parallel_under_one_parent(
 def test_cancelling_a_batch_cancels_its_unfinished_generations(
     api: Api, generation_stubs: GenerationStubs
 ) -> None:
-    marker = f"batch-{uuid.uuid4().hex[:8]}"
-    generation_stubs.openai.script(marker, Reply(text=" ".join(["c"] * 400), chunk_delay=0.05))
-    items = [{"prompt": f"{marker} item {i}"} for i in range(3)]
-    parent = _post(api, "/generations/batch", {"provider": "fake", "model": "m", "items": items})
+    reply = Reply(text=" ".join(["c"] * 400), chunk_delay=0.05)
+    _marker, parent = _batch(api, generation_stubs, 3, reply)
     api.wait(parent["id"], states={"started"})
     api.wait_progress(parent["id"], at_least=0)
 

@@ -47,19 +47,16 @@ def api(client: FlaskClient, auth: dict[str, str], mail_worker: WorkerProcess) -
 
 
 class MailApi:
-    def __init__(self, client: FlaskClient, auth: dict[str, str]) -> None:
-        self.client = client
-        self.auth = auth
+    """The mail endpoints, called as the jobs API's are."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
 
     def send(self, expect: int = 202, **body: Any) -> dict[str, Any]:
-        response = self.client.post("/api/v1/mail", json=body, headers=self.auth)
-        assert response.status_code == expect, response.get_json()
-        return dict(response.get_json())
+        return self.api.call("POST", "/mail", expect, json=body)
 
     def get(self, mail_id: str) -> dict[str, Any]:
-        response = self.client.get(f"/api/v1/mail/{mail_id}", headers=self.auth)
-        assert response.status_code == 200, response.get_json()
-        return dict(response.get_json())
+        return self.api.call("GET", f"/mail/{mail_id}")
 
     def wait(self, mail_id: str, timeout: float = 30.0) -> dict[str, Any]:
         return wait_for(
@@ -71,7 +68,7 @@ class MailApi:
 
 @pytest.fixture
 def mail(client: FlaskClient, auth: dict[str, str]) -> MailApi:
-    return MailApi(client, auth)
+    return MailApi(Api(client, auth))
 
 
 def recipient() -> str:

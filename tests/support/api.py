@@ -18,20 +18,22 @@ class Api:
         self.client = client
         self.auth = auth
 
-    def submit(self, task: str, expect: int = 202, **body: Any) -> dict[str, Any]:
-        response = self.client.post("/api/v1/jobs", json={"task": task, **body}, headers=self.auth)
+    def call(self, method: str, path: str, expect: int = 200, **options: Any) -> dict[str, Any]:
+        """`method` on /api/v1`path` with the key; the answer's JSON, once its status is `expect`.
+
+        `options` go to the test client (`json=`, `query_string=`, ...)."""
+        response = self.client.open(f"/api/v1{path}", method=method, headers=self.auth, **options)
         assert response.status_code == expect, response.get_json()
         return dict(response.get_json())
+
+    def submit(self, task: str, expect: int = 202, **body: Any) -> dict[str, Any]:
+        return self.call("POST", "/jobs", expect, json={"task": task, **body})
 
     def job(self, job_id: str) -> dict[str, Any]:
-        response = self.client.get(f"/api/v1/jobs/{job_id}", headers=self.auth)
-        assert response.status_code == 200, response.get_json()
-        return dict(response.get_json())
+        return self.call("GET", f"/jobs/{job_id}")
 
-    def post(self, path: str, expect: int) -> dict[str, Any]:
-        response = self.client.post(f"/api/v1{path}", headers=self.auth)
-        assert response.status_code == expect, response.get_json()
-        return dict(response.get_json())
+    def post(self, path: str, expect: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.call("POST", path, expect, json=body)
 
     def wait(
         self, job_id: str, states: set[str] | None = None, timeout: float = 30.0

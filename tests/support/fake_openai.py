@@ -24,10 +24,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
-from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+from tests.support.http_server import QuietHandler
 from tests.support.http_server import serving
 
 
@@ -107,25 +107,24 @@ class FakeOpenAI(ThreadingHTTPServer):
             yield server
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
     server: FakeOpenAI
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path.rstrip("/") != "/v1/chat/completions":
-            self._json(404, {"error": {"message": f"no route {self.path}", "type": "invalid"}})
+            self.reply_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid"}})
             return
         if self.headers.get("Authorization") != f"Bearer {self.server.api_key}":
-            self._json(401, {"error": {"message": "Incorrect API key provided", "type": "auth"}})
+            self.reply_json(
+                401, {"error": {"message": "Incorrect API key provided", "type": "auth"}}
+            )
             return
         try:
             body = json.loads(raw)
         except ValueError:
-            self._json(400, {"error": {"message": "body is not JSON", "type": "invalid"}})
+            self.reply_json(400, {"error": {"message": "body is not JSON", "type": "invalid"}})
             return
         # Header names are case-insensitive (the openai client sends them lower-case).
         received = {name.title(): value for name, value in self.headers.items()}
@@ -137,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.retry_after is not None:
                 headers["Retry-After"] = f"{reply.retry_after:g}"
             error = {"message": reply.error, "type": "scripted", "code": reply.status}
-            self._json(reply.status, {"error": error}, headers)
+            self.reply_json(reply.status, {"error": error}, headers)
             return
         text = reply.text
         if text is None:
@@ -147,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
             if body.get("stream"):
                 self._stream(body, reply, text)
             else:
-                self._json(200, self._completion(body, text))
+                self.reply_json(200, self._completion(body, text))
             if seen is not None:
                 seen.answered_at = time.monotonic()
         except (BrokenPipeError, ConnectionResetError):
@@ -211,13 +210,3 @@ class _Handler(BaseHTTPRequestHandler):
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
-
-    def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from app.extensions.ext_database import db
 from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
@@ -32,3 +33,11 @@ def job_row(state: JobState = JobState.QUEUED, **values: Any) -> Job:
     merged = {**defaults, **values}
     merged["max_attempts"] = max(merged.get("max_attempts") or 4, merged.get("attempts") or 0)
     return Job(state=state, **merged)
+
+
+def stored_job(state: JobState = JobState.QUEUED, **values: Any) -> Job:
+    """`job_row(state, **values)` added and committed, as a test sets up the ledger it reads."""
+    job = job_row(state, **values)
+    db.session.add(job)
+    db.session.commit()
+    return job

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -29,6 +28,9 @@ from tests.conftest import TEST_TASK_MODULES
 from tests.conftest import make_settings
 from tests.support import services
 from tests.support.generation_stubs import LANGFUSE_KEYS
+from tests.support.logged_process import LoggedProcess
+from tests.support.logged_process import all_running
+from tests.support.logged_process import http_status
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.processes import free_port
@@ -36,7 +38,6 @@ from tests.support.sentry_receiver import SentryReceiver
 from tests.support.sentry_receiver import sentry_receiver
 from tests.support.waiting import PROCESS_START_TIMEOUT
 from tests.support.waiting import wait_for
-from tests.support.workers import ROOT
 from tests.support.workers import WorkerProcess
 
 # Secrets the stack is configured with; no envelope may ever contain them.
@@ -123,7 +124,7 @@ class Stack:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-class ApiProcess:
+class ApiProcess(LoggedProcess):
     """The API as `entrypoint.sh api` serves it: gunicorn, one gevent worker, on loopback.
 
     gunicorn is started directly, with the role `entrypoint.sh` would export: the session
@@ -132,8 +133,7 @@ class ApiProcess:
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.port = free_port()
-        self.env = {**env, "TASKLANE_ROLE": "api"}
-        self.command = [
+        command = [
             sys.executable,
             "-m",
             "gunicorn",
@@ -145,38 +145,14 @@ class ApiProcess:
             f"127.0.0.1:{self.port}",
             "app.wsgi:application",
         ]
-        self.log_path = log_dir / "api.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def spawn(self) -> ApiProcess:
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command, cwd=ROOT, env=self.env, stdout=log, stderr=log
-            )
-        return self
+        env = {**env, "TASKLANE_ROLE": "api"}
+        super().__init__("API", command, env=env, log_path=log_dir / "api.log")
 
     def wait_ready(self, timeout: float = PROCESS_START_TIMEOUT) -> None:
-        def up() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"API exited; log:\n{self.log_path.read_text()}")
-            try:
-                url = f"http://127.0.0.1:{self.port}/api/v1/health"
-                with urllib.request.urlopen(url, timeout=1) as reply:
-                    return bool(reply.status == 200)
-            except OSError:
-                return False
-
-        wait_for(up, timeout=timeout, interval=0.2, what=f"the API (log: {self.log_path})")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        url = f"http://127.0.0.1:{self.port}/api/v1/health"
+        self.wait_answering(
+            lambda: http_status(url) == 200, timeout=timeout, what="the API", interval=0.2
+        )
 
 
 def _with_secret_provider(env: dict[str, str]) -> str:
@@ -262,18 +238,15 @@ def observability_stack(
             log_dir=log_dir,
             processes={"api": api, **workers},
         )
-        try:
-            api.spawn()
-            for worker in workers.values():
-                worker.spawn()
-            api.wait_ready()
-            for worker in workers.values():
-                worker.wait_ready(celery_app)
+
+        def ready(process: LoggedProcess) -> None:
+            if isinstance(process, WorkerProcess):
+                process.wait_ready(celery_app)
+            else:
+                api.wait_ready()
+
+        with all_running([api, *workers.values()], ready):
             yield stack
-        finally:
-            for worker in workers.values():
-                worker.stop()
-            api.stop()
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from typing import Self
 from tests.support.waiting import wait_for
 
 
-def _parent(pid: int) -> int | None:
+def parent(pid: int) -> int | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -34,17 +34,22 @@ def _pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
+def children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (a prefork worker's pool, say)."""
+    return {child for child in _pids() if parent(child) == pid}
+
+
 def descendants(root: int) -> set[int]:
     """Every live process below `root` (children, grandchildren, ...)."""
-    children: dict[int, list[int]] = {}
+    by_parent: dict[int, list[int]] = {}
     for pid in _pids():
-        parent = _parent(pid)
-        if parent is not None:
-            children.setdefault(parent, []).append(pid)
+        parent_pid = parent(pid)
+        if parent_pid is not None:
+            by_parent.setdefault(parent_pid, []).append(pid)
     found: set[int] = set()
     todo = [root]
     while todo:
-        for child in children.get(todo.pop(), []):
+        for child in by_parent.get(todo.pop(), []):
             if child not in found:
                 found.add(child)
                 todo.append(child)

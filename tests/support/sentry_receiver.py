@@ -13,10 +13,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+from tests.support.http_server import QuietHandler
 from tests.support.http_server import serving
 
 ENVELOPE_PATH = re.compile(r"^/api/(\d+)/envelope/?$")
@@ -62,7 +62,7 @@ class SentryReceiver:
         self._lock = threading.Lock()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 if not ENVELOPE_PATH.match(self.path):
                     self.send_error(404)
@@ -73,13 +73,7 @@ class SentryReceiver:
                 envelope = parse_envelope(body)
                 with receiver._lock:
                     receiver.envelopes.append(envelope)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+                self.reply_json(200, {})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,11 +14,11 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from tests.support.logged_process import LoggedProcess
 from tests.support.waiting import PROCESS_START_TIMEOUT
 from tests.support.waiting import load_factor
 from tests.support.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 BROKER_ERRORS = (OperationalError, redis.RedisError, OSError)
 # How long a broadcast waits for the workers' replies on an idle machine (stretched by load):
 # a reply that comes later is lost, and its worker would never be given its queue back.
@@ -35,17 +34,15 @@ def celery_worker_command(loglevel: str = "INFO", **options: str | int) -> list[
     return command
 
 
-class WorkerProcess:
+class WorkerProcess(LoggedProcess):
     """`celery -A app.celery worker` in a subprocess, with its log kept for failure reports."""
 
     def __init__(
         self, hostname: str, command: list[str], *, env: dict[str, str], log_dir: Path
     ) -> None:
+        log_path = log_dir / f"{hostname.split('@')[0]}.log"
+        super().__init__(f"worker {hostname}", command, env=env, log_path=log_path)
         self.hostname = hostname
-        self.command = command
-        self.env = env
-        self.log_path = log_dir / f"{hostname.split('@')[0]}.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
     @classmethod
     def for_profile(
@@ -89,30 +86,18 @@ class WorkerProcess:
         self.spawn()
         return self.wait_ready(celery_app, timeout)
 
-    def spawn(self) -> WorkerProcess:
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        return self
-
     def wait_ready(
         self, celery_app: Celery, timeout: float = PROCESS_START_TIMEOUT
     ) -> WorkerProcess:
         """Until the worker answers a ping: its consumers are up. The deadline is generous
         and stretches with load (waiting.py); a worker that exits fails at once."""
-        wait_for(
-            lambda: self._alive_and_answering(celery_app),
+        return self.wait_answering(
+            lambda: self._answers_ping(celery_app),
             timeout=timeout,
-            interval=0.25,
-            what=f"worker {self.hostname} to answer ping (log: {self.log_path})",
+            what=f"worker {self.hostname} to answer ping",
         )
-        return self
 
-    def _alive_and_answering(self, celery_app: Celery) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"worker {self.hostname} exited; log:\n{self.log()}")
+    def _answers_ping(self, celery_app: Celery) -> bool:
         try:
             replies: Any = celery_app.control.ping(destination=[self.hostname], timeout=0.5)
         except BROKER_ERRORS:
@@ -120,23 +105,10 @@ class WorkerProcess:
             return False
         return bool(replies)
 
-    def stop(self, timeout: float = 30.0) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
-
     def kill(self) -> None:
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 def consumers_of(celery_app: Celery, queue: str, timeout: float = 5.0) -> list[str]:

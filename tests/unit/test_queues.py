@@ -5,29 +5,26 @@ import pytest
 from app import queues
 
 
-def test_cpu_profile_is_prefork_on_dataset() -> None:
-    assert queues.worker_args("cpu") == [
+@pytest.mark.parametrize(
+    ("profile", "pool", "concurrency", "prefetch", "queues_"),
+    [
+        ("cpu", "prefork", "2", "1", "dataset"),
+        ("io", "gevent", "100", "4", "generation,mail,ops_trace"),
+    ],
+    ids=["cpu-is-prefork-on-dataset", "io-is-gevent-on-the-network-queues"],
+)
+def test_profile_worker_args(
+    profile: str, pool: str, concurrency: str, prefetch: str, queues_: str
+) -> None:
+    assert queues.worker_args(profile) == [
         "-P",
-        "prefork",
+        pool,
         "-c",
-        "2",
+        concurrency,
         "--prefetch-multiplier",
-        "1",
+        prefetch,
         "-Q",
-        "dataset",
-    ]
-
-
-def test_io_profile_is_gevent_on_the_network_queues() -> None:
-    assert queues.worker_args("io") == [
-        "-P",
-        "gevent",
-        "-c",
-        "100",
-        "--prefetch-multiplier",
-        "4",
-        "-Q",
-        "generation,mail,ops_trace",
+        queues_,
     ]
 
 

@@ -20,6 +20,7 @@ from flask_migrate import upgrade
 from app import create_app
 from app.services import api_keys
 from tests.conftest import make_settings
+from tests.support.logged_process import all_running
 from tests.support.pg_cluster import ClusterUnavailable
 from tests.support.pg_cluster import PgCluster
 from tests.support.redis_control import RedisServer
@@ -67,16 +68,10 @@ def running(
         )
         for name, extra in profiles.items()
     }
-    try:
-        for worker in workers.values():
-            worker.spawn()
-        for worker in workers.values():
-            # Generous: on a busy 2-core machine four workers importing at once take minutes.
-            worker.wait_ready(app.extensions["celery"], timeout=START_TIMEOUT)
+    celery_app = app.extensions["celery"]
+    # Generous: on a busy 2-core machine four workers importing at once take minutes.
+    with all_running(workers.values(), lambda worker: worker.wait_ready(celery_app, START_TIMEOUT)):
         yield workers
-    finally:
-        for worker in workers.values():
-            worker.stop()
 
 
 @pytest.fixture(scope="module")

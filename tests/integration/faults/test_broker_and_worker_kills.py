@@ -24,13 +24,23 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from tests.integration.faults.campaign import QUEUES
+from tests.integration.faults.campaign import ids_in
+from tests.integration.faults.campaign import mixed_load
+from tests.integration.faults.campaign import queue_dirs
+from tests.integration.faults.campaign import queue_of
+from tests.integration.faults.campaign import resumed
+from tests.integration.faults.campaign import submit_running
+from tests.integration.faults.campaign import sum_figures
+from tests.integration.faults.campaign import without_overlap
+from tests.integration.faults.campaign import worker_running
+from tests.integration.faults.campaign import workers_alive
 from tests.integration.faults.conftest import START_TIMEOUT
 from tests.integration.faults.conftest import auth_for
 from tests.integration.faults.conftest import build_app
 from tests.integration.faults.conftest import env_for
 from tests.integration.faults.conftest import running
 from tests.integration.faults.evidence import TERMINAL
-from tests.integration.faults.evidence import attempts
 from tests.integration.faults.evidence import audit
 from tests.integration.faults.evidence import env_count
 from tests.integration.faults.evidence import percentile
@@ -40,6 +50,8 @@ from tests.integration.faults.evidence import started_after
 from tests.integration.faults.evidence import wait_settled
 from tests.integration.faults.evidence import whereabouts
 from tests.support.load import LoadGenerator
+from tests.support.processes import alive
+from tests.support.processes import children
 from tests.support.redis_control import RedisServer
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
@@ -53,7 +65,6 @@ SETTLE_TIMEOUT = float(env_count("TASKLANE_FAULT_SETTLE_TIMEOUT", 120))
 KILLED_JOB_SECONDS = 6.0
 RESUME_LIMIT = 10.0
 NEXT_ATTEMPT_LIMIT = 30.0
-QUEUES = {"dataset": "faults.attempt", "generation": "faults.io_attempt"}
 # The suite's 300 s per test does not fit a full campaign, nor four workers starting on a busy
 # machine: each test's limit grows with its campaign.
 REDIS_TEST_LIMIT = 600 + REDIS_ROUNDS * 2 * 60
@@ -81,45 +92,6 @@ def fault_workers(
         yield workers
 
 
-def _queue_dirs(root: Path) -> dict[str, Path]:
-    dirs = {queue: root / queue for queue in QUEUES}
-    for path in dirs.values():
-        path.mkdir(exist_ok=True)
-    return dirs
-
-
-def _mixed_load(dirs: dict[str, Path], duration: float) -> Any:
-    bodies = itertools.cycle(
-        [
-            {"task": task, "args": {"marker_dir": str(dirs[queue]), "duration": duration}}
-            for queue, task in QUEUES.items()
-        ]
-    )
-    lock = threading.Lock()
-
-    def body() -> dict[str, Any]:
-        with lock:
-            return dict(next(bodies))
-
-    return body
-
-
-def _first_start_after(directory: Path, moment: float) -> float | None:
-    """The earliest job start logged in `directory` after `moment`."""
-    earliest: float | None = None
-    for entry in os.scandir(directory):
-        if entry.stat().st_mtime < moment:
-            continue
-        for run in attempts(directory, entry.name.removesuffix(".log")):
-            if run.start > moment and (earliest is None or run.start < earliest):
-                earliest = run.start
-    return earliest
-
-
-def _alive(workers: dict[str, WorkerProcess]) -> dict[str, bool]:
-    return {name: w.process is not None and w.process.poll() is None for name, w in workers.items()}
-
-
 @pytest.mark.timeout(REDIS_TEST_LIMIT)
 def test_redis_stopped_and_killed_under_load_keeps_workers_and_jobs(
     broker_app: Flask,
@@ -129,12 +101,12 @@ def test_redis_stopped_and_killed_under_load_keeps_workers_and_jobs(
 ) -> None:
     client = broker_app.test_client()
     auth = auth_for(broker_app)
-    dirs = _queue_dirs(tmp_path)
+    dirs = queue_dirs(tmp_path)
     resumes: list[float] = []
     worker_exits: list[str] = []
     slow: list[str] = []
 
-    with LoadGenerator(client, auth, _mixed_load(dirs, 0.3), rate=RATE) as load:
+    with LoadGenerator(client, auth, mixed_load(dirs, 0.3), rate=RATE) as load:
         for number, mode in enumerate(["graceful", "sigkill"] * REDIS_ROUNDS):
             load.wait_accepted(6, timeout=60, what="jobs accepted between Redis outages")
             (private_redis.stop if mode == "graceful" else private_redis.kill)()
@@ -143,7 +115,7 @@ def test_redis_stopped_and_killed_under_load_keeps_workers_and_jobs(
             private_redis.start()
             answered = time.time()
             starts = wait_for(
-                lambda answered=answered: _resumed(dirs, answered),  # type: ignore[misc]
+                lambda answered=answered: resumed(dirs, answered),  # type: ignore[misc]
                 timeout=90,
                 what="both queues to start jobs again after Redis answered",
             )
@@ -151,7 +123,7 @@ def test_redis_stopped_and_killed_under_load_keeps_workers_and_jobs(
             resumes.append(resume)
             if resume > RESUME_LIMIT:
                 slow.append(f"round {number + 1} ({mode}): {resume:.1f}s")
-            dead = [name for name, alive in _alive(fault_workers).items() if not alive]
+            dead = [name for name, alive in workers_alive(fault_workers).items() if not alive]
             worker_exits += [f"{name} after {mode} round {number + 1}" for name in dead]
             progress(
                 f"redis round {number + 1}/{2 * REDIS_ROUNDS} {mode}: consumption resumed "
@@ -162,7 +134,7 @@ def test_redis_stopped_and_killed_under_load_keeps_workers_and_jobs(
     result = load.result
     states = wait_settled(broker_app, result.accepted, SETTLE_TIMEOUT)
     found = {
-        queue: audit(client, auth, d, _ids_in(result.accepted, d), states)
+        queue: audit(client, auth, d, ids_in(result.accepted, d), states)
         for queue, d in dirs.items()
     }
     left_started = [i for i in result.accepted if states.get(i) == "started"]
@@ -188,7 +160,7 @@ def test_redis_stopped_and_killed_under_load_keeps_workers_and_jobs(
             ),
             "resume_s_max": round(max(resumes), 2),
             "resume_s_p50": round(percentile(resumes, 0.5) or 0, 2),
-            **_sum_figures(found.values()),
+            **sum_figures(found.values()),
         },
     )
 
@@ -203,102 +175,6 @@ def test_redis_stopped_and_killed_under_load_keeps_workers_and_jobs(
     assert not bad_refusals, f"refusals other than 503 with Retry-After: {bad_refusals[:3]}"
 
 
-def _resumed(dirs: dict[str, Path], moment: float) -> dict[str, float] | None:
-    starts = {queue: _first_start_after(d, moment) for queue, d in dirs.items()}
-    return {q: s for q, s in starts.items() if s is not None} if all(starts.values()) else None
-
-
-def _ids_in(ids: list[str], directory: Path) -> list[str]:
-    """Accepted ids whose job logs live in `directory` (the load alternates queues)."""
-    mine = {entry.name.removesuffix(".log") for entry in os.scandir(directory)}
-    return [i for i in ids if i in mine] + [
-        i for i in ids if i not in mine and _never_ran(i, directory)
-    ]
-
-
-def _never_ran(job_id: str, directory: Path) -> bool:
-    # A job that never ran has no log anywhere: count it under the dataset queue only.
-    return directory.name == "dataset" and not any(
-        (sibling / f"{job_id}.log").exists() for sibling in directory.parent.iterdir()
-    )
-
-
-def _sum_figures(audits: Any) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for seen in audits:
-        for key, value in seen.figures().items():
-            total[key] = total.get(key, 0) + value
-    return total
-
-
-# --- SIGKILL of workers mid-task -------------------------------------------------------------
-
-
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(entry.name))
-    return found
-
-
-def _queue_of(kind: str) -> str:
-    return "generation" if kind == "gevent" else "dataset"
-
-
-def _still_running(pids: set[int]) -> set[int]:
-    alive = set()
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-            if state != "Z":
-                alive.add(pid)
-        except OSError:
-            continue
-    return alive
-
-
-def _submit_running(
-    client: Any, auth: dict[str, str], task: str, directory: Path
-) -> tuple[str, int]:
-    response = client.post(
-        "/api/v1/jobs",
-        json={"task": task, "args": {"marker_dir": str(directory), "duration": KILLED_JOB_SECONDS}},
-        headers=auth,
-    )
-    assert response.status_code == 202, response.get_json()
-    job_id = response.get_json()["id"]
-    run = wait_for(
-        lambda: next((r for r in attempts(directory, job_id) if r.last_seen > r.start), None),
-        timeout=60,
-        what=f"job {job_id} ({task}) to be running",
-    )
-    return job_id, run.pid
-
-
-def _ppid(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as fh:
-        return int(fh.read().rsplit(")", 1)[1].split()[1])
-
-
-def _host(workers: dict[str, WorkerProcess], kind: str, pid: int) -> WorkerProcess:
-    """The worker whose main process is `pid` (gevent) or the parent of `pid` (prefork)."""
-    main = pid if kind == "gevent" else _ppid(pid)
-    host = next((w for w in workers.values() if w.process and w.process.pid == main), None)
-    assert host is not None, f"no worker main process {main} runs the {kind} job (pid {pid})"
-    if kind != "gevent":
-        assert pid != main, "the prefork job runs in the main process"
-    return host
-
-
 @pytest.mark.timeout(KILL_TEST_LIMIT)
 def test_sigkilled_workers_mid_task_lose_nothing_and_come_back_within_30s(
     broker_app: Flask,
@@ -308,26 +184,28 @@ def test_sigkilled_workers_mid_task_lose_nothing_and_come_back_within_30s(
     client = broker_app.test_client()
     auth = auth_for(broker_app)
     celery_app = broker_app.extensions["celery"]
-    dirs = _queue_dirs(tmp_path)
+    dirs = queue_dirs(tmp_path)
     kinds = list(itertools.islice(itertools.cycle(["child", "main", "gevent"]), KILLS))
     delays: list[float] = []
     killed: list[tuple[str, str]] = []
     orphans: set[int] = set()
     # Background jobs on both queues, so recovered attempts compete with a real backlog.
-    with LoadGenerator(client, auth, _mixed_load(dirs, 0.2), rate=RATE / 2) as load:
+    with LoadGenerator(client, auth, mixed_load(dirs, 0.2), rate=RATE / 2) as load:
         # A child alone (its main survives); a prefork main and a gevent worker at once. Each
         # queue has a second worker, as a deployment has: the next attempt need not wait for
         # the killed process to be started again (which it is, as a supervisor would).
-        for group in _without_overlap(kinds):
+        for group in without_overlap(kinds):
             victims = []
             for kind in group:
-                queue = _queue_of(kind)
-                job_id, pid = _submit_running(client, auth, QUEUES[queue], dirs[queue])
-                host = _host(fault_workers, kind, pid)
+                queue = queue_of(kind)
+                job_id, pid = submit_running(
+                    client, auth, QUEUES[queue], dirs[queue], KILLED_JOB_SECONDS
+                )
+                host = worker_running(fault_workers, kind, pid)
                 assert host.process is not None
                 victim = pid if kind == "child" else host.process.pid
                 if kind == "main":
-                    orphans |= _children(victim)
+                    orphans |= children(victim)
                 victims.append((kind, job_id, queue, victim, host))
             kill_at = time.time()
             for _kind, _job, _queue, victim, _host_worker in victims:
@@ -355,15 +233,13 @@ def test_sigkilled_workers_mid_task_lose_nothing_and_come_back_within_30s(
     ids = result.accepted + [job_id for _kind, job_id in killed]
     states = wait_settled(broker_app, ids, SETTLE_TIMEOUT)
     killed_audit = {
-        kind: audit(
-            client, auth, dirs[_queue_of(kind)], [j for k, j in killed if k == kind], states
-        )
+        kind: audit(client, auth, dirs[queue_of(kind)], [j for k, j in killed if k == kind], states)
         for kind in set(kinds)
     }
-    background = _sum_figures(
-        audit(client, auth, d, _ids_in(result.accepted, d), states) for d in dirs.values()
+    background = sum_figures(
+        audit(client, auth, d, ids_in(result.accepted, d), states) for d in dirs.values()
     )
-    outliving = _still_running(orphans)
+    outliving = alive(orphans)
     for pid in outliving:  # no process outlives the test, whatever it found
         os.kill(pid, signal.SIGKILL)
     report(
@@ -374,7 +250,7 @@ def test_sigkilled_workers_mid_task_lose_nothing_and_come_back_within_30s(
             "next_attempt_s_p50": round(percentile(delays, 0.5) or 0, 2),
             "next_attempt_s_p95": round(percentile(delays, 0.95) or 0, 2),
             "next_attempt_s_max": round(max(delays), 2),
-            "killed_jobs": _sum_figures(killed_audit.values()),
+            "killed_jobs": sum_figures(killed_audit.values()),
             "background_jobs": background,
             "children_outliving_killed_main": len(outliving),
         },
@@ -388,15 +264,3 @@ def test_sigkilled_workers_mid_task_lose_nothing_and_come_back_within_30s(
     assert background["lost"] == 0 and background["stuck"] == 0, background
     assert background["overlapping_attempts"] == 0, background
     assert (percentile(delays, 0.95) or 0) <= NEXT_ATTEMPT_LIMIT, f"kill to next attempt: {delays}"
-
-
-def _without_overlap(kinds: list[str]) -> list[list[str]]:
-    """Kills grouped so that one group never kills two processes of the same worker."""
-    groups: list[list[str]] = []
-    for kind in kinds:
-        last = groups[-1] if groups else None
-        if last is not None and kind == "gevent" and last == ["main"]:
-            last.append(kind)
-        else:
-            groups.append([kind])
-    return groups

@@ -82,11 +82,9 @@ def _outage(cluster: PgCluster, mode: str, seconds: float) -> None:
 
 
 @pytest.mark.timeout(TEST_LIMIT)
+@pytest.mark.usefixtures("pg_workers")  # they run the jobs; the test only asks the ledger
 def test_postgres_outage_under_load_loses_nothing_and_refuses_with_503(
-    pg_app: Flask,
-    pg_workers: dict[str, WorkerProcess],
-    private_pg: PgCluster,
-    tmp_path: Path,
+    pg_app: Flask, private_pg: PgCluster, tmp_path: Path
 ) -> None:
     client = pg_app.test_client()
     auth = auth_for(pg_app)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -13,14 +12,13 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.extensions.ext_database import db
-from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
 from app.models.mail import Mail
 from app.services.operations import daily_report
 from app.services.operations import queue_monitor
 from tests.conftest import make_settings
-from tests.support.jobs import job_row
+from tests.support.jobs import stored_job
 from tests.support.sentry_receiver import sentry_receiver
 
 
@@ -28,13 +26,6 @@ from tests.support.sentry_receiver import sentry_receiver
 def ctx(app: Flask) -> Iterator[Flask]:
     with app.app_context():
         yield app
-
-
-def add_job(**values: Any) -> Job:
-    job = job_row(id=str(uuid.uuid4()), queue="dataset", args={}, **values)
-    db.session.add(job)
-    db.session.commit()
-    return job
 
 
 def test_percentile_is_a_real_value() -> None:
@@ -48,24 +39,20 @@ def test_daily_report_counts_jobs_failures_and_run_times_per_queue(ctx: Flask) -
     until = utcnow() + timedelta(days=400)
     end = until - timedelta(hours=1)
     for seconds in (1, 2, 3, 4):
-        add_job(
+        stored_job(
             task="tests.echo",
             state=JobState.SUCCEEDED,
             started_at=end - timedelta(seconds=seconds),
             finished_at=end,
         )
-    failed = job_row(
+    stored_job(
         JobState.FAILED,
-        id=str(uuid.uuid4()),
         task="tests.fail",
         queue="generation",
-        args={},
         error_type="ValueError",
         started_at=end - timedelta(seconds=10),
         finished_at=end,
     )
-    db.session.add(failed)
-    db.session.commit()
 
     report = daily_report.build(until)
 
@@ -90,7 +77,7 @@ def test_queue_monitor_alerts_by_mail_and_sentry_once_per_cooldown(
         client = sentry_sdk.Client(dsn=sentry.dsn, default_integrations=False)
         scope.set_client(client)
         # A job waiting for two hours on the ops_trace queue, which nothing else uses here.
-        job = add_job(task="tests.echo", state=JobState.QUEUED)
+        job = stored_job(task="tests.echo", state=JobState.QUEUED)
         job.queue = "ops_trace"
         job.created_at = utcnow() - timedelta(hours=2)
         db.session.commit()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
 
@@ -17,28 +16,16 @@ from app.hooks import Outcome
 from app.ledger.outbox import NOTIFY_HEADER
 from app.models import Job
 from app.models import JobState
-from app.models.base import utcnow
 from app.models.mail import Mail
 from app.services.mail import notifications
-from tests.support.jobs import job_row
+from tests.support.jobs import stored_job
 
 TO = ["owner@example.org"]
 
 
 def new_job(state: JobState, notify_to: list[str] | None = TO) -> Job:
-    job = job_row(
-        state,
-        id=str(uuid.uuid4()),
-        task="tests.echo",
-        queue="dataset",
-        args={},
-        attempts=1,
-        notify_to=notify_to,
-        finished_at=utcnow() if state.terminal else None,
-    )
-    db.session.add(job)
-    db.session.commit()
-    return job
+    # job_row gives a finished job its finish time (the CHECK constraint wants one).
+    return stored_job(state, attempts=1, notify_to=notify_to)
 
 
 def mail_of(job: Job) -> Mail | None:

@@ -20,6 +20,7 @@ from app.services.mail import mails
 from app.services.mail import notifications
 from app.services.mail.errors import DeliveryUnconfirmed
 from tests.support.jobs import job_row
+from tests.support.jobs import stored_job
 
 JOB = {
     "id": "j1",
@@ -131,19 +132,13 @@ def test_comma_separated_setting_gives_addresses() -> None:
 
 
 def test_job_finished_notification_is_queued_once_per_job(mail_app: Flask) -> None:
-    job = job_row(
+    job = stored_job(
         JobState.FAILED,
-        id=str(uuid.uuid4()),
         task="dataset.close_batch",
-        queue="dataset",
-        args={},
         attempts=1,
         error_type="ValueError",
         error_message="bad <input>",
-        finished_at=utcnow(),
     )
-    db.session.add(job)
-    db.session.commit()
     celery_app = mail_app.extensions["celery"]
 
     first = notifications.notify_job_finished(celery_app, job, ["owner@example.org"])
