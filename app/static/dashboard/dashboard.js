@@ -53,9 +53,26 @@
     events.addEventListener("end", function (e) {
       events.close();
       showProgress(JSON.parse(e.data));
-      // The job is final: the page now shows its result or error and the Retry button.
-      window.location.reload();
+      refreshKeepingNotices();
     });
+  }
+
+  // The job is final: show its result or error and the Retry button. Only the content is
+  // swapped, so a notice the page opened with ("Cancel requested") stays; a reload would
+  // drop it, often before anyone could read it.
+  function refreshKeepingNotices() {
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.text(); })
+      .then(function (html) {
+        const fresh = new DOMParser().parseFromString(html, "text/html").querySelector("main");
+        const main = document.querySelector("main");
+        if (!fresh || !main) { window.location.reload(); return; }
+        main.querySelectorAll(":scope > :not(.flash)").forEach(function (el) { el.remove(); });
+        fresh.querySelectorAll(":scope > :not(.flash)").forEach(function (el) {
+          main.appendChild(document.importNode(el, true));
+        });
+      })
+      .catch(function () { window.location.reload(); });
   }
 
   document.addEventListener("DOMContentLoaded", function () { startChart(); followJob(); });
