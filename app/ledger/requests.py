@@ -23,9 +23,9 @@ from app.ledger.states import Transition as T
 from app.ledger.states import target
 from app.models import Job
 from app.models import JobState
+from app.models.base import new_id
 from app.models.base import utcnow
 from app.models.job import DEFAULT_MAX_ATTEMPTS
-from app.models.job import new_job_id
 from app.observability.ledger_trace import current_trace_id
 
 AnySession = Session | scoped_session[Any]
@@ -77,7 +77,7 @@ def create_all(engine: Engine, jobs: Sequence[Job]) -> Sequence[Job]:
 def _row(job: Job) -> dict[str, Any]:
     """Complete `job` (transient) for its INSERT: every column set, nothing read back."""
     now = utcnow()
-    job.id = job.id or new_job_id()
+    job.id = job.id or new_id()
     job.state = target(T.SUBMIT)
     job.attempts = 0
     job.max_attempts = job.max_attempts or DEFAULT_MAX_ATTEMPTS

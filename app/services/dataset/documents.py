@@ -19,11 +19,11 @@ from sqlalchemy import update
 
 from app.extensions.ext_database import db
 from app.models import Job
+from app.models.base import new_id
 from app.models.dataset import Document
 from app.models.dataset import IndexingStatus
 from app.models.dataset import Segment
 from app.models.dataset import UploadBatch
-from app.models.dataset import new_id
 from app.services import jobs
 from app.services import tenancy
 from app.services.dataset import datasets
