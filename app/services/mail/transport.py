@@ -37,7 +37,7 @@ class Reply:
     text: str
 
 
-# Hands the message itself over; called once the attempt still owns the mail.
+# Hands the message itself over; called only once `before_data` said the attempt may.
 HandOver: TypeAlias = Callable[[EmailMessage], Reply]
 
 
@@ -55,6 +55,7 @@ class Transport(ABC):
         recipients: list[str],
         before_data: Callable[[], bool],
     ) -> Reply:
+        """Open a session, ask `before_data` (the moment of no return), hand the message over."""
         with self._session(sender, recipients) as hand_over:
             if not before_data():
                 raise Superseded(
