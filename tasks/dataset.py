@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
@@ -15,14 +16,21 @@ from app.tasking import ExpectedFailure
 from app.tasking import job_task
 
 
-@job_task(
-    "dataset.index_document",
-    queue="dataset",
-    soft_time_limit=1800,
-    time_limit=1860,
-    max_retries=0,
-    traced=True,
-)
+def dataset_task(
+    name: str, *, soft_time_limit: int, time_limit: int, **options: Any
+) -> Callable[[Callable[..., Any]], Any]:
+    """A job of the dataset lane: its queue, and no automatic retry (max_retries=0)."""
+    return job_task(
+        name,
+        queue="dataset",
+        soft_time_limit=soft_time_limit,
+        time_limit=time_limit,
+        max_retries=0,
+        **options,
+    )
+
+
+@dataset_task("dataset.index_document", soft_time_limit=1800, time_limit=1860, traced=True)
 def index_document(self: Task, document_id: str) -> dict[str, Any]:
     """Parse, clean, split and index one document; resumes at the stage it had reached."""
 
@@ -37,25 +45,13 @@ def index_document(self: Task, document_id: str) -> dict[str, Any]:
         raise ExpectedFailure(str(exc)) from exc
 
 
-@job_task(
-    "dataset.remove_document",
-    queue="dataset",
-    soft_time_limit=600,
-    time_limit=660,
-    max_retries=0,
-)
+@dataset_task("dataset.remove_document", soft_time_limit=600, time_limit=660)
 def remove_document(self: Task, document_id: str) -> dict[str, Any]:
     """Delete a removed document's segments, row and files."""
     return documents.purge(document_id)
 
 
-@job_task(
-    "dataset.close_batch",
-    queue="dataset",
-    soft_time_limit=60,
-    time_limit=90,
-    max_retries=0,
-)
+@dataset_task("dataset.close_batch", soft_time_limit=60, time_limit=90)
 def close_batch(self: Task, batch_id: str) -> dict[str, Any]:
     """Run the batch-finished hook once every document of an upload has finished."""
     return batches.on_batch_finished(batch_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import request
+from flask_smorest import Blueprint
 from werkzeug.exceptions import Unauthorized
 from werkzeug.exceptions import UnsupportedMediaType
 
@@ -37,6 +38,17 @@ def require_json_body() -> None:
         raise UnsupportedMediaType(
             f"send the body as application/json (got {request.mimetype or 'no content type'})"
         )
+
+
+def blueprint(
+    name: str, import_name: str, *, url_prefix: str, description: str, json_body: bool = True
+) -> Blueprint:
+    """An API blueprint: every request needs a key and, where `json_body`, sends JSON."""
+    blp = Blueprint(name, import_name, url_prefix=url_prefix, description=description)
+    blp.before_request(require_api_key)
+    if json_body:
+        blp.before_request(require_json_body)
+    return blp
 
 
 def _unauthorized(detail: str) -> Unauthorized:

@@ -7,14 +7,13 @@ from typing import Any
 from flask import g
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from werkzeug.exceptions import UnsupportedMediaType
 
 from app.api import access
+from app.api import auth
 from app.api import notify
 from app.api import validation
-from app.api.auth import require_api_key
 from app.api.dataset_schemas import BatchSchema
 from app.api.dataset_schemas import DatasetCreateSchema
 from app.api.dataset_schemas import DatasetListSchema
@@ -39,10 +38,13 @@ from app.services.dataset.errors import InvalidUpload
 from app.services.mail.errors import InvalidRecipient
 from config import current_settings
 
-blp = Blueprint(
-    "datasets", __name__, url_prefix="/api/v1/datasets", description="Datasets for retrieval"
+blp = auth.blueprint(
+    "datasets",
+    __name__,
+    url_prefix="/api/v1/datasets",
+    description="Datasets for retrieval",
+    json_body=False,
 )
-blp.before_request(require_api_key)
 
 UPLOAD_ENDPOINT = "datasets.DocumentCollection"
 validation.BODY_LIMITS[UPLOAD_ENDPOINT] = lambda settings: settings.dataset.max_upload_bytes

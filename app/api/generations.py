@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app
 from flask import g
-from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from app.api.auth import require_api_key
-from app.api.auth import require_json_body
+from app.api import auth
+from app.api import submitting
 from app.api.generation_schemas import GenerationBatchSchema
 from app.api.generation_schemas import GenerationSchema
 from app.api.generation_schemas import GenerationSubmitSchema
@@ -23,19 +22,21 @@ from app.services.generation import generations
 from app.services.generation.providers.registry import registry
 from config import current_settings
 
-blp = Blueprint(
+blp = auth.blueprint(
     "generations", __name__, url_prefix="/api/v1/generations", description="LLM generations"
 )
-blp.before_request(require_api_key)
-blp.before_request(require_json_body)
 
 
-def _broker_timeout() -> float:
-    return float(current_settings().broker.submit_timeout)
-
-
-def _location(job: Job) -> dict[str, str]:
-    return {"Location": url_for("jobs.JobItem", job_id=job.id)}
+def _submit(submit: Callable[..., Job], what: object, body: dict[str, Any]) -> submitting.Accepted:
+    """Queue `what` for the calling key, to mail the body's `notify` once it has finished."""
+    job = submit(
+        submitting.celery(),
+        what,
+        broker_timeout=submitting.broker_timeout(),
+        api_key_id=g.api_key_id,
+        notify_to=body.get("notify"),
+    )
+    return submitting.accepted(job)
 
 
 @blp.route("")
@@ -44,17 +45,10 @@ class GenerationCollection(MethodView):
     @blp.response(202, JobSchema)
     @blp.alt_response(422, description="Unknown provider or model, or an unusable request")
     @blp.alt_response(503, description="Broker unreachable; nothing was created")
-    def post(self, body: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
+    def post(self, body: dict[str, Any]) -> submitting.Accepted:
         """Generate an answer; the job's progress shows the text as it streams in."""
         request = generations.build_request(current_settings(), body)
-        job = generations.submit(
-            current_app.extensions["celery"],
-            request,
-            broker_timeout=_broker_timeout(),
-            api_key_id=g.api_key_id,
-            notify_to=body.get("notify"),
-        )
-        return job, 202, _location(job)
+        return _submit(generations.submit, request, body)
 
 
 @blp.route("/batch")
@@ -63,7 +57,7 @@ class GenerationBatch(MethodView):
     @blp.response(202, JobSchema)
     @blp.alt_response(422, description="Unknown provider or model, or an unusable item")
     @blp.alt_response(503, description="Broker unreachable; nothing was created")
-    def post(self, body: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
+    def post(self, body: dict[str, Any]) -> submitting.Accepted:
         """Generate many answers in parallel under one parent job with aggregate progress."""
         settings = current_settings()
         shared: dict[str, Any] = {
@@ -75,14 +69,7 @@ class GenerationBatch(MethodView):
                 requests.append(generations.build_request(settings, {**shared, **item}))
             except generations.InvalidGeneration as exc:
                 raise generations.InvalidGeneration(f"items[{index}]: {exc}") from None
-        job = batches.submit(
-            current_app.extensions["celery"],
-            requests,
-            broker_timeout=_broker_timeout(),
-            api_key_id=g.api_key_id,
-            notify_to=body.get("notify"),
-        )
-        return job, 202, _location(job)
+        return _submit(batches.submit, requests, body)
 
 
 @blp.route("/providers")

@@ -24,11 +24,10 @@ from typing import Any
 from flask import Response
 from flask import stream_with_context
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from app.api.auth import require_api_key
+from app.api import auth
 from app.api.schemas import JobSchema
 from app.extensions import ext_notify
 from app.extensions.ext_database import db
@@ -45,8 +44,9 @@ KEEPALIVE_INTERVAL = 15.0
 # the listener stayed connected (a worker's PUBLISH failed) delays it at most this much.
 QUIET_REREAD = 60.0
 
-blp = Blueprint("job_events", __name__, url_prefix="/api/v1/jobs", description="Job events")
-blp.before_request(require_api_key)
+blp = auth.blueprint(
+    "job_events", __name__, url_prefix="/api/v1/jobs", description="Job events", json_body=False
+)
 
 
 def _event(name: str, data: dict[str, Any]) -> str:

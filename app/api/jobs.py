@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask import g
-from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from werkzeug.exceptions import Conflict
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import UnprocessableEntity
 
 from app.api import access
-from app.api.auth import require_api_key
-from app.api.auth import require_json_body
+from app.api import auth
 from app.api.job_events import wait_final
 from app.api.schemas import JobBatchAcceptedSchema
 from app.api.schemas import JobBatchSchema
@@ -24,6 +20,11 @@ from app.api.schemas import JobListQuerySchema
 from app.api.schemas import JobPageSchema
 from app.api.schemas import JobSchema
 from app.api.schemas import JobSubmitSchema
+from app.api.submitting import Accepted
+from app.api.submitting import accepted
+from app.api.submitting import broker_timeout
+from app.api.submitting import celery
+from app.api.submitting import job_location
 from app.models import Job
 from app.models import JobState
 from app.services import bulk_submit
@@ -35,21 +36,7 @@ from app.services.jobs import Submission
 from app.services.mail import notifications
 from config import current_settings
 
-blp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs", description="Background jobs")
-blp.before_request(require_api_key)
-blp.before_request(require_json_body)
-
-
-def _celery() -> Any:
-    return current_app.extensions["celery"]
-
-
-def _broker_timeout() -> float:
-    return float(current_settings().broker.submit_timeout)
-
-
-def _location(job: Job) -> dict[str, str]:
-    return {"Location": url_for("jobs.JobItem", job_id=job.id)}
+blp = auth.blueprint("jobs", __name__, url_prefix="/api/v1/jobs", description="Background jobs")
 
 
 @blp.route("")
@@ -59,13 +46,13 @@ class JobCollection(MethodView):
     @blp.alt_response(409, description="Idempotency key reused with other arguments")
     @blp.alt_response(422, description="Unknown task, invalid arguments or notify address")
     @blp.alt_response(503, description="Database unreachable; nothing was created")
-    def post(self, body: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
+    def post(self, body: dict[str, Any]) -> Accepted:
         """Submit a job; answers at once with the queued job."""
         # `standalone`: one autocommitted INSERT, the 202 built from it (nothing read back).
         job, created = jobs.submit(
-            _celery(), _submission(body), broker_timeout=_broker_timeout(), standalone=True
+            celery(), _submission(body), broker_timeout=broker_timeout(), standalone=True
         )
-        headers = _location(job)
+        headers = job_location(job)
         if not created:
             headers["Idempotent-Replayed"] = "true"
         return job, 202, headers
@@ -86,7 +73,7 @@ def _submission(body: dict[str, Any]) -> Submission:
         raise InvalidArguments(
             f"countdown may be at most {settings.broker.task_max_countdown}s (TASK_MAX_COUNTDOWN)"
         )
-    jobs.public_task(_celery(), body["task"])
+    jobs.public_task(celery(), body["task"])
     return Submission(
         task=body["task"],
         args=body["args"],
@@ -125,10 +112,10 @@ class JobBatch(MethodView):
         try:
             if refused:
                 raise BatchRefused(422, "Invalid jobs in the batch", refused)
-            accepted = bulk_submit.submit_batch(_celery(), items, broker_timeout=_broker_timeout())
+            queued = bulk_submit.submit_batch(celery(), items, broker_timeout=broker_timeout())
         except BatchRefused as exc:
             raise _refusal(exc) from None
-        return {"jobs": bulk_submit.describe(accepted)}, 202
+        return {"jobs": bulk_submit.describe(queued)}, 202
 
 
 def _refusal(exc: BatchRefused) -> HTTPException:
@@ -159,12 +146,12 @@ class JobItem(MethodView):
 class JobCancel(MethodView):
     @blp.response(202, JobSchema)
     @blp.alt_response(409, description="The job has already finished")
-    def post(self, job_id: str) -> tuple[Job, int, dict[str, str]]:
+    def post(self, job_id: str) -> Accepted:
         """Cancel: a queued job never runs; a running job is asked to stop."""
         job = jobs.cancel(job_id)
         if job.state == JobState.CANCELLED and job.notify_to:
             # Its outcome is final now: no worker will run it to send the mail.
-            notifications.notify_job_finished(_celery(), job, list(job.notify_to))
+            notifications.notify_job_finished(celery(), job, list(job.notify_to))
         return job, 202, {}
 
 
@@ -172,7 +159,6 @@ class JobCancel(MethodView):
 class JobRetry(MethodView):
     @blp.response(202, JobSchema)
     @blp.alt_response(409, description="Only failed or cancelled jobs can be retried")
-    def post(self, job_id: str) -> tuple[Job, int, dict[str, str]]:
+    def post(self, job_id: str) -> Accepted:
         """Run a failed or cancelled job again as a new attempt."""
-        job = jobs.retry(_celery(), job_id, broker_timeout=_broker_timeout())
-        return job, 202, _location(job)
+        return accepted(jobs.retry(celery(), job_id, broker_timeout=broker_timeout()))

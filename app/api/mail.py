@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask import g
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from app.api.auth import require_api_key
-from app.api.auth import require_json_body
+from app.api import auth
+from app.api import submitting
 from app.api.mail_schemas import MailSchema
 from app.api.mail_schemas import MailSubmitSchema
 from app.models.mail import Mail
 from app.services.mail import mails
 
-blp = Blueprint("mail", __name__, url_prefix="/api/v1/mail", description="Templated mail")
-blp.before_request(require_api_key)
-blp.before_request(require_json_body)
+blp = auth.blueprint("mail", __name__, url_prefix="/api/v1/mail", description="Templated mail")
 
 
 @blp.route("")
@@ -31,7 +27,7 @@ class MailCollection(MethodView):
     def post(self, body: dict[str, Any]) -> tuple[Mail, int, dict[str, str]]:
         """Queue a mail rendered from a template; answers at once with the queued mail."""
         mail, _ = mails.queue_mail(
-            current_app.extensions["celery"],
+            submitting.celery(),
             template=body["template"],
             to=body["to"],
             context=body["context"],

@@ -5,22 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema
 from marshmallow import fields
 from marshmallow import validate
 
 from app.api import access
+from app.api import auth
 from app.api import paging
-from app.api.auth import require_api_key
 from app.models.trace import Trace
 from app.services import pagination
 from app.services import tenancy
 
 STATUSES = ["succeeded", "failed", "cancelled", "retrying", "started"]
 
-blp = Blueprint("traces", __name__, url_prefix="/api/v1/traces", description="Operation traces")
-blp.before_request(require_api_key)
+blp = auth.blueprint(
+    "traces", __name__, url_prefix="/api/v1/traces", description="Operation traces", json_body=False
+)
 
 
 class TraceQuerySchema(Schema):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import render_template
 from flask import request
 
@@ -9,37 +12,30 @@ from app.dashboard import queries
 from app.dashboard.blueprint import bp
 from app.services.errors import JobError
 
+# A lane's page query: its rows from a cursor (None: the newest), and the next cursor.
+PageQuery = Callable[[str | None], tuple[list[Any], str | None]]
 
-def _cursor() -> str | None:
-    return request.args.get("cursor") or None
 
-
-def _bad_cursor(exc: JobError) -> tuple[str, int]:
-    return render_template("dashboard/error.html", status=400, message=str(exc)), 400
+def _lane_page(page: PageQuery, template: str) -> str | tuple[str, int]:
+    """One page of a lane's rows from the `cursor` argument; a cursor that does not parse
+    answers 400."""
+    try:
+        rows, next_cursor = page(request.args.get("cursor") or None)
+    except JobError as exc:
+        return render_template("dashboard/error.html", status=400, message=str(exc)), 400
+    return render_template(template, rows=rows, next_cursor=next_cursor)
 
 
 @bp.route("/datasets")
 def datasets() -> str | tuple[str, int]:
-    try:
-        rows, next_cursor = queries.documents_page(_cursor())
-    except JobError as exc:
-        return _bad_cursor(exc)
-    return render_template("dashboard/datasets.html", rows=rows, next_cursor=next_cursor)
+    return _lane_page(queries.documents_page, "dashboard/datasets.html")
 
 
 @bp.route("/mail")
 def mail() -> str | tuple[str, int]:
-    try:
-        rows, next_cursor = queries.mails_page(_cursor())
-    except JobError as exc:
-        return _bad_cursor(exc)
-    return render_template("dashboard/mail.html", rows=rows, next_cursor=next_cursor)
+    return _lane_page(queries.mails_page, "dashboard/mail.html")
 
 
 @bp.route("/generations")
 def generations() -> str | tuple[str, int]:
-    try:
-        rows, next_cursor = queries.generations_page(_cursor())
-    except JobError as exc:
-        return _bad_cursor(exc)
-    return render_template("dashboard/generations.html", rows=rows, next_cursor=next_cursor)
+    return _lane_page(queries.generations_page, "dashboard/generations.html")

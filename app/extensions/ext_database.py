@@ -106,8 +106,13 @@ def init_app(app: Flask) -> None:
     app.extensions["ledger_engine"] = ledger_engine
     if url.startswith("sqlite"):
         event.listen(ledger_engine, "connect", _sqlite_pragmas)
-        with app.app_context():
-            event.listen(db.engine, "connect", _sqlite_pragmas)
+        event.listen(engine_of(app), "connect", _sqlite_pragmas)
+
+
+def engine_of(app: Flask) -> Engine:
+    """The app's (Flask-SQLAlchemy) engine, for code that holds the app but no app context."""
+    with app.app_context():
+        return db.engine
 
 
 def dispose_engine_after_fork(engine: Engine) -> None:

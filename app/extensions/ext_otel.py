@@ -20,7 +20,7 @@ from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from opentelemetry.instrumentation.propagators import TraceResponsePropagator
 from opentelemetry.instrumentation.propagators import set_global_response_propagator
 
-from app.extensions.ext_database import db
+from app.extensions.ext_database import engine_of
 from app.observability import ledger_trace
 from app.observability import metrics
 from app.observability import process
@@ -37,8 +37,7 @@ def init_app(app: Flask) -> None:
     settings: Settings = settings_of(app)
     if not settings.observability.otel_enabled:
         return
-    with app.app_context():
-        engine = db.engine
+    engine = engine_of(app)
 
     def start(role: str) -> None:
         telemetry.start(settings, role, engine)

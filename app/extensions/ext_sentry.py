@@ -18,7 +18,7 @@ from opentelemetry.trace import format_trace_id
 from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.flask import FlaskIntegration
 
-from app.extensions.ext_database import db
+from app.extensions.ext_database import engine_of
 from app.observability import process
 from app.observability import sentry_tasks
 from app.observability.scrubbing import make_before_send
@@ -56,8 +56,7 @@ def init_app(app: Flask) -> None:
     settings: Settings = settings_of(app)
     if not settings.observability.sentry_dsn:
         return
-    with app.app_context():
-        engine = db.engine
+    engine = engine_of(app)
     scrub_error = make_before_send(settings, drop=_expected)
     scrub_transaction = make_before_send(settings, drop=_never)
 

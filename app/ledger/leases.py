@@ -31,6 +31,7 @@ from app.ledger.execute import is_postgres
 from app.ledger.execute import run
 from app.ledger.execute import run_sql
 from app.ledger.execute import transaction
+from app.ledger.per_process import PerProcess
 from app.models import Job
 from app.models import JobAttempt
 from app.models import JobState
@@ -56,14 +57,7 @@ class _Process:
         self.wake = threading.Event()
 
 
-_state = _Process()
-
-
-def _current() -> _Process:
-    global _state
-    if _state.pid != os.getpid():
-        _state = _Process()
-    return _state
+_current = PerProcess(_Process)
 
 
 def owner(worker: str | None = None) -> str:

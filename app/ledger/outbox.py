@@ -44,6 +44,7 @@ from app.ledger.execute import is_postgres
 from app.ledger.execute import run
 from app.ledger.execute import run_all
 from app.ledger.execute import run_sql
+from app.ledger.per_process import PerProcess
 from app.models import JobState
 from app.models.base import utcnow
 from app.queues import QUEUES
@@ -159,14 +160,7 @@ class _Confirmations:
         self.thread: threading.Thread | None = None
 
 
-_confirmations = _Confirmations()
-
-
-def _current() -> _Confirmations:
-    global _confirmations
-    if _confirmations.pid != os.getpid():
-        _confirmations = _Confirmations()
-    return _confirmations
+_current = PerProcess(_Confirmations)
 
 
 def confirm(app: Flask, *job_ids: str) -> None:

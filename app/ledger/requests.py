@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import scoped_session
@@ -22,9 +23,9 @@ from app.ledger.states import Transition as T
 from app.ledger.states import target
 from app.models import Job
 from app.models import JobState
+from app.models.base import new_id
 from app.models.base import utcnow
 from app.models.job import DEFAULT_MAX_ATTEMPTS
-from app.models.job import new_job_id
 from app.observability.ledger_trace import current_trace_id
 
 AnySession = Session | scoped_session[Any]
@@ -76,7 +77,7 @@ def create_all(engine: Engine, jobs: Sequence[Job]) -> Sequence[Job]:
 def _row(job: Job) -> dict[str, Any]:
     """Complete `job` (transient) for its INSERT: every column set, nothing read back."""
     now = utcnow()
-    job.id = job.id or new_job_id()
+    job.id = job.id or new_id()
     job.state = target(T.SUBMIT)
     job.attempts = 0
     job.max_attempts = job.max_attempts or DEFAULT_MAX_ATTEMPTS
@@ -94,6 +95,23 @@ def message(job: Job) -> dict[str, Any]:
     return {c.key: getattr(job, c.key) for c in MESSAGE_COLUMNS}
 
 
+def _transition(
+    session: AnySession,
+    transition: T,
+    job_id: str,
+    returning: Sequence[Any],
+    **values: Any,
+) -> Row[Any] | None:
+    """One UPDATE: the job takes `transition` (and `values`) if the table allows it from
+    the state it is in; the `returning` columns of the moved row, or None."""
+    return session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(TABLE[transition].sources))
+        .values(state=target(transition), **values)
+        .returning(*returning)
+    ).first()
+
+
 def cancel(session: AnySession, job_id: str) -> JobState | None:
     """Cancel: a job not running is `cancelled` at once; a running one is asked to stop.
 
@@ -101,19 +119,17 @@ def cancel(session: AnySession, job_id: str) -> JobState | None:
     such job).
     """
     now = utcnow()
-    done = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.state.in_(TABLE[T.CANCEL].sources))
-        .values(
-            state=target(T.CANCEL),
-            cancel_requested_at=now,
-            finished_at=now,
-            updated_at=now,
-            # A cancelled job leaves the outbox: nothing is left to publish.
-            published_at=now,
-        )
-        .returning(Job.id)
-    ).first()
+    done = _transition(
+        session,
+        T.CANCEL,
+        job_id,
+        (Job.id,),
+        cancel_requested_at=now,
+        finished_at=now,
+        updated_at=now,
+        # A cancelled job leaves the outbox: nothing is left to publish.
+        published_at=now,
+    )
     if done is None:
         # The running task sees this at its next progress report or cancellation check.
         done = session.execute(
@@ -137,20 +153,18 @@ def requeue(session: AnySession, job_id: str, budget: int) -> dict[str, Any] | N
     Returns the job's message fields, or None when the table refuses.
     """
     now = utcnow()
-    row = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.state.in_(TABLE[T.REQUEUE].sources))
-        .values(
-            state=target(T.REQUEUE),
-            max_attempts=Job.attempts + max(1, budget),
-            cancel_requested_at=None,
-            finished_at=None,
-            eta=None,
-            published_at=None,
-            updated_at=now,
-        )
-        .returning(*MESSAGE_COLUMNS)
-    ).first()
+    row = _transition(
+        session,
+        T.REQUEUE,
+        job_id,
+        MESSAGE_COLUMNS,
+        max_attempts=Job.attempts + max(1, budget),
+        cancel_requested_at=None,
+        finished_at=None,
+        eta=None,
+        published_at=None,
+        updated_at=now,
+    )
     session.commit()
     if row is not None:
         notify.publish(job_id, target(T.REQUEUE), at=now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,11 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def new_id() -> str:
+    """A new primary key: a random UUID, as text (String(36) columns)."""
+    return str(uuid.uuid4())
 
 
 def utcnow() -> datetime:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import uuid
 from datetime import datetime
 from typing import Any
 from typing import cast
@@ -28,13 +27,12 @@ from sqlalchemy.orm import mapped_column
 
 from app.models.base import Base
 from app.models.base import UTCDateTime
+
+# Re-exported: tests/unit/dataset import it from here.
+from app.models.base import new_id as new_id
 from app.models.base import utcnow
 from app.models.job import Job
 from app.models.job import JobState
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class IndexingStatus(enum.StrEnum):

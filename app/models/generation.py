@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlalchemy.orm import relationship
 
 from app.models.base import Base
 from app.models.base import UTCDateTime
+from app.models.base import new_id
 from app.models.base import utcnow
 from app.models.job import Job
 
@@ -31,16 +31,12 @@ STATUS_BY_JOB_STATE = {
 }
 
 
-def new_generation_id() -> str:
-    return str(uuid.uuid4())
-
-
 class Generation(Base):
     __tablename__ = "generations"
     # Newest first on the dashboard.
     __table_args__ = (Index("ix_generations_created_at_id", "created_at", "id"),)
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_generation_id)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     # Set once the job is submitted; the row exists first so the task can always load it.
     job_id: Mapped[str | None] = mapped_column(String(36), unique=True)
     provider: Mapped[str] = mapped_column(String(100))

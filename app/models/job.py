@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlalchemy.orm import relationship
 
 from app.models.base import Base
 from app.models.base import UTCDateTime
+from app.models.base import new_id
 from app.models.base import utcnow
 
 
@@ -43,10 +43,6 @@ DEFAULT_MAX_ATTEMPTS = 4
 
 _STATES_SQL = ", ".join(f"'{state.value}'" for state in JobState)
 _TERMINAL_SQL = ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES))
-
-
-def new_job_id() -> str:
-    return str(uuid.uuid4())
 
 
 class Job(Base):
@@ -97,7 +93,7 @@ class Job(Base):
     )
 
     # The job id is also the Celery task id, so the broker message and the row share one key.
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_job_id)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     task: Mapped[str] = mapped_column(String(200), index=True)
     queue: Mapped[str] = mapped_column(String(64))
     state: Mapped[JobState] = mapped_column(

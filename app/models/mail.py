@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 from typing import Any
@@ -28,6 +27,7 @@ from sqlalchemy.orm import relationship
 
 from app.models.base import Base
 from app.models.base import UTCDateTime
+from app.models.base import new_id
 from app.models.base import utcnow
 from app.models.job import Job
 from app.models.job import JobState
@@ -54,16 +54,12 @@ def _enum(cls: type[enum.StrEnum]) -> Enum:
     return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
 
 
-def new_mail_id() -> str:
-    return str(uuid.uuid4())
-
-
 class Mail(Base):
     __tablename__ = "mails"
     # Newest first on the dashboard.
     __table_args__ = (Index("ix_mails_created_at_id", "created_at", "id"),)
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_mail_id)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     template: Mapped[str] = mapped_column(String(100))
     recipients: Mapped[list[str]] = mapped_column(JSON)
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -19,11 +19,11 @@ from sqlalchemy import update
 
 from app.extensions.ext_database import db
 from app.models import Job
+from app.models.base import new_id
 from app.models.dataset import Document
 from app.models.dataset import IndexingStatus
 from app.models.dataset import Segment
 from app.models.dataset import UploadBatch
-from app.models.dataset import new_id
 from app.services import jobs
 from app.services import tenancy
 from app.services.dataset import datasets
@@ -54,7 +54,9 @@ def text_upload(name: str | None, text: str, number: int) -> Upload:
     return Upload(name or f"text-{number}.txt", io.BytesIO(text.encode("utf-8")))
 
 
-def _submit(task: str, document_id: str, api_key_id: int | None) -> Job:
+def _submit_job(
+    task: str, document_id: str, api_key_id: int | None, idempotency_key: str | None = None
+) -> Job:
     settings = current_settings()
     job, _created = jobs.submit(
         current_app.extensions["celery"],
@@ -64,9 +66,15 @@ def _submit(task: str, document_id: str, api_key_id: int | None) -> Job:
             api_key_id=api_key_id,
             # The dataset's project, even when an admin key of another project started it.
             project_id=tenancy.document_project(document_id),
+            idempotency_key=idempotency_key,
         ),
         broker_timeout=settings.broker.submit_timeout,
     )
+    return job
+
+
+def _submit(task: str, document_id: str, api_key_id: int | None) -> Job:
+    job = _submit_job(task, document_id, api_key_id)
     # The task claims the document itself too, so this only fills in what it may not have.
     db.session.execute(
         update(Document)
@@ -263,23 +271,7 @@ def remove(dataset_id: str, document_id: str, *, api_key_id: int | None) -> str:
     # Hidden from the vector matrices other processes cache, in the same commit.
     datasets.bump_index_version(dataset_id)
     db.session.commit()
-    return _submit_removal(document.id, api_key_id)
-
-
-def _submit_removal(document_id: str, api_key_id: int | None) -> str:
-    settings = current_settings()
-    job, _created = jobs.submit(
-        current_app.extensions["celery"],
-        jobs.Submission(
-            task=REMOVE_TASK,
-            args={"document_id": document_id},
-            api_key_id=api_key_id,
-            project_id=tenancy.document_project(document_id),
-            idempotency_key=f"{REMOVE_TASK}:{document_id}",
-        ),
-        broker_timeout=settings.broker.submit_timeout,
-    )
-    return job.id
+    return _submit_job(REMOVE_TASK, document.id, api_key_id, f"{REMOVE_TASK}:{document.id}").id
 
 
 def purge(document_id: str) -> dict[str, Any]:

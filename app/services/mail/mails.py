@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions.ext_database import db
+from app.models.base import new_id
 from app.models.base import utcnow
 from app.models.mail import Mail
 from app.models.mail import MailState
-from app.models.mail import new_mail_id
 from app.services import jobs
 from app.services.jobs import Submission
 from app.services.mail import templates
@@ -88,7 +88,7 @@ def create_mail(
     recipients = check_recipients(to)
     rendered = templates.render(template, context)
     mail = Mail(
-        id=new_mail_id(),
+        id=new_id(),
         template=template,
         recipients=recipients,
         context=context,
