@@ -38,6 +38,7 @@ import redis
 from flask import current_app
 from flask import has_app_context
 
+from app.ledger.per_process import PerProcess
 from app.models import JobState
 
 log = logging.getLogger(__name__)
@@ -117,34 +118,42 @@ def publish_many(items: Iterable[tuple[str, str]]) -> None:
 
 
 _Batch = tuple[redis.Redis, list[tuple[str, str]]]
-_lock = threading.Lock()
-_queue: queue.Queue[_Batch] | None = None
-_owner_pid = 0
 
 
-def _sender() -> queue.Queue[_Batch]:
-    """This process's queue, its thread started on first use (again after a fork)."""
-    global _queue, _owner_pid
-    with _lock:
-        if _queue is None or _owner_pid != os.getpid():
-            _queue, _owner_pid = queue.Queue(), os.getpid()
-            threading.Thread(target=_send_forever, args=(_queue,), daemon=True).start()
-        return _queue
+class _Sender:
+    """This process's queue of notifications and the thread that sends them, started on
+    first use (never at import: a gevent worker patches threading after importing us)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.batches: queue.Queue[_Batch] = queue.Queue()
+        self._lock = threading.Lock()
+        self._started = False
+
+    def put(self, batch: _Batch) -> None:
+        if not self._started:
+            with self._lock:
+                if not self._started:
+                    threading.Thread(target=self._send_forever, daemon=True).start()
+                    self._started = True
+        self.batches.put(batch)
+
+    def _send_forever(self) -> None:
+        while True:
+            client, pending = self.batches.get()
+            while True:  # whatever else is queued goes in the same round trip
+                try:
+                    more_client, more = self.batches.get_nowait()
+                except queue.Empty:
+                    break
+                if more_client is not client:
+                    _send(client, pending)
+                    client, pending = more_client, []
+                pending += more
+            _send(client, pending)
 
 
-def _send_forever(batches: queue.Queue[_Batch]) -> None:
-    while True:
-        client, pending = batches.get()
-        while True:  # whatever else is queued goes in the same round trip
-            try:
-                more_client, more = batches.get_nowait()
-            except queue.Empty:
-                break
-            if more_client is not client:
-                _send(client, pending)
-                client, pending = more_client, []
-            pending += more
-        _send(client, pending)
+_sender = PerProcess(_Sender)
 
 
 def _send(client: redis.Redis, pending: list[tuple[str, str]]) -> None:
