@@ -20,7 +20,10 @@ from tests.support.workers import WorkerProcess
 from tests.support.workers import sole_consumer
 
 
-@pytest.fixture(scope="session")
+# Package scope: they stop when the integration tests end. Every worker process runs the
+# ledger's relay and lease recovery against the session's database, so left running they
+# would claim the rows that later unit tests stage for those very functions.
+@pytest.fixture(scope="package")
 def workers(
     app: Flask, worker_env: dict[str, str], session_tmp: Path
 ) -> Iterator[dict[str, WorkerProcess]]:
