@@ -17,6 +17,7 @@ import pytest
 from app import embedded_redis
 from tests.support.logged_process import http_status
 from tests.support.processes import alive
+from tests.support.processes import command_lines
 from tests.support.processes import descendants
 from tests.support.processes import redis_servers_in
 from tests.support.services import free_port
@@ -87,7 +88,11 @@ def test_dev_answers_and_stopping_it_leaves_no_process(tmp_path: Path, sig: int)
             # Each role stops on its own signal; none waits out the grace to be killed (beat
             # once took 10-40 s in its exit-time garbage collection).
             assert "did not stop within" not in log_path.read_text(errors="replace")
-        wait_for(lambda: not alive(stack), timeout=60, what="every process of the stack to end")
+        try:
+            wait_for(lambda: not alive(stack), timeout=60, what="every process of the stack to end")
+        except AssertionError as exc:
+            survivors = command_lines(alive(stack))
+            raise AssertionError(f"{exc}; still running: {survivors}") from None
         assert not redis_servers_in(INSTANCE)
         # Killed, it could not remove its record; the dead pid in it keeps anyone attaching.
         assert embedded_redis.attached_url(str(INSTANCE)) is None

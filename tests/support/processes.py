@@ -56,6 +56,18 @@ def descendants(root: int) -> set[int]:
     return found
 
 
+def command_lines(pids: set[int]) -> dict[int, str]:
+    """What each of `pids` runs, for a failure message (gone ones left out)."""
+    lines = {}
+    for pid in sorted(pids):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        lines[pid] = raw.replace(b"\0", b" ").decode(errors="replace").strip()[:200]
+    return lines
+
+
 def alive(pids: set[int]) -> set[int]:
     """The pids of `pids` still running (zombies count as gone)."""
     running = set()
