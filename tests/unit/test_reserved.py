@@ -13,20 +13,11 @@ from flask import Flask
 from sqlalchemy import delete
 
 from app.extensions.ext_database import db
-from app.ledger import outbox
 from app.ledger import reserved
 from app.models import Job
 from app.models import JobState
 from app.models.base import utcnow
 from tests.support.jobs import job_row
-
-
-@pytest.fixture(autouse=True)
-def _no_background_relay() -> None:
-    """These tests claim rows themselves: a relay an earlier test's submit started in this
-    process (it runs until stopped) would claim them first."""
-    for relay in list(outbox._relays.values()):
-        outbox.stop_relay(relay.app)
 
 
 def test_a_long_reserved_queued_job_is_claimed_once_and_a_started_one_never(app: Flask) -> None:
