@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -11,7 +10,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import FLOWER_AUTH
 from tests.browser.conftest import Outside
 from tests.browser.stack import Served
-from tests.support.waiting import load_factor
+from tests.support.waiting import wait_for
 
 
 def _cut_off_outside(ctx: Any, origin: str) -> list[str]:
@@ -54,22 +53,27 @@ def test_flower_shows_a_canary_submitted_over_rest(
     )
     try:
         page = ctx.new_page()
+
         # Workers send task events once Flower has switched them on (its enable_events
         # broadcast, every 5 s; TASK_EVENTS is off here, as by default): a canary that ran
-        # before that is not Flower's to show, so send a fresh one until one shows.
-        deadline = time.monotonic() + 60 * load_factor()
-        shown = False
-        while not shown and time.monotonic() < deadline:
+        # before that is not Flower's to show, so each probe sends a fresh one.
+        def fresh_canary_shown() -> bool:
             response = rest.post("/jobs", json={"task": "system.canary", "args": {"token": "f"}})
             assert response.status_code == 202
             page.goto(f"/task/{response.json()['id']}")
             for _ in range(6):
                 if "SUCCESS" in page.content():
-                    shown = True
-                    break
+                    return True
                 page.wait_for_timeout(500)
                 page.reload()
-        assert shown, "no canary submitted over REST reached SUCCESS in Flower within 60 s"
+            return False
+
+        wait_for(
+            fresh_canary_shown,
+            timeout=60,
+            interval=0,
+            what="a canary submitted over REST to show SUCCESS in Flower",
+        )
         expect(page.locator("body")).to_contain_text("system.canary")
     finally:
         ctx.close()
