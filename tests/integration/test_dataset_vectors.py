@@ -15,17 +15,16 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from app import create_app
 from app.extensions.ext_database import db
 from app.models.dataset import Segment
-from tests.conftest import make_settings
 from tests.fixtures.dataset.api import DatasetApi
 from tests.fixtures.dataset.embedding_server import EmbeddingServer
 from tests.fixtures.dataset.embedding_server import embedding_server
 from tests.fixtures.dataset.files import CORPUS_QUERIES
 from tests.fixtures.dataset.files import corpus_files
 from tests.support import services
-from tests.support.workers import WorkerProcess
+from tests.support.side_stack import SideStack
+from tests.support.side_stack import side_stack
 
 
 @pytest.fixture(scope="module")
@@ -35,41 +34,38 @@ def provider() -> Iterator[EmbeddingServer]:
 
 
 @pytest.fixture(scope="module")
-def vector_app(
-    app: Flask,
+def vectors(
     base_settings: dict[str, Any],
     worker_env: dict[str, str],
     session_tmp: Path,
     provider: EmbeddingServer,
-) -> Iterator[Flask]:
-    with services.redis_server(session_tmp / "vectors-redis") as redis_url:
-        overrides = {
-            "REDIS_URL": redis_url,
-            "EMBEDDING_BASE_URL": provider.url,
-            "EMBEDDING_BATCH_SIZE": "4",
-            "EMBEDDING_MAX_ATTEMPTS": "3",
-        }
-        vectors = create_app(make_settings(base_settings, **overrides))
-        worker = WorkerProcess.celery(
+) -> Iterator[SideStack]:
+    with (
+        services.redis_server(session_tmp / "vectors-redis") as redis_url,
+        side_stack(
+            base_settings,
+            worker_env,
+            session_tmp,
             "vectors",
-            pool="prefork",
-            concurrency=2,
             queues=["dataset"],
-            env={**worker_env, **overrides},
-            log_dir=session_tmp,
-        )
-        worker.start(vectors.extensions["celery"])
-        try:
-            yield vectors
-        finally:
-            worker.stop()
+            concurrency=2,
+            REDIS_URL=redis_url,
+            EMBEDDING_BASE_URL=provider.url,
+            EMBEDDING_BATCH_SIZE="4",
+            EMBEDDING_MAX_ATTEMPTS="3",
+        ) as side,
+    ):
+        yield side
 
 
 @pytest.fixture(scope="module")
-def indexed(
-    vector_app: Flask, api_token: str, provider: EmbeddingServer
-) -> Iterator[dict[str, Any]]:
-    datasets = DatasetApi(vector_app.test_client(), {"Authorization": f"Bearer {api_token}"})
+def vector_app(vectors: SideStack) -> Flask:
+    return vectors.app
+
+
+@pytest.fixture(scope="module")
+def indexed(vectors: SideStack, provider: EmbeddingServer) -> Iterator[dict[str, Any]]:
+    datasets = DatasetApi(vectors.app.test_client(), vectors.database.auth)
     dataset = datasets.create("vectors", chunk_size=400, chunk_overlap=0)
     # The provider is overloaded at first: the client must retry, not fail the documents.
     provider.fail_next = 2

@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from app import create_app
-from tests.conftest import make_settings
 from tests.support import services
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.otlp_receiver import otlp_receiver
+from tests.support.side_stack import side_stack
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 
@@ -56,19 +55,20 @@ def ship_stack(
 ) -> Iterator[tuple[Flask, WorkerProcess]]:
     """One prefork child serving ops_trace on a Redis of its own, shipping to `collector`."""
     # A server of its own: the shared one's database indexes may all be claimed.
-    with services.embedded_redis_server(session_tmp / "ship-crash-redis") as redis_url:
-        settings = {**ship_settings, "REDIS_URL": redis_url}
-        env = {**worker_env, **{key: str(value) for key, value in settings.items()}}
-        name, queues = "ship-crash", ["ops_trace"]
-        worker = WorkerProcess.celery(
-            name, pool="prefork", concurrency=1, queues=queues, env=env, log_dir=session_tmp
-        )
-        ship_app = create_app(make_settings(settings))
+    with (
+        services.embedded_redis_server(session_tmp / "ship-crash-redis") as redis_url,
+        side_stack(
+            ship_settings,
+            worker_env,
+            session_tmp,
+            "ship-crash",
+            queues=["ops_trace"],
+            REDIS_URL=redis_url,
+        ) as side,
+    ):
         try:
-            worker.start(ship_app.extensions["celery"])
-            yield ship_app, worker
+            yield side.app, side.worker
         finally:
-            worker.stop()
             app.extensions["celery"].set_default()
 
 

@@ -12,11 +12,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from app import create_app
-from tests.conftest import make_settings
 from tests.support import services
 from tests.support.api import Api
-from tests.support.workers import WorkerProcess
+from tests.support.side_stack import side_stack
 
 RABBITMQCTL = shutil.which("rabbitmqctl")
 
@@ -41,34 +39,20 @@ def amqp_url() -> Iterator[str]:
 
 
 def test_job_runs_with_a_rabbitmq_broker(
-    amqp_url: str,
-    base_settings: dict[str, Any],
-    worker_env: dict[str, str],
-    api_token: str,
-    tmp_path: Path,
+    amqp_url: str, base_settings: dict[str, Any], worker_env: dict[str, str], tmp_path: Path
 ) -> None:
-    app = create_app(make_settings(base_settings, CELERY_BROKER_URL=amqp_url))
-    worker = WorkerProcess.celery(
-        "amqp",
-        pool="prefork",
-        concurrency=1,
-        queues=["dataset"],
-        env={**worker_env, "CELERY_BROKER_URL": amqp_url},
-        log_dir=tmp_path,
-    )
-    worker.start(app.extensions["celery"])
-    try:
-        client: FlaskClient = app.test_client()
-        api = Api(client, {"Authorization": f"Bearer {api_token}"})
+    with side_stack(
+        base_settings, worker_env, tmp_path, "amqp", queues=["dataset"], CELERY_BROKER_URL=amqp_url
+    ) as side:
+        client: FlaskClient = side.app.test_client()
+        api = Api(client, side.database.auth)
         job = api.submit("tests.echo", args={"value": "over amqp"}, priority=9)
         done = api.wait(job["id"])
         assert done["state"] == "succeeded"
         assert done["result"] == {"value": "over amqp"}
-        assert done["worker"] == worker.hostname
+        assert done["worker"] == side.worker.hostname
 
         queues = client.get("/api/v1/queues", headers=api.auth).get_json()["queues"]
         dataset = next(q for q in queues if q["name"] == "dataset")
         assert dataset["waiting"] == 0
-        assert [w["worker"] for w in dataset["workers"]] == [worker.hostname]
-    finally:
-        worker.stop()
+        assert [w["worker"] for w in dataset["workers"]] == [side.worker.hostname]

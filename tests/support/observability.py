@@ -36,6 +36,7 @@ from tests.support.otlp_receiver import otlp_receiver
 from tests.support.processes import free_port
 from tests.support.sentry_receiver import SentryReceiver
 from tests.support.sentry_receiver import sentry_receiver
+from tests.support.side_stack import own_database
 from tests.support.waiting import PROCESS_START_TIMEOUT
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
@@ -183,20 +184,25 @@ def secrets() -> list[str]:
     ]
 
 
-@pytest.fixture(scope="session")
+# Package scope, and a Redis and database of its own (tests/support/side_stack.py says why).
+@pytest.fixture(scope="package")
 def observability_stack(
     base_settings: dict[str, Any],
     worker_env: dict[str, str],
     session_tmp: Path,
-    api_token: str,
 ) -> Iterator[Stack]:
     log_dir = session_tmp / "observability"
     log_dir.mkdir(exist_ok=True)
     with (
         services.redis_server(session_tmp / "observability-redis") as redis_url,
+        own_database(base_settings, session_tmp / "observability-db") as database,
         sentry_receiver() as sentry,
         otlp_receiver() as otlp,
     ):
+        database_url, api_token = database.url, database.token
+        ping_app = create_app(
+            make_settings(base_settings, REDIS_URL=redis_url, DATABASE_URL=database_url)
+        )
         env = {
             **worker_env,
             "REDIS_URL": redis_url,
@@ -217,9 +223,8 @@ def observability_stack(
             "SECRET_KEY": FLASK_SECRET,
             "TRACE_LANGFUSE_SECRET_KEY": LANGFUSE_SECRET,
             "GENERATION_PROVIDERS": _with_secret_provider(worker_env),
-            "DATABASE_URL": _with_password(worker_env["DATABASE_URL"]),
+            "DATABASE_URL": _with_password(database_url),
         }
-        ping_app = create_app(make_settings(base_settings, REDIS_URL=redis_url))
         celery_app = ping_app.extensions["celery"]
         api = ApiProcess(env, log_dir)
         workers = {
@@ -249,7 +254,7 @@ def observability_stack(
             yield stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def observability_beat(observability_stack: Stack) -> Iterator[WorkerProcess]:
     """Celery beat on the stack, running the two cron entries of the test task module."""
     stack = observability_stack

@@ -49,6 +49,7 @@ from tests.integration.faults.evidence import report
 from tests.integration.faults.evidence import started_after
 from tests.integration.faults.evidence import wait_settled
 from tests.integration.faults.evidence import whereabouts
+from tests.support import services
 from tests.support.load import LoadGenerator
 from tests.support.processes import alive
 from tests.support.processes import children
@@ -72,8 +73,18 @@ KILL_TEST_LIMIT = 600 + KILLS * 90
 
 
 @pytest.fixture(scope="module")
-def broker_app(base_settings: dict[str, Any], private_redis: RedisServer) -> Flask:
-    return build_app(base_settings, REDIS_URL=private_redis.url)
+def broker_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # Not the session's: these workers' relays would publish the session workers' due jobs
+    # to the private Redis, and lease recovery would claim rows other tests stage.
+    with services.database(tmp_path_factory.mktemp("broker-db")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def broker_app(
+    base_settings: dict[str, Any], private_redis: RedisServer, broker_database: str
+) -> Flask:
+    return build_app(base_settings, REDIS_URL=private_redis.url, DATABASE_URL=broker_database)
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +92,10 @@ def fault_workers(
     broker_app: Flask,
     worker_env: dict[str, str],
     private_redis: RedisServer,
+    broker_database: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, WorkerProcess]]:
-    env = env_for(worker_env, REDIS_URL=private_redis.url)
+    env = env_for(worker_env, REDIS_URL=private_redis.url, DATABASE_URL=broker_database)
     # Two workers per profile, as a deployment runs them: one may die while the other serves.
     cpu = {"profile": "cpu", "WORKER_CONCURRENCY": "1"}
     io = {"profile": "io", "WORKER_CONCURRENCY": "10"}
