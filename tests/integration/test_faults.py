@@ -129,18 +129,6 @@ def _kill_mid_task_and_wait(api: Api, job_id: str, pid: int, markers: Path) -> d
     return api.wait(job_id, timeout=60)
 
 
-# Flaky in the full suite on this machine (2 of 4 full runs; each passes alone and in the
-# other runs): the job's next or first attempt never starts, as if its queue had no free
-# consumer, with the cause not found yet. Skipped unless TASKLANE_FLAKY_FAULT_TESTS=1 so a
-# red run never hides everything else; bench/faults.py runs the same kills at campaign scale.
-# See the session note (issue 10).
-_FLAKY = pytest.mark.skipif(
-    not os.environ.get("TASKLANE_FLAKY_FAULT_TESTS"),
-    reason="flaky in the full suite, cause not found (issue 10); set TASKLANE_FLAKY_FAULT_TESTS=1",
-)
-
-
-@_FLAKY
 def test_sigkilled_prefork_child_job_runs_again_as_its_next_attempt(
     api: Api, markers: Path
 ) -> None:
@@ -292,7 +280,6 @@ def _held(client: redis.Redis, job_id: str) -> int:
     return held
 
 
-@_FLAKY
 def test_a_retrying_job_whose_message_the_broker_lost_is_published_again(
     app: Flask,
     api: Api,
