@@ -4,8 +4,9 @@ flask-smorest writes the document from the views' decorators; this module finish
 one place, once every blueprint is registered, so no view has to repeat it:
 
 - every error response is `application/problem+json` with the `Problem` schema, and the
-  statuses every operation can give (401, 404 for an unknown id, 400/413/415/422 for a
-  body, 422 for bad parameters, 500 as `default`) are declared on each;
+  statuses every operation can give (401, 503 while the database is away, 404 for an
+  unknown id, 400/413/415/422 for a body, 422 for bad parameters, 500 as `default`) are
+  declared on each;
 - what the API refuses for every input, the document says: strings never hold NUL, path
   parameters are at most MAX_PATH_PARAM_CHARS, page sizes are at most `API_PAGE_LIMIT`;
 - choices known only at run time are enums: the public tasks (each with the arguments its
@@ -44,6 +45,10 @@ MAX_PATH_PARAM_CHARS = 200
 NO_NUL = "^[^\\u0000]*$"
 PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/metrics"})
 BODY_STATUSES = (400, 413, 415, 422)
+# Statuses declared on many operations at once; the others say their HTTP phrase.
+DESCRIPTIONS = {
+    503: "Database unreachable; nothing was changed: retry after Retry-After seconds",
+}
 
 
 def path_param_schema(_converter: Any = None) -> dict[str, Any]:
@@ -118,6 +123,8 @@ def _problem(status: int, description: str | None = None) -> dict[str, Any]:
         response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}
     if status == 405:
         response["headers"] = {"Allow": {"schema": {"type": "string"}, "required": True}}
+    if status == 503:
+        response["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
     return response
 
 
@@ -131,7 +138,8 @@ def _declare_errors(path: str, path_item: dict[str, Any]) -> None:
         responses = operation.setdefault("responses", {})
         wanted: list[int] = []
         if path not in PUBLIC_PATHS:
-            wanted.append(401)
+            # Every keyed operation reads the ledger (the key itself, at least).
+            wanted += [401, 503]
         if path_params:
             wanted += [404, 422]
         if "requestBody" in operation:
@@ -139,7 +147,7 @@ def _declare_errors(path: str, path_item: dict[str, Any]) -> None:
         if any(p.get("in") == "query" for p in operation.get("parameters", [])):
             wanted.append(422)
         for status in wanted:
-            responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
+            responses.setdefault(str(status), {"description": DESCRIPTIONS.get(status, "")})
         for status, response in responses.items():
             if status == "default" or "$ref" in response:
                 continue

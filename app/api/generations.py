@@ -44,7 +44,6 @@ class GenerationCollection(MethodView):
     @blp.arguments(GenerationSubmitSchema)
     @blp.response(202, JobSchema)
     @blp.alt_response(422, description="Unknown provider or model, or an unusable request")
-    @blp.alt_response(503, description="Broker unreachable; nothing was created")
     def post(self, body: dict[str, Any]) -> submitting.Accepted:
         """Generate an answer; the job's progress shows the text as it streams in."""
         request = generations.build_request(current_settings(), body)
@@ -56,7 +55,6 @@ class GenerationBatch(MethodView):
     @blp.arguments(GenerationBatchSchema)
     @blp.response(202, JobSchema)
     @blp.alt_response(422, description="Unknown provider or model, or an unusable item")
-    @blp.alt_response(503, description="Broker unreachable; nothing was created")
     def post(self, body: dict[str, Any]) -> submitting.Accepted:
         """Generate many answers in parallel under one parent job with aggregate progress."""
         settings = current_settings()

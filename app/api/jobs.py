@@ -45,7 +45,6 @@ class JobCollection(MethodView):
     @blp.response(202, JobSchema)
     @blp.alt_response(409, description="Idempotency key reused with other arguments")
     @blp.alt_response(422, description="Unknown task, invalid arguments or notify address")
-    @blp.alt_response(503, description="Database unreachable; nothing was created")
     def post(self, body: dict[str, Any]) -> Accepted:
         """Submit a job; answers at once with the queued job."""
         # `standalone`: one autocommitted INSERT, the 202 built from it (nothing read back).
@@ -92,7 +91,6 @@ class JobBatch(MethodView):
     @blp.response(202, JobBatchAcceptedSchema)
     @blp.alt_response(409, description="An item's idempotency key was used for another job")
     @blp.alt_response(422, description="An item names an unknown task or invalid arguments")
-    @blp.alt_response(503, description="Database unreachable; nothing was created")
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Submit up to 1,000 jobs at once: all of them, or none.
 

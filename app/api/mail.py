@@ -23,7 +23,6 @@ class MailCollection(MethodView):
     @blp.arguments(MailSubmitSchema)
     @blp.response(202, MailSchema)
     @blp.alt_response(422, description="Unknown template, bad context or invalid recipient")
-    @blp.alt_response(503, description="Broker unreachable; nothing was created")
     def post(self, body: dict[str, Any]) -> tuple[Mail, int, dict[str, str]]:
         """Queue a mail rendered from a template; answers at once with the queued mail."""
         mail, _ = mails.queue_mail(
