@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -27,7 +28,9 @@ from flask_smorest import Api
 from marshmallow import INCLUDE
 from marshmallow import Schema
 from marshmallow import fields
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
+from werkzeug.routing import MapAdapter
 
 from app.api import task_arguments
 from app.api.generation_schemas import ONE_INPUT
@@ -156,6 +159,45 @@ def _declare_errors(path: str, path_item: dict[str, Any]) -> None:
         responses.setdefault("default", {"$ref": "#/components/responses/DEFAULT_ERROR"})
 
 
+def _literal_siblings(app: Flask, paths: dict[str, Any]) -> None:
+    """A trailing `{param}` that a sibling route's literal segment would not reach (the
+    URL map sends `GET /generations/batch` elsewhere, GenerationIdConverter says why) may
+    not take that literal: the document says so, as the routing does."""
+    urls = app.url_map.bind("localhost")
+    for path, path_item in paths.items():
+        prefix, _, last = path.rpartition("/")
+        if not (last.startswith("{") and last.endswith("}")):
+            continue
+        concrete = re.sub(r"\{[^}]+\}", "x", prefix)
+        methods = [m.upper() for m in path_item if m != "parameters"]
+        literals = {
+            other.rpartition("/")[2]
+            for other in paths
+            if other.rpartition("/")[0] == prefix and "{" not in other.rpartition("/")[2]
+        }
+        taken = sorted(
+            literal
+            for literal in literals
+            if any(
+                _endpoint(urls, f"{concrete}/{literal}", m) != _endpoint(urls, f"{concrete}/x", m)
+                for m in methods
+            )
+        )
+        if not taken:
+            continue
+        for param in path_item.get("parameters", []):
+            if param.get("in") == "path" and param.get("name") == last[1:-1]:
+                param["schema"] = {**param["schema"], "not": {"enum": taken}}
+
+
+def _endpoint(urls: MapAdapter, path: str, method: str) -> str | None:
+    try:
+        endpoint, _args = urls.match(path, method=method)
+    except HTTPException:
+        return None
+    return str(endpoint)
+
+
 def _no_nul_strings(node: Any) -> None:
     """Every free string in the document refuses NUL, as validation.py does."""
     if isinstance(node, dict):
@@ -248,6 +290,7 @@ def finish(app: Flask, spec: dict[str, Any]) -> dict[str, Any]:
     settings = settings_of(app)
     for path, path_item in spec["paths"].items():
         _declare_errors(path, path_item)
+    _literal_siblings(app, spec["paths"])
     _page_limits(spec["paths"], settings.api.page_limit)
     _public_tasks(spec, app.extensions["celery"], settings.broker.task_max_countdown)
     _run_time_choices(app, spec["components"]["schemas"])

@@ -59,6 +59,10 @@ def create_all(engine: Engine, jobs: Sequence[Job]) -> Sequence[Job]:
     """
     if len(jobs) > MAX_ROWS_PER_INSERT:
         raise ValueError(f"at most {MAX_ROWS_PER_INSERT} jobs per INSERT")
+    if not jobs:
+        # A batch whose every item replays an earlier job: nothing to write (an INSERT
+        # without rows is an error to SQLAlchemy).
+        return jobs
     rows = [_row(job) for job in jobs]
     for last_try in (False, True):
         try:

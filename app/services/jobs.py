@@ -33,6 +33,7 @@ from app.ledger.outbox import BROKER_ERRORS
 from app.ledger.outbox import NOTIFY_HEADER
 from app.models import Job
 from app.models import JobState
+from app.models.base import new_id
 from app.models.base import utcnow
 from app.services import api_keys
 from app.services import pagination
@@ -168,6 +169,8 @@ def build(celery_app: Celery, request: Submission, project_id: int | None) -> Jo
     check_arguments(task, request.args)
     now = utcnow()
     return Job(
+        # Its id at once: a later item of the same batch that reuses its key names it.
+        id=new_id(),
         task=task.name,
         queue=queues.queue(request.queue or task.tasklane_queue).name,
         args=request.args,

@@ -166,6 +166,34 @@ def test_openapi_document_describes_the_api(client: FlaskClient) -> None:
     assert client.get("/api/v1/docs").status_code == 200
 
 
+def test_an_id_is_never_a_sibling_routes_name_and_every_keyed_operation_may_be_503(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    # GET /generations/batch is POST /generations/batch's 405, not a generation lookup (and
+    # GET /jobs/batch looks up a job named "batch": a 404). The document says both.
+    spec = client.get("/api/v1/openapi.json").get_json()
+    excluded = {
+        path: param["schema"].get("not", {}).get("enum")
+        for path in ("/api/v1/jobs/{job_id}", "/api/v1/generations/{job_id}")
+        for param in spec["paths"][path]["parameters"]
+    }
+    assert excluded == {
+        "/api/v1/jobs/{job_id}": None,
+        "/api/v1/generations/{job_id}": ["batch", "providers"],
+    }
+    assert client.get("/api/v1/generations/batch", headers=auth).status_code == 405
+    assert client.get("/api/v1/jobs/batch", headers=auth).status_code == 404
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            # /ready's 503 is its own report; health and metrics need no database.
+            if method != "parameters" and path not in (
+                "/api/v1/health",
+                "/api/v1/metrics",
+                "/api/v1/ready",
+            ):
+                assert "Retry-After" in str(operation["responses"]["503"]), (method, path)
+
+
 BAD_NOTIFY = [
     "not-an-address",
     ["ok@example.org", "not-an-address"],

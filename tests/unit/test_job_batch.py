@@ -134,7 +134,30 @@ def test_the_same_key_twice_in_one_batch_is_one_job_or_a_conflict(
 
     differ = client.post(BATCH, json={"jobs": [_echo(1, other), _echo(2, other)]}, headers=auth)
     assert differ.status_code == 409, differ.get_json()
+    # The refusal names the job the key's first item would have been.
+    [message] = differ.get_json()["errors"]["json"]["jobs"]["1"]
+    assert "for job None" not in message and "with a different task" in message
     assert _count_keys(app, [other]) == 0
+
+
+def test_a_batch_sent_again_whole_replays_every_item_and_writes_nothing(
+    app: Flask, auth: dict[str, str]
+) -> None:
+    # What a client retrying a batch after a lost answer sends (found by the contract test:
+    # an INSERT of no rows, a 500).
+    client = app.test_client()
+    keys = [f"resent-{uuid.uuid4().hex}-{i}" for i in range(2)]
+    batch = {"jobs": [_echo(i, key) for i, key in enumerate(keys)]}
+    first = client.post(BATCH, json=batch, headers=auth)
+    assert first.status_code == 202, first.get_json()
+
+    again = client.post(BATCH, json=batch, headers=auth)
+
+    assert again.status_code == 202, again.get_json()
+    assert [(a["id"], a["replayed"]) for a in again.get_json()["jobs"]] == [
+        (a["id"], True) for a in first.get_json()["jobs"]
+    ]
+    assert _count_keys(app, keys) == 2
 
 
 def test_a_batch_is_one_insert_and_touches_no_session(app: Flask, auth: dict[str, str]) -> None:
