@@ -103,8 +103,8 @@ def publish(
 
 
 def publish_many(items: Iterable[tuple[str, str]]) -> None:
-    """Send (job id, payload) pairs on this process's publishing connection; never waits for
-    Redis and never raises.
+    """Send (job id, payload) pairs on this process's publishing connection; never raises,
+    and waits for Redis only to open the connection (once per process, and after an outage).
 
     A PUBLISH is a Redis round trip, and a job's start and finish each make one: in the task's
     own path that was a quarter of a short job's time in a prefork child (py-spy). Handing
