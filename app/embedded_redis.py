@@ -137,6 +137,11 @@ def launch(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # A session of its own: Ctrl-C in the terminal reaches the whole foreground group,
+            # and Redis must outlive the workers and beat that are still shutting down on it
+            # (with it gone, beat spent 25 s retrying to release its lock). Its owner stops it
+            # last; killed outright, the kernel signals it when its parent dies.
+            start_new_session=True,
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
     server = Server(url, process, log_path)
