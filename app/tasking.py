@@ -254,14 +254,7 @@ def job_task(
     queues.queue(queue)
     if time_limit <= soft_time_limit:
         raise ValueError(f"{name}: time_limit must exceed soft_time_limit")
-    decorator: Callable[[Callable[..., Any]], Any] = shared_task(
-        name=name,
-        tasklane_queue=queue,
-        public=public,
-        bind=True,
-        soft_time_limit=soft_time_limit,
-        time_limit=time_limit,
-        max_retries=max_retries,
-        **options,
-    )
+    options.update(soft_time_limit=soft_time_limit, time_limit=time_limit, max_retries=max_retries)
+    decorator: Callable[[Callable[..., Any]], Any]
+    decorator = shared_task(name=name, tasklane_queue=queue, public=public, bind=True, **options)
     return decorator

@@ -150,6 +150,11 @@ def measure(client: Client, labelled: Labelled, answers: list[int]) -> dict[str,
     report: dict[str, dict[str, float]] = {
         "GET": {"p50": statistics.median(baseline), "p99": float(np.percentile(baseline, 99))}
     }
+    # The queries hybrid misses (top 3) although an input has them there: where fusion lost.
+    for number, (query, _) in enumerate(labelled.queries):
+        kw, vec, hyb = (ranks[mode][number] for mode in MODES)
+        if (hyb is None or hyb > 3) and any(r is not None and r <= 3 for r in (kw, vec)):
+            say(f"    hybrid lost {query!r}: keyword rank {kw}, vector {vec}, hybrid {hyb}")
     for mode in MODES:
         got = ranks[mode]
         report[mode] = {

@@ -21,6 +21,10 @@ from config import current_settings
 blp = auth.blueprint(
     "dataset_answers", __name__, url_prefix="/api/v1/datasets", description="Dataset answers"
 )
+REFUSALS = {
+    404: "No such dataset",
+    422: "Unknown provider or model, or a bad notify address",
+}
 
 
 class AnswerSchema(Schema):
@@ -35,10 +39,7 @@ class AnswerSchema(Schema):
 
 @blp.route("/<dataset_id>/answer")
 class DatasetAnswer(MethodView):
-    @blp.arguments(AnswerSchema)
-    @blp.response(202, JobSchema)
-    @blp.alt_response(404, description="No such dataset")
-    @blp.alt_response(422, description="Unknown provider or model, or a bad notify address")
+    @blp.answers(202, JobSchema, REFUSALS, takes=AnswerSchema)
     def post(self, body: dict[str, Any], dataset_id: str) -> submitting.Accepted:
         """Retrieve the best segments, then generate an answer citing them as [n]."""
         job = answering.submit(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from flask import request
-from flask_smorest import Blueprint
 from werkzeug.exceptions import Unauthorized
 from werkzeug.exceptions import UnsupportedMediaType
 
 from app.api import access
+from app.api.blueprint import ApiBlueprint
 from app.services import api_keys
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -42,9 +42,9 @@ def require_json_body() -> None:
 
 def blueprint(
     name: str, import_name: str, *, url_prefix: str, description: str, json_body: bool = True
-) -> Blueprint:
+) -> ApiBlueprint:
     """An API blueprint: every request needs a key and, where `json_body`, sends JSON."""
-    blp = Blueprint(name, import_name, url_prefix=url_prefix, description=description)
+    blp = ApiBlueprint(name, import_name, url_prefix=url_prefix, description=description)
     blp.before_request(require_api_key)
     if json_body:
         blp.before_request(require_json_body)

@@ -7,8 +7,11 @@ from marshmallow import fields
 from marshmallow import validate
 
 from app.api import paging
+from app.api.model_schema import ModelSchema
 from app.api.notify import Notify
 from app.api.validation import StrictBoolean
+from app.models.dataset import Dataset
+from app.models.dataset import Document
 from app.models.dataset import IndexingStatus
 from app.services.dataset.retrieval import MODES
 
@@ -33,15 +36,10 @@ class DatasetCreateSchema(Schema):
     embeddings_enabled = StrictBoolean(load_default=True)
 
 
-class DatasetSchema(Schema):
-    id = fields.String()
-    name = fields.String()
-    description = fields.String(allow_none=True)
-    chunk_size = fields.Integer()
-    chunk_overlap = fields.Integer()
-    embeddings_enabled = fields.Boolean()
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
+class DatasetSchema(ModelSchema):
+    class Meta:
+        model = Dataset
+        exclude = ("api_key_id", "index_version")
 
 
 class PageQuerySchema(Schema):
@@ -77,29 +75,16 @@ class SegmentProgressSchema(Schema):
     total = fields.Integer(allow_none=True)
 
 
-class DocumentSchema(Schema):
-    id = fields.String()
-    dataset_id = fields.String()
-    batch_id = fields.String(allow_none=True)
-    name = fields.String()
-    file_type = fields.String()
-    size = fields.Integer()
-    checksum = fields.String()
+class DocumentSchema(ModelSchema):
+    class Meta:
+        model = Document
+        include_fk = True
+        exclude = ("resume_stage", "removing", "segment_count", "segments_done", "updated_at")
+
     indexing_status = fields.String(metadata={"enum": STATUSES})
-    error = fields.String(allow_none=True)
-    pause_requested = fields.Boolean()
-    job_id = fields.String(allow_none=True)
+    # Read from the document's job, and its segment progress: see documents.describe.
     job_state = fields.String(allow_none=True)
-    word_count = fields.Integer(allow_none=True)
     segments = fields.Nested(SegmentProgressSchema)
-    created_at = fields.DateTime()
-    parsing_started_at = fields.DateTime(allow_none=True)
-    cleaning_started_at = fields.DateTime(allow_none=True)
-    splitting_started_at = fields.DateTime(allow_none=True)
-    indexing_started_at = fields.DateTime(allow_none=True)
-    completed_at = fields.DateTime(allow_none=True)
-    paused_at = fields.DateTime(allow_none=True)
-    error_at = fields.DateTime(allow_none=True)
 
 
 class DocumentListSchema(Schema):

@@ -95,16 +95,15 @@ class DatasetCollection(MethodView):
 
 @blp.route("/<dataset_id>")
 class DatasetItem(MethodView):
-    @blp.response(200, DatasetSchema)
-    @blp.alt_response(404, description="No such dataset")
-    def get(self, dataset_id: str) -> Dataset:
-        """One dataset."""
-        return datasets.get(dataset_id)
-
-    @blp.response(204)
+    @blp.answers(204, refusals={404: "No such dataset"})
     def delete(self, dataset_id: str) -> None:
         """Delete the dataset with its documents, segments and files."""
         datasets.remove(dataset_id)
+
+    @blp.answers(200, DatasetSchema, {404: "No such dataset"})
+    def get(self, dataset_id: str) -> Dataset:
+        """One dataset."""
+        return datasets.get(dataset_id)
 
 
 def _uploads() -> tuple[list[Upload], list[str] | None]:

@@ -25,6 +25,7 @@ from config import current_settings
 blp = auth.blueprint(
     "generations", __name__, url_prefix="/api/v1/generations", description="LLM generations"
 )
+REFUSED = "Unknown provider or model, or an unusable {}"
 
 
 def _submit(submit: Callable[..., Job], what: object, body: dict[str, Any]) -> submitting.Accepted:
@@ -41,9 +42,7 @@ def _submit(submit: Callable[..., Job], what: object, body: dict[str, Any]) -> s
 
 @blp.route("")
 class GenerationCollection(MethodView):
-    @blp.arguments(GenerationSubmitSchema)
-    @blp.response(202, JobSchema)
-    @blp.alt_response(422, description="Unknown provider or model, or an unusable request")
+    @blp.answers(202, JobSchema, {422: REFUSED.format("request")}, takes=GenerationSubmitSchema)
     def post(self, body: dict[str, Any]) -> submitting.Accepted:
         """Generate an answer; the job's progress shows the text as it streams in."""
         request = generations.build_request(current_settings(), body)
@@ -52,9 +51,7 @@ class GenerationCollection(MethodView):
 
 @blp.route("/batch")
 class GenerationBatch(MethodView):
-    @blp.arguments(GenerationBatchSchema)
-    @blp.response(202, JobSchema)
-    @blp.alt_response(422, description="Unknown provider or model, or an unusable item")
+    @blp.answers(202, JobSchema, {422: REFUSED.format("item")}, takes=GenerationBatchSchema)
     def post(self, body: dict[str, Any]) -> submitting.Accepted:
         """Generate many answers in parallel under one parent job with aggregate progress."""
         settings = current_settings()
@@ -81,8 +78,7 @@ class ProviderCollection(MethodView):
 
 @blp.route("/<generation_id:job_id>")
 class GenerationItem(MethodView):
-    @blp.response(200, GenerationSchema)
-    @blp.alt_response(404, description="No generation with this job id")
+    @blp.answers(200, GenerationSchema, {404: "No generation with this job id"})
     def get(self, job_id: str) -> generations.GenerationView:
         """The whole text so far (the job's progress holds only its tail), usage, timings."""
         return generations.describe(job_id, current_app.extensions["redis"])

@@ -37,14 +37,20 @@ from app.services.mail import notifications
 from config import current_settings
 
 blp = auth.blueprint("jobs", __name__, url_prefix="/api/v1/jobs", description="Background jobs")
+SUBMIT_REFUSALS = {
+    409: "Idempotency key reused with other arguments",
+    422: "Unknown task, invalid arguments or notify address",
+}
+BATCH_REFUSALS = {
+    409: "An item's idempotency key was used for another job",
+    422: "An item names an unknown task or invalid arguments",
+}
+ITEM_REFUSALS = {404: "No such job", 422: "`wait` is not a number of seconds from 0 to 60"}
 
 
 @blp.route("")
 class JobCollection(MethodView):
-    @blp.arguments(JobSubmitSchema)
-    @blp.response(202, JobSchema)
-    @blp.alt_response(409, description="Idempotency key reused with other arguments")
-    @blp.alt_response(422, description="Unknown task, invalid arguments or notify address")
+    @blp.answers(202, JobSchema, SUBMIT_REFUSALS, takes=JobSubmitSchema)
     def post(self, body: dict[str, Any]) -> Accepted:
         """Submit a job; answers at once with the queued job."""
         # `standalone`: one autocommitted INSERT, the 202 built from it (nothing read back).
@@ -87,10 +93,7 @@ def _submission(body: dict[str, Any]) -> Submission:
 
 @blp.route("/batch")
 class JobBatch(MethodView):
-    @blp.arguments(JobBatchSchema)
-    @blp.response(202, JobBatchAcceptedSchema)
-    @blp.alt_response(409, description="An item's idempotency key was used for another job")
-    @blp.alt_response(422, description="An item names an unknown task or invalid arguments")
+    @blp.answers(202, JobBatchAcceptedSchema, BATCH_REFUSALS, takes=JobBatchSchema)
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Submit up to 1,000 jobs at once: all of them, or none.
 
@@ -125,10 +128,7 @@ def _refusal(exc: BatchRefused) -> HTTPException:
 
 @blp.route("/<job_id>")
 class JobItem(MethodView):
-    @blp.arguments(JobGetQuerySchema, location="query")
-    @blp.response(200, JobSchema)
-    @blp.alt_response(404, description="No such job")
-    @blp.alt_response(422, description="`wait` is not a number of seconds from 0 to 60")
+    @blp.answers(200, JobSchema, ITEM_REFUSALS, takes=JobGetQuerySchema, location="query")
     def get(self, query: dict[str, Any], job_id: str) -> Job:
         """State, progress, result or error, attempts and timings of one job.
 
@@ -142,8 +142,7 @@ class JobItem(MethodView):
 
 @blp.route("/<job_id>/cancel")
 class JobCancel(MethodView):
-    @blp.response(202, JobSchema)
-    @blp.alt_response(409, description="The job has already finished")
+    @blp.answers(202, JobSchema, {409: "The job has already finished"})
     def post(self, job_id: str) -> Accepted:
         """Cancel: a queued job never runs; a running job is asked to stop."""
         job = jobs.cancel(job_id)
@@ -155,8 +154,7 @@ class JobCancel(MethodView):
 
 @blp.route("/<job_id>/retry")
 class JobRetry(MethodView):
-    @blp.response(202, JobSchema)
-    @blp.alt_response(409, description="Only failed or cancelled jobs can be retried")
+    @blp.answers(202, JobSchema, {409: "Only failed or cancelled jobs can be retried"})
     def post(self, job_id: str) -> Accepted:
         """Run a failed or cancelled job again as a new attempt."""
         return accepted(jobs.retry(celery(), job_id, broker_timeout=broker_timeout()))

@@ -16,13 +16,12 @@ from app.models.mail import Mail
 from app.services.mail import mails
 
 blp = auth.blueprint("mail", __name__, url_prefix="/api/v1/mail", description="Templated mail")
+REFUSED = "Unknown template, bad context or invalid recipient"
 
 
 @blp.route("")
 class MailCollection(MethodView):
-    @blp.arguments(MailSubmitSchema)
-    @blp.response(202, MailSchema)
-    @blp.alt_response(422, description="Unknown template, bad context or invalid recipient")
+    @blp.answers(202, MailSchema, {422: REFUSED}, takes=MailSubmitSchema)
     def post(self, body: dict[str, Any]) -> tuple[Mail, int, dict[str, str]]:
         """Queue a mail rendered from a template; answers at once with the queued mail."""
         mail, _ = mails.queue_mail(
@@ -37,8 +36,7 @@ class MailCollection(MethodView):
 
 @blp.route("/<mail_id>")
 class MailItem(MethodView):
-    @blp.response(200, MailSchema)
-    @blp.alt_response(404, description="No such mail")
+    @blp.answers(200, MailSchema, {404: "No such mail"})
     def get(self, mail_id: str) -> Mail:
         """State, attempts, the server's last reply, Message-ID and the send log of a mail."""
         return mails.get(mail_id)

@@ -9,7 +9,10 @@ from marshmallow import fields
 from marshmallow import pre_load
 from marshmallow import validate
 
+from app.api.model_schema import ModelSchema
 from app.api.notify import ADDRESS
+from app.models.mail import Mail
+from app.models.mail import MailSend
 from app.models.mail import MailState
 from app.services.mail.mails import MAX_RECIPIENTS
 
@@ -32,29 +35,19 @@ class MailSubmitSchema(Schema):
         return data
 
 
-class MailSendSchema(Schema):
-    attempt = fields.Integer()
-    worker = fields.String(allow_none=True)
-    outcome = fields.String()
-    smtp_code = fields.Integer(allow_none=True)
-    smtp_response = fields.String(allow_none=True)
-    started_at = fields.DateTime()
-    finished_at = fields.DateTime(allow_none=True)
+class MailSendSchema(ModelSchema):
+    class Meta:
+        model = MailSend
+        exclude = ("id",)
 
 
-class MailSchema(Schema):
-    id = fields.String()
-    template = fields.String()
+class MailSchema(ModelSchema):
+    class Meta:
+        model = Mail
+        exclude = ("recipients", "context", "text_body", "html_body", "dedup_key", "updated_at")
+
     to = fields.List(fields.String(), attribute="recipients")
-    subject = fields.String()
+    # Derived from the mail's job (see Mail.state), so declared here.
     state = fields.String(metadata={"enum": [state.value for state in MailState]})
     attempts = fields.Integer()
-    message_id = fields.String()
-    transport = fields.String(allow_none=True)
-    smtp_code = fields.Integer(allow_none=True)
-    smtp_response = fields.String(allow_none=True)
-    error = fields.String(allow_none=True)
-    job_id = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    sent_at = fields.DateTime(allow_none=True)
     log = fields.List(fields.Nested(MailSendSchema))

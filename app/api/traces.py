@@ -12,6 +12,7 @@ from marshmallow import validate
 from app.api import access
 from app.api import auth
 from app.api import paging
+from app.api.model_schema import ModelSchema
 from app.models.trace import Trace
 from app.services import pagination
 from app.services import tenancy
@@ -33,25 +34,9 @@ class TraceQuerySchema(Schema):
     cursor = paging.cursor_field()
 
 
-class TraceSchema(Schema):
-    id = fields.String()
-    operation = fields.String()
-    status = fields.String()
-    job_id = fields.String(allow_none=True)
-    parent_job_id = fields.String(allow_none=True)
-    attempt = fields.Integer(allow_none=True)
-    inputs = fields.Raw(allow_none=True)
-    outputs = fields.Raw(allow_none=True)
-    error_type = fields.String(allow_none=True)
-    error_message = fields.String(allow_none=True)
-    latency_ms = fields.Float(allow_none=True)
-    provider = fields.String(allow_none=True)
-    model = fields.String(allow_none=True)
-    prompt_tokens = fields.Integer(allow_none=True)
-    completion_tokens = fields.Integer(allow_none=True)
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
-    created_at = fields.DateTime()
+class TraceSchema(ModelSchema):
+    class Meta:
+        model = Trace
 
 
 class TracePageSchema(Schema):

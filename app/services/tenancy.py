@@ -46,11 +46,6 @@ DEFAULT_SCOPES = tuple(scope for scope in SCOPES if scope != ADMIN)
 MAX_PROJECT_NAME = 100
 
 
-class MissingScope(JobError):
-    status = 403
-    title = "Missing scope"
-
-
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the authenticated key, its project and its scopes."""
@@ -70,6 +65,11 @@ class Principal:
     def project_filter(self) -> int | None:
         """The project to restrict queries to; None (no restriction) for an admin key."""
         return None if self.is_admin else self.project_id
+
+
+class MissingScope(JobError):
+    status = 403
+    title = "Missing scope"
 
 
 def check_scopes(scopes: Iterable[str]) -> list[str]:

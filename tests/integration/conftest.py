@@ -78,12 +78,7 @@ def mail_worker(app: Flask, mail_env: dict[str, str], session_tmp: Path) -> Iter
     module that needs the session's workers too must have them started first.
     """
     worker = WorkerProcess.celery(
-        "mail-smtp",
-        pool="gevent",
-        concurrency=10,
-        queues=["mail"],
-        env=mail_env,
-        log_dir=session_tmp,
+        "mail-smtp", "-P gevent -c 10 -Q mail", env=mail_env, log_dir=session_tmp
     )
     with sole_consumer(app.extensions["celery"], "mail", worker):
         yield worker

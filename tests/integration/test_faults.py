@@ -150,12 +150,7 @@ def gevent_victim(
     """A gevent worker that alone consumes `generation`, and the workers it paused."""
     celery_app = app.extensions["celery"]
     victim = WorkerProcess.celery(
-        "gevent-victim",
-        pool="gevent",
-        concurrency=5,
-        queues=["generation"],
-        env=worker_env,
-        log_dir=session_tmp,
+        "gevent-victim", "-P gevent -c 5 -Q generation", env=worker_env, log_dir=session_tmp
     )
     with _queue_paused(celery_app, "generation", workers) as paused:
         assert paused, "no session worker consumes generation: no peer for the next attempt"

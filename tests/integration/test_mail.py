@@ -189,12 +189,7 @@ def test_worker_killed_after_the_server_took_the_mail_sends_no_second_copy(
     celery_app = app.extensions["celery"]
     celery_app.control.cancel_consumer("mail", destination=[mail_worker.hostname], reply=True)
     prefork = WorkerProcess.celery(
-        "mail-prefork",
-        pool="prefork",
-        concurrency=1,
-        queues=["mail"],
-        env=mail_env,
-        log_dir=session_tmp,
+        "mail-prefork", "-P prefork -c 1 -Q mail", env=mail_env, log_dir=session_tmp
     )
     killed: list[int] = []
 

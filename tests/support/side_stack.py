@@ -75,9 +75,8 @@ def side_stack(
         overrides = {**overrides, "DATABASE_URL": database.url}
         app = create_app(make_settings(settings, **overrides))
         env = {**worker_env, **{key: str(value) for key, value in settings.items()}, **overrides}
-        worker = WorkerProcess.celery(
-            name, pool="prefork", concurrency=concurrency, queues=queues, env=env, log_dir=tmp
-        )
+        arguments = f"-P prefork -c {concurrency} -Q {','.join(queues)}"
+        worker = WorkerProcess.celery(name, arguments, env=env, log_dir=tmp)
         worker.start(app.extensions["celery"])
         try:
             yield SideStack(app, worker, database)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Iterator
@@ -66,20 +67,12 @@ class WorkerProcess(LoggedProcess):
 
     @classmethod
     def celery(
-        cls,
-        name: str,
-        *,
-        pool: str,
-        concurrency: int,
-        queues: list[str],
-        env: dict[str, str],
-        log_dir: Path,
+        cls, name: str, arguments: str, *, env: dict[str, str], log_dir: Path
     ) -> WorkerProcess:
-        """A worker started with a plain `celery -A app.celery worker` command line."""
+        """A worker started with a plain `celery -A app.celery worker` command line, its
+        `arguments` written as on that line (`"-P gevent -c 10 -Q mail"`)."""
         hostname = f"{name}-{os.getpid()}@tests"
-        command = celery_worker_command(
-            hostname=hostname, pool=pool, concurrency=concurrency, queues=",".join(queues)
-        )
+        command = celery_worker_command(hostname=hostname) + shlex.split(arguments)
         return cls(hostname, command, env=env, log_dir=log_dir)
 
     def start(self, celery_app: Celery, timeout: float = PROCESS_START_TIMEOUT) -> WorkerProcess:

@@ -99,11 +99,7 @@ def _seed() -> None:
             "segments_done, created_at, updated_at, completed_at) VALUES (:id, 'ds', :id, "
             "'txt', 1, 'c', :status, :stage, false, false, :job, :error, 0, :t, :t, "
             ":completed)",
-            id=doc_id,
-            status=status,
-            stage=stage,
-            job=job_id,
-            error=error,
+            **{"id": doc_id, "status": status, "stage": stage, "job": job_id, "error": error},
             t=T0,
             completed=T0 if completed else None,
         )

@@ -36,17 +36,17 @@ TASK = "generation.complete"
 RESERVED_PARAMETERS = frozenset({"model", "messages", "stream", "stream_options"})
 
 
-class InvalidGeneration(JobError):
-    status = 422
-    title = "Invalid generation request"
-
-
 @dataclass(frozen=True)
 class GenerationRequest:
     provider: str
     model: str
     messages: list[dict[str, Any]]
     parameters: dict[str, Any]
+
+
+class InvalidGeneration(JobError):
+    status = 422
+    title = "Invalid generation request"
 
 
 def build_request(settings: Settings, body: dict[str, Any]) -> GenerationRequest:

@@ -84,11 +84,9 @@ def send(celery_app: Celery, settings: Settings, until: datetime) -> dict[str, A
     recipients = mails.split_addresses(settings.operations.daily_report_to)
     if not recipients:
         return {"mailed": False, "reason": "DAILY_REPORT_TO is not set", **report}
+    # One mail per day, however many times the task runs.
+    once_a_day = f"daily-report:{until.date().isoformat()}"
     mail, _ = mails.queue_mail(
-        celery_app,
-        template="daily_report",
-        to=recipients,
-        context=report,
-        dedup_key=f"daily-report:{until.date().isoformat()}",
+        celery_app, template="daily_report", to=recipients, context=report, dedup_key=once_a_day
     )
     return {"mailed": True, "mail_id": mail.id, **report}

@@ -19,6 +19,7 @@ from flask_migrate import upgrade
 
 from app import create_app
 from app.services import api_keys
+from app.settings import reveal
 from tests.conftest import make_settings
 from tests.support.logged_process import all_running
 from tests.support.pg_cluster import ClusterUnavailable
@@ -51,13 +52,18 @@ def env_for(worker_env: dict[str, str], **overrides: str) -> dict[str, str]:
 
 @contextmanager
 def running(
-    app: Flask, env: dict[str, str], log_dir: Path, profiles: dict[str, dict[str, str]]
+    app: Flask, worker_env: dict[str, str], log_dir: Path, profiles: dict[str, dict[str, str]]
 ) -> Iterator[dict[str, WorkerProcess]]:
-    """Workers started through entrypoint.sh, stopped however the test ends.
+    """Workers of `app` (its database and Redis) started through entrypoint.sh, stopped
+    however the test ends.
 
     `profiles` maps a worker name to its environment overrides; "profile" in them picks the
     entrypoint profile (default: the name itself).
     """
+    settings = app.config["SETTINGS"]
+    database_url, redis_url = reveal(settings.database.url), reveal(settings.broker.redis_url)
+    assert database_url and redis_url, "fault workers run on their app's own database and Redis"
+    env = env_for(worker_env, DATABASE_URL=database_url, REDIS_URL=redis_url)
     workers = {
         name: WorkerProcess.for_profile(
             extra.get("profile", name),

@@ -38,7 +38,6 @@ from tests.integration.faults.campaign import workers_alive
 from tests.integration.faults.conftest import START_TIMEOUT
 from tests.integration.faults.conftest import auth_for
 from tests.integration.faults.conftest import build_app
-from tests.integration.faults.conftest import env_for
 from tests.integration.faults.conftest import running
 from tests.integration.faults.evidence import TERMINAL
 from tests.integration.faults.evidence import audit
@@ -89,18 +88,14 @@ def broker_app(
 
 @pytest.fixture(scope="module")
 def fault_workers(
-    broker_app: Flask,
-    worker_env: dict[str, str],
-    private_redis: RedisServer,
-    broker_database: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    broker_app: Flask, worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, WorkerProcess]]:
-    env = env_for(worker_env, REDIS_URL=private_redis.url, DATABASE_URL=broker_database)
     # Two workers per profile, as a deployment runs them: one may die while the other serves.
     cpu = {"profile": "cpu", "WORKER_CONCURRENCY": "1"}
     io = {"profile": "io", "WORKER_CONCURRENCY": "10"}
     profiles = {"cpu-a": cpu, "cpu-b": cpu, "io-a": io, "io-b": io}
-    with running(broker_app, env, tmp_path_factory.mktemp("fault-workers"), profiles) as workers:
+    log_dir = tmp_path_factory.mktemp("fault-workers")
+    with running(broker_app, worker_env, log_dir, profiles) as workers:
         yield workers
 
 

@@ -20,10 +20,8 @@ from sqlalchemy import select
 
 from app.extensions.ext_database import db
 from app.models import Job
-from app.settings import reveal
 from tests.integration.faults.conftest import auth_for
 from tests.integration.faults.conftest import build_app
-from tests.integration.faults.conftest import env_for
 from tests.integration.faults.conftest import running
 from tests.integration.faults.evidence import audit
 from tests.integration.faults.evidence import env_count
@@ -56,18 +54,10 @@ def pg_app(
 
 @pytest.fixture(scope="module")
 def pg_workers(
-    pg_app: Flask,
-    worker_env: dict[str, str],
-    private_pg: PgCluster,
-    private_redis: RedisServer,
-    tmp_path_factory: pytest.TempPathFactory,
+    pg_app: Flask, worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, WorkerProcess]]:
-    env = env_for(
-        worker_env,
-        DATABASE_URL=reveal(pg_app.config["SETTINGS"].database.url),
-        REDIS_URL=private_redis.url,
-    )
-    with running(pg_app, env, tmp_path_factory.mktemp("pg-workers"), {"cpu": {}}) as workers:
+    log_dir = tmp_path_factory.mktemp("pg-workers")
+    with running(pg_app, worker_env, log_dir, {"cpu": {}}) as workers:
         yield workers
 
 
