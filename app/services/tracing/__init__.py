@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # A trace is not worth holding up the worker for long (about 1 s) when the broker is away.
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
+PUBLISH = {"queue": "ops_trace", "retry": True, "retry_policy": PUBLISH_RETRY}
 DETAILS = ("provider", "model", "prompt_tokens", "completion_tokens", "latency_ms", "inputs")
 # Where `note` keeps what the lane adds, on the run's Celery request (one per greenlet).
 NOTES = "tasklane_trace_notes"
@@ -95,13 +96,8 @@ def hand_off(outcome: Outcome) -> bool:
     record = None
     try:
         record = build(outcome, max_chars=settings.tracing.max_field_chars)
-        current_app.extensions["celery"].send_task(
-            "ops_trace.ship",
-            kwargs={"record": record},
-            queue="ops_trace",
-            retry=True,
-            retry_policy=PUBLISH_RETRY,
-        )
+        celery_app = current_app.extensions["celery"]
+        celery_app.send_task("ops_trace.ship", kwargs={"record": record}, **PUBLISH)
         return True
     except Exception as exc:
         # The traced job's outcome is recorded already; a lost trace must not change it.

@@ -102,8 +102,7 @@ def spans(record: dict[str, Any], settings: Settings) -> list[sdk.ReadableSpan]:
 
 def store(record: dict[str, Any]) -> None:
     """The database sink: keep the record once (a redelivered one is ignored)."""
-    columns = {c.key for c in Trace.__table__.columns}
-    values = {k: v for k, v in record.items() if k in columns}
+    values = {c.key: record[c.key] for c in Trace.__table__.columns if c.key in record}
     for key in ("started_at", "finished_at"):
         values[key] = datetime.fromisoformat(record[key]) if record.get(key) else None
     db.session.add(Trace(**values))
@@ -121,14 +120,13 @@ def _exporter(protocol: str, url: str | None, auth: str, timeout: float, pid: in
 
 
 def exporter(settings: Settings, sink: str) -> SpanExporter:
-    timeout, pid = settings.tracing.ship_timeout, os.getpid()
+    tracing, timeout, pid = settings.tracing, settings.tracing.ship_timeout, os.getpid()
     if sink != "langfuse":
         return _exporter(
-            settings.observability.otel_exporter, settings.tracing.otlp_endpoint, "", timeout, pid
+            settings.observability.otel_exporter, tracing.otlp_endpoint, "", timeout, pid
         )
     # Langfuse takes OTLP over HTTP, with the project's keys as basic auth.
     url = f"{(settings.tracing.langfuse_host or '').rstrip('/')}/api/public/otel/v1/traces"
-    tracing = settings.tracing
     keys = f"{reveal(tracing.langfuse_public_key)}:{reveal(tracing.langfuse_secret_key)}"
     auth = "Basic " + base64.b64encode(keys.encode()).decode()
     return _exporter("otlp_http", url, auth, timeout, pid)
