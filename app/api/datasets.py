@@ -260,7 +260,7 @@ class Retrieve(MethodView):
     def post(self, body: dict[str, Any], dataset_id: str) -> dict[str, Any]:
         """Best-matching segments for a query, with scores and their documents.
 
-        keyword: the database's full-text index (BM25 on SQLite, ts_rank_cd on
+        keyword: the database's full-text index (BM25 on SQLite, ts_rank on
         PostgreSQL); vector: cosine similarity; hybrid: reciprocal rank fusion of both.
         """
         results = retrieval.retrieve(

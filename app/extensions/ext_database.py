@@ -20,6 +20,8 @@ from config import Settings
 from config import settings_of
 
 db = SQLAlchemy(model_class=Base)
+# At most this much of an SQLite file is read through a memory map (see _sqlite_pragmas).
+SQLITE_MMAP_BYTES = 1 << 30
 
 
 def database_url(app: Flask, settings: Settings) -> str:
@@ -71,6 +73,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Pages read through a memory map, not copied into each connection's small page cache:
+    # a vector query reads every vector of its dataset (sqlite-vec scans exhaustively),
+    # 250 MB at 250k segments. In-process, 76 -> 60 ms per query there, 8.3 -> 5.8 at 25k.
+    # Address space only: the OS shares and evicts the pages.
+    cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     cursor.close()
     # The dataset vector index (vec0 tables and the triggers that keep them) needs it.
     dbapi_connection.enable_load_extension(True)
