@@ -46,10 +46,11 @@ _SQLITE = text(
 # ts_rank (term frequencies) rather than ts_rank_cd (cover density, which walks every
 # position of every matched term): on the retrieval bench's 120 labelled queries, in
 # process, at 250k segments ts_rank put the answer first for 99.2% (ts_rank_cd, over
-# ts_rank's best 200, 98.3%) in 46 ms p50 against 57, and kept hybrid hit@3 at 1.00 (0.99:
-# the answer a long sentence whose query words stand far apart); at 25k both 99.2%, 4.2 ms
-# against 5.0. With OR semantics a common term matches thousands of segments; what
-# remains is the match itself (the heap rows) and one ts_rank per match.
+# ts_rank's best 200, 98.3%) in 46 ms p50 against 57, and hybrid hit@3 rose from 0.99 to
+# 1.00 (the query lost was a long sentence whose query words stand far apart, which cover
+# density put third); at 25k both 99.2%, 4.2 ms against 5.0. With OR semantics a common
+# term matches thousands of segments: the cost is the match (the heap rows) and one
+# ts_rank per match.
 # Documents being removed are few and short-lived: their ids are read once (an InitPlan)
 # rather than joined per matched row, which cost ~2 ms of ~14 at 25k segments.
 _POSTGRES = text(
