@@ -7,8 +7,8 @@ one place, once every blueprint is registered, so no view has to repeat it:
   statuses every operation can give (401, 503 while the database is away, 404 for an
   unknown id, 400/413/415/422 for a body, 422 for bad parameters, 500 as `default`) are
   declared on each;
-- what the API refuses for every input, the document says: strings never hold NUL, path
-  parameters are at most MAX_PATH_PARAM_CHARS, page sizes are at most `API_PAGE_LIMIT`;
+- what the API refuses for every input, the document says: strings never hold NUL, ids in
+  paths are UUIDs, page sizes are at most `API_PAGE_LIMIT`;
 - choices known only at run time are enums: the public tasks (each with the arguments its
   signature takes), the configured generation providers, the retrieval modes available.
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from http import HTTPStatus
 from typing import Any
 
@@ -28,9 +27,7 @@ from flask_smorest import Api
 from marshmallow import INCLUDE
 from marshmallow import Schema
 from marshmallow import fields
-from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
-from werkzeug.routing import MapAdapter
 
 from app.api import task_arguments
 from app.api.generation_schemas import ONE_INPUT
@@ -43,7 +40,6 @@ from config import settings_of
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
-MAX_PATH_PARAM_CHARS = 200
 # ECMA-262 and Python agree on this one: any string without NUL.
 NO_NUL = "^[^\\u0000]*$"
 PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/metrics"})
@@ -55,12 +51,16 @@ DESCRIPTIONS = {
 
 
 def path_param_schema(_converter: Any = None) -> dict[str, Any]:
-    return {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAM_CHARS, "pattern": NO_NUL}
+    # Every resource id is a UUID (app.models.base.new_id). Saying so also keeps an id apart
+    # from the literal routes beside it (`/generations/providers`): no UUID is a word.
+    return {"type": "string", "format": "uuid"}
 
 
-class GenerationIdConverter(BaseConverter):
-    """A generation's job id: any segment but `batch` and `providers`, which are routes of
-    their own, so `OPTIONS /generations/batch` does not also advertise `GET`."""
+class IdConverter(BaseConverter):
+    """A resource id in a path: any segment but the literal routes beside it, so
+    `/jobs/batch` is POST /jobs/batch's alone (its OPTIONS advertises no GET) and
+    `GET /generations/batch` is that route's 405. Anything else reaches the view, a NUL
+    included, which answers 422 naming the parameter; an id that names nothing is a 404."""
 
     regex = "(?!(?:batch|providers)$)[^/]+"
 
@@ -159,45 +159,6 @@ def _declare_errors(path: str, path_item: dict[str, Any]) -> None:
         responses.setdefault("default", {"$ref": "#/components/responses/DEFAULT_ERROR"})
 
 
-def _literal_siblings(app: Flask, paths: dict[str, Any]) -> None:
-    """A trailing `{param}` that a sibling route's literal segment would not reach (the
-    URL map sends `GET /generations/batch` elsewhere, GenerationIdConverter says why) may
-    not take that literal: the document says so, as the routing does."""
-    urls = app.url_map.bind("localhost")
-    for path, path_item in paths.items():
-        prefix, _, last = path.rpartition("/")
-        if not (last.startswith("{") and last.endswith("}")):
-            continue
-        concrete = re.sub(r"\{[^}]+\}", "x", prefix)
-        methods = [m.upper() for m in path_item if m != "parameters"]
-        literals = {
-            other.rpartition("/")[2]
-            for other in paths
-            if other.rpartition("/")[0] == prefix and "{" not in other.rpartition("/")[2]
-        }
-        taken = sorted(
-            literal
-            for literal in literals
-            if any(
-                _endpoint(urls, f"{concrete}/{literal}", m) != _endpoint(urls, f"{concrete}/x", m)
-                for m in methods
-            )
-        )
-        if not taken:
-            continue
-        for param in path_item.get("parameters", []):
-            if param.get("in") == "path" and param.get("name") == last[1:-1]:
-                param["schema"] = {**param["schema"], "not": {"enum": taken}}
-
-
-def _endpoint(urls: MapAdapter, path: str, method: str) -> str | None:
-    try:
-        endpoint, _args = urls.match(path, method=method)
-    except HTTPException:
-        return None
-    return str(endpoint)
-
-
 def _no_nul_strings(node: Any) -> None:
     """Every free string in the document refuses NUL, as validation.py does."""
     if isinstance(node, dict):
@@ -290,7 +251,6 @@ def finish(app: Flask, spec: dict[str, Any]) -> dict[str, Any]:
     settings = settings_of(app)
     for path, path_item in spec["paths"].items():
         _declare_errors(path, path_item)
-    _literal_siblings(app, spec["paths"])
     _page_limits(spec["paths"], settings.api.page_limit)
     _public_tasks(spec, app.extensions["celery"], settings.broker.task_max_countdown)
     _run_time_choices(app, spec["components"]["schemas"])

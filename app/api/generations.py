@@ -76,7 +76,7 @@ class ProviderCollection(MethodView):
         return [{"name": n, "models": list(providers.models(n))} for n in providers.names()]
 
 
-@blp.route("/<generation_id:job_id>")
+@blp.route("/<id:job_id>")
 class GenerationItem(MethodView):
     @blp.answers(200, GenerationSchema, {404: "No generation with this job id"})
     def get(self, job_id: str) -> generations.GenerationView:

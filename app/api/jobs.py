@@ -126,7 +126,7 @@ def _refusal(exc: BatchRefused) -> HTTPException:
     return refusal
 
 
-@blp.route("/<job_id>")
+@blp.route("/<id:job_id>")
 class JobItem(MethodView):
     @blp.answers(200, JobSchema, ITEM_REFUSALS, takes=JobGetQuerySchema, location="query")
     def get(self, query: dict[str, Any], job_id: str) -> Job:
@@ -140,7 +140,7 @@ class JobItem(MethodView):
         return jobs.get(job_id)
 
 
-@blp.route("/<job_id>/cancel")
+@blp.route("/<id:job_id>/cancel")
 class JobCancel(MethodView):
     @blp.answers(202, JobSchema, {409: "The job has already finished"})
     def post(self, job_id: str) -> Accepted:
@@ -152,7 +152,7 @@ class JobCancel(MethodView):
         return job, 202, {}
 
 
-@blp.route("/<job_id>/retry")
+@blp.route("/<id:job_id>/retry")
 class JobRetry(MethodView):
     @blp.answers(202, JobSchema, {409: "Only failed or cancelled jobs can be retried"})
     def post(self, job_id: str) -> Accepted:

@@ -73,5 +73,5 @@ def init_app(app: Flask) -> None:
     )
     app.after_request(_docs_policy)
     validation.init_app(app)
-    app.url_map.converters["generation_id"] = contract.GenerationIdConverter
-    api.register_converter(contract.GenerationIdConverter, contract.path_param_schema)
+    app.url_map.converters["id"] = contract.IdConverter
+    api.register_converter(contract.IdConverter, contract.path_param_schema)
