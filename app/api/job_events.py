@@ -10,7 +10,8 @@ never wrong, never a 500). Between reads it holds no database connection.
 
 The stream sends a `state` event when the state changes, `progress` when progress does, a
 comment line as a keep-alive after KEEPALIVE_INTERVAL of quiet, and ends with an `end`
-event (the whole job) once the job reached a final state.
+event (the whole job) once the job reached a final state, or without one once it lasted
+API_EVENTS_MAX_SECONDS (the client reconnects; its first event is the job as it is then).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from app.ledger import notify
 from app.models import Job
 from app.models import JobState
 from app.services.jobs import JobNotFound
+from config import current_settings
 
 KEEPALIVE_INTERVAL = 15.0
 # A stream quiet this long reads its row once (at a keep-alive): a notification lost while
@@ -144,14 +146,16 @@ class _Stream:
             yield _event("end", row.final)
 
 
-def _events(follower: Follower, row: _Row) -> Iterator[str]:
+def _events(follower: Follower, row: _Row, lasts: float) -> Iterator[str]:
     try:
         stream = _Stream(follower.job_id, row)
         yield from stream.first()
         quiet_since = heard_at = time.monotonic()
-        while stream.final is None:
+        closes_at = quiet_since + lasts
+        while stream.final is None and time.monotonic() < closes_at:
             waited = time.monotonic() - quiet_since
-            updates = follower.wait(max(0.0, KEEPALIVE_INTERVAL - waited))
+            pause = min(KEEPALIVE_INTERVAL - waited, closes_at - time.monotonic())
+            updates = follower.wait(max(0.0, pause))
             if updates:
                 heard_at = time.monotonic()
             elif time.monotonic() - heard_at >= QUIET_REREAD:
@@ -183,7 +187,7 @@ def stream(job_id: str) -> Response:
         follower.close()
         raise JobNotFound(f"no job with id {job_id!r}")
     response = Response(
-        stream_with_context(_events(follower, row)),
+        stream_with_context(_events(follower, row, current_settings().api.events_max_seconds)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -230,7 +234,7 @@ def wait_final(job_id: str, seconds: float) -> Job:
         return job
 
 
-@blp.route("/<job_id>/events")
+@blp.route("/<id:job_id>/events")
 class JobEvents(MethodView):
     @blp.response(200, description="text/event-stream of `state`, `progress` and `end` events")
     @blp.alt_response(404, description="No such job")

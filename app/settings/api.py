@@ -11,3 +11,7 @@ class ApiSettings(Concern):
     page_limit: int = env("API_PAGE_LIMIT", 100, ge=1)
     # How long /ready waits for the canary job it sends through each queue.
     ready_canary_timeout: float = env("READY_CANARY_TIMEOUT", 5.0, gt=0)
+    # How long one GET /jobs/{id}/events stream lasts before the server closes it: a stream
+    # holds a request slot (a greenlet) for its whole life, and a client reconnects
+    # (EventSource does by itself) to find the job as it is then.
+    events_max_seconds: float = env("API_EVENTS_MAX_SECONDS", 600.0, gt=0)

@@ -47,6 +47,8 @@ def contract_app(base_settings: dict[str, Any], session_tmp: Path) -> Iterator[F
                 # No worker runs here: an inspect broadcast has nobody to wait for, yet waits
                 # its whole timeout (at 0.5 s, /queues and /ready took 38 of the test's 60 s).
                 INSPECT_TIMEOUT="0.1",
+                # Nor does a job here ever end: its event stream closes at this limit.
+                API_EVENTS_MAX_SECONDS="1",
                 SQLALCHEMY_POOL_SIZE="2",
                 SQLALCHEMY_MAX_OVERFLOW="2",
             )

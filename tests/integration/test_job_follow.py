@@ -120,6 +120,30 @@ def test_wait_ends_when_the_job_is_cancelled_meanwhile(api: Api) -> None:
     assert took < 60
 
 
+def test_a_stream_closes_at_its_limit_and_a_reconnect_starts_from_the_row(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stream holds a request slot for its whole life: past API_EVENTS_MAX_SECONDS the
+    # server closes it (no `end`: the job is not over), and the reconnect's first event is
+    # the job as it is then.
+    settings = api.client.application.config["SETTINGS"]
+    monkeypatch.setattr(settings.api, "events_max_seconds", 1.0)
+    job = api.submit("tests.echo", args={"value": "long"}, countdown=60)
+    try:
+        began = time.monotonic()
+        events = sse_events(_stream(api, job["id"]))
+        took = time.monotonic() - began
+
+        assert [(name, data["state"]) for name, data in events] == [("state", "queued")]
+        assert 1.0 <= took < 30
+        api.post(f"/jobs/{job['id']}/cancel", expect=202)
+        again = sse_events(_stream(api, job["id"]))
+        assert [d["state"] for n, d in again if n == "state"] == ["cancelled"]
+        assert again[-1][0] == "end"
+    finally:
+        api.client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=api.auth)
+
+
 @pytest.mark.parametrize("value", ["-1", "61", "soon", "nan"])
 def test_a_bad_wait_is_a_422_problem(api: Api, value: str) -> None:
     job = api.submit("tests.echo", args={"value": value})

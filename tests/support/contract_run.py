@@ -7,7 +7,7 @@ tests/support/services.py), applies migrations, creates an API key, serves the A
 `entrypoint.sh api` (gunicorn, gevent) on a free port, runs
 `schemathesis run <url>/api/v1/openapi.json -H 'Authorization: Bearer <key>' OPTIONS`,
 then stops gunicorn and drops what it claimed. No worker runs: submitted jobs stay queued.
-Default options: all checks, 100 examples per operation.
+Default options: all checks, 100 examples per operation, one worker.
 """
 
 from __future__ import annotations
@@ -21,11 +21,25 @@ from pathlib import Path
 
 import httpx
 
+from app.api.schemas import MAX_WAIT_SECONDS
 from tests.support import services
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_OPTIONS = ["--checks", "all", "--max-examples", "100", "--workers", "1"]
+# One worker: schemathesis's generation under two threads tripped CPython 3.11's
+# "AST constructor recursion depth mismatch" (a thread-safety bug in `ast`, fixed in later
+# releases) and errored whole phases. The request timeout outlasts the longest valid
+# long-poll: no worker runs here, so `GET /jobs/{id}?wait=59` of a queued job takes 59 s.
+DEFAULT_OPTIONS = [
+    "--checks",
+    "all",
+    "--max-examples",
+    "100",
+    "--workers",
+    "1",
+    "--request-timeout",
+    str(MAX_WAIT_SECONDS + 15),
+]
 
 
 def _up(url: str) -> bool:
@@ -51,6 +65,9 @@ def main(argv: list[str]) -> int:
             "API_BIND": f"127.0.0.1:{port}",
             "API_WORKERS": "1",
             "INSPECT_TIMEOUT": "0.5",
+            # No worker runs, so a job's event stream never reaches `end`: each would hold
+            # schemathesis until its request timeout. Closed at its limit, it is a whole answer.
+            "API_EVENTS_MAX_SECONDS": "2",
             "MAIL_OUTBOX_DIR": str(Path(tmp) / "outbox"),
             "DATASET_STORAGE_DIR": str(Path(tmp) / "uploads"),
         }
