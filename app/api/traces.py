@@ -12,6 +12,7 @@ from marshmallow import validate
 from app.api import access
 from app.api import auth
 from app.api import paging
+from app.api import validation
 from app.api.model_schema import ModelSchema
 from app.models.trace import Trace
 from app.services import pagination
@@ -29,7 +30,7 @@ class TraceQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     job_id = fields.String(validate=validate.Length(1, 36))
     parent_job_id = fields.String(validate=validate.Length(1, 36))
-    since = fields.AwareDateTime(metadata={"description": "only traces created at or after"})
+    since = validation.UtcDateTime(metadata={"description": "only traces created at or after"})
     limit = paging.limit_field()
     cursor = paging.cursor_field()
 

@@ -21,6 +21,8 @@ import math
 import re
 from collections.abc import Callable
 from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -184,6 +186,20 @@ class StrictBoolean(fields.Boolean):
         if not isinstance(value, bool):
             raise ValidationError("must be true or false")
         return value
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 time with its offset, answered in UTC. The schema allows a time that UTC
+    cannot hold (`0001-01-01T00:30+01:00` falls in year 0), and converting it overflows:
+    it is taken as the earliest (or latest) time UTC holds, which a filter treats the same."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            edge = datetime.min if moment.year == datetime.min.year else datetime.max
+            return edge.replace(tzinfo=UTC)
 
 
 def check_text(location: str, field: str, value: str) -> None:

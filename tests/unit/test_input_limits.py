@@ -165,6 +165,24 @@ def test_integers_beyond_their_column_are_422(
     problem(client.get(f"/api/v1/datasets?{query}", headers=auth), 422)
 
 
+@pytest.mark.parametrize(
+    "since",
+    [
+        # Found by the suite's contract test under load (2026-12-03): a 500, since turning
+        # these into UTC overflows Python's datetime.
+        "0001-01-01T00:53:01+08:08",
+        "9999-12-31T23:59:59-08:00",
+        "2026-12-03T08:00:00+01:00",
+    ],
+)
+def test_a_time_at_the_edge_of_utc_is_a_filter_not_a_500(
+    client: FlaskClient, auth: dict[str, str], since: str
+) -> None:
+    answer = client.get("/api/v1/traces", query_string={"since": since}, headers=auth)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert isinstance(answer.get_json()["items"], list)
+
+
 def test_page_size_is_bounded_by_api_page_limit(
     app: Flask, client: FlaskClient, auth: dict[str, str]
 ) -> None:
