@@ -72,6 +72,16 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
+def _load_sqlite_vec(dbapi_connection):
+    """Migrations g1 and j1 make and drop sqlite-vec's vec0 tables, which SQLite can only
+    do with the module loaded; the app itself no longer uses it (j1)."""
+    import sqlite_vec
+
+    dbapi_connection.enable_load_extension(True)
+    sqlite_vec.load(dbapi_connection)
+    dbapi_connection.enable_load_extension(False)
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -102,6 +112,8 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            _load_sqlite_vec(connection.connection.dbapi_connection)
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

@@ -7,7 +7,6 @@ import sqlite3
 from functools import cache
 from typing import Any
 
-import sqlite_vec  # type: ignore[import-untyped]
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import create_engine
@@ -38,7 +37,8 @@ def database_url(app: Flask, settings: Settings) -> str:
 
 @cache
 def sqlite_module() -> Any:
-    """A DB-API sqlite3 that can load extensions (the vector index is sqlite-vec).
+    """A DB-API sqlite3 that can load extensions (migrations g1 and j1 make and drop
+    sqlite-vec tables of older databases).
 
     The standard library's when Python was built with extension loading, else the
     pysqlite3-binary wheel (some Python builds, pyenv's default among them, lack it).
@@ -74,15 +74,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     # Pages read through a memory map, not copied into each connection's small page cache:
-    # a vector query reads every vector of its dataset (sqlite-vec scans exhaustively),
-    # 250 MB at 250k segments. In-process, 76 -> 60 ms per query there, 8.3 -> 5.8 at 25k.
-    # Address space only: the OS shares and evicts the pages.
+    # a keyword query reads the FTS5 index and its matches' rows, a vector matrix load
+    # every vector of its dataset (250 MB at 250k segments). Address space only: the OS
+    # shares and evicts the pages.
     cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     cursor.close()
-    # The dataset vector index (vec0 tables and the triggers that keep them) needs it.
-    dbapi_connection.enable_load_extension(True)
-    sqlite_vec.load(dbapi_connection)
-    dbapi_connection.enable_load_extension(False)
 
 
 def ledger_engine_options(url: str, settings: Settings) -> dict[str, Any]:

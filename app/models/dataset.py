@@ -206,8 +206,8 @@ class Segment(Base):
 
 
 # Parts of the search indexes no model describes, being dialect-specific: SQLite's FTS5
-# table and sqlite-vec tables (and their shadow tables), PostgreSQL's generated tsvector
-# column and its GIN index. Alembic's autogenerate must neither add nor drop them.
+# table (and its shadow tables; before migration j1 also sqlite-vec's), PostgreSQL's
+# generated tsvector column and its GIN index. Alembic's autogenerate must neither add nor drop them.
 SEARCH_INDEX_PREFIXES = ("dataset_segments_fts", "dataset_vectors_", "search_vector")
 
 

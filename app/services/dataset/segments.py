@@ -2,9 +2,9 @@
 
 `replace` is the only writer of `dataset_segments`: it deletes the document's previous
 segments and inserts the new ones in the caller's transaction. The keyword index (FTS5
-triggers, a generated tsvector column) and the vector index (sqlite-vec triggers) follow
-the rows inside that transaction, and the dataset's index version moves with it, so no
-reader ever sees half an index or a stale entry.
+triggers, a generated tsvector column) follows the rows inside that transaction, and the
+dataset's index version (which the vector index's per-process matrices follow) moves with
+it, so no reader ever sees half an index or a stale entry.
 """
 
 from __future__ import annotations
@@ -55,13 +55,8 @@ def replace(dataset_id: str, document_id: str, rows: Iterable[dict[str, Any]]) -
     """Make `rows` (from `index_row`, in order) the document's segments; the caller commits."""
     db.session.execute(delete(Segment).where(Segment.document_id == document_id))
     stored = (_stored(dataset_id, document_id, position, row) for position, row in enumerate(rows))
-    prepared: set[int] = set()
     count = 0
     while chunk := list(islice(stored, INSERT_BATCH)):
-        for dimension in {len(row["vector"]) // 4 for row in chunk if row["vector"]}:
-            if dimension not in prepared:
-                vector_index.prepare(dimension)
-                prepared.add(dimension)
         db.session.execute(insert(Segment), chunk)
         count += len(chunk)
     datasets.bump_index_version(dataset_id)

@@ -1,0 +1,65 @@
+"""Migration j1 drops the sqlite-vec tables of an older SQLite database, vectors kept.
+
+After it, the app's connections (which no longer load sqlite-vec) must still write and
+delete segments: a vec0 trigger left behind would fail every swap with "no such module".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from app import create_app
+from app.extensions.ext_database import db
+from app.services.dataset import datasets
+from app.services.dataset import segments
+from app.services.dataset import vector_index
+from tests.conftest import make_settings
+from tests.unit.dataset.test_migration_g1 import ROWS
+from tests.unit.dataset.test_migration_g1 import VECTOR
+
+VEC0_OBJECTS = "SELECT count(*) FROM sqlite_master WHERE name LIKE 'dataset_vectors_%'"
+
+
+def test_the_vec0_tables_go_the_vectors_stay_and_swaps_still_work(
+    base_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    app = create_app(make_settings(base_settings, DATABASE_URL=f"sqlite:///{tmp_path}/j1.db"))
+    with app.app_context():
+        # A database from before g1 with one stored vector: g1 indexes it in a vec0
+        # table (and its shadow tables) with two triggers, as the app then did.
+        upgrade(revision="e1_notify_to")
+        for statement in ROWS:
+            db.session.execute(text(statement))
+        db.session.execute(
+            text(
+                "INSERT INTO dataset_segments (dataset_id, document_id, position, text, "
+                "word_count, keywords, embedding, created_at) VALUES ('d', 'doc', 0, "
+                "'The kraken rose', 3, '{}', :embedding, '2026-01-01')"
+            ),
+            {"embedding": json.dumps(VECTOR)},
+        )
+        db.session.commit()
+        db.session.remove()
+        upgrade(revision="i2_generation_state")
+        assert db.session.scalar(text(VEC0_OBJECTS)) > 0
+        db.session.remove()
+
+        upgrade()
+        assert db.session.scalar(text(VEC0_OBJECTS)) == 0
+        [(_, similarity)] = vector_index.search("d", VECTOR, 5)
+        assert similarity > 0.999
+        # A swap through a plain app connection: no trigger needs the vec0 module.
+        segments.replace("d", "doc", [segments.index_row("The lighthouse lamp", VECTOR)])
+        db.session.commit()
+        assert db.session.scalar(text("SELECT count(*) FROM dataset_segments")) == 1
+        datasets.bump_index_version("d")
+        db.session.commit()
+        [(_, similarity)] = vector_index.search("d", VECTOR, 5)
+        assert similarity > 0.999
+        db.session.remove()
+        db.engine.dispose()
