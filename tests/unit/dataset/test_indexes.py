@@ -1,5 +1,5 @@
-"""The keyword and vector indexes on both real back ends: SQLite (FTS5, sqlite-vec) and
-PostgreSQL (tsvector + GIN, the numpy matrix), written by the same swap ingestion uses.
+"""The keyword and vector indexes on both real back ends: SQLite (FTS5) and PostgreSQL
+(tsvector + GIN), the numpy matrix on both, written by the same swap ingestion uses.
 """
 
 from __future__ import annotations
@@ -121,6 +121,24 @@ def test_keyword_search_stems_ranks_and_stays_in_its_dataset(ctx: None) -> None:
     datasets.remove(other)
 
 
+def test_a_dataset_crowded_out_of_the_databases_best_matches_still_gets_its_own(
+    ctx: None,
+) -> None:
+    # Another dataset's segments take the database's best matches for the term, more of
+    # them than the first cut of the SQLite search keeps: the search must look further.
+    crowd = datasets.create(name="crowd").id
+    mine = datasets.create(name="crowded").id
+    many = keyword_index.SQLITE_DEPTH_FACTOR * 3 + 1
+    add_document(crowd, [f"Narwhal narwhal {n}." for n in range(many)])
+    add_document(mine, ["A long tale of ships, sails, ropes, a harbour and one narwhal."])
+    [own] = ids_of(mine).values()
+    assert keyword(mine, "narwhal", limit=1) == [own]
+    assert keyword(mine, "narwhal", limit=3) == [own]
+    assert len(keyword(crowd, "narwhal", limit=3)) == 3
+    datasets.remove(mine)
+    datasets.remove(crowd)
+
+
 def test_vector_search_ranks_by_cosine_and_follows_every_change(ctx: None) -> None:
     mine = datasets.create(name="vectors").id
     doc_id = add_document(mine, TEXTS)
@@ -161,9 +179,8 @@ def test_purge_and_dataset_delete_leave_no_index_entry(ctx: None) -> None:
     assert keyword(mine, "whale") != []
     datasets.remove(mine)
     if db.session.get_bind().dialect.name == "sqlite":
-        # The module's own SQLite file: the FTS5 and vec0 tables follow the cascade.
-        # (On PostgreSQL the tsvector is a column of the row and the matrix is read
-        # from the rows, so there is nothing separate to leave behind.)
+        # The module's own SQLite file: the FTS5 table follows the cascade. (On
+        # PostgreSQL the tsvector is a column of the row; on both the vector matrix is
+        # read from the rows, so there is nothing separate to leave behind.)
         fts = db.session.scalar(text("SELECT count(*) FROM dataset_segments_fts_docsize"))
-        vec = db.session.scalar(text("SELECT count(*) FROM dataset_vectors_256_rowids"))
-        assert (fts, vec) == (0, 0)
+        assert fts == 0
