@@ -112,9 +112,7 @@ def run(
         documents.add(dataset_id, uploads, api_key_id=None)
     worker = WorkerProcess.celery(
         f"bench-ingest-{processes}",
-        pool="prefork",
-        concurrency=processes,
-        queues=["dataset"],
+        f"-P prefork -c {processes} -Q dataset",
         env=env,
         log_dir=log_dir,
     )
