@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from flask.testing import FlaskClient
 from app.api.validation import MAX_JSON_DEPTH
 from app.api.validation import MAX_URL_CHARS
 from app.extensions.ext_database import db
+from app.models import Trace
 
 PROBLEM = "application/problem+json"
 
@@ -166,21 +168,31 @@ def test_integers_beyond_their_column_are_422(
 
 
 @pytest.mark.parametrize(
-    "since",
+    ("since", "includes_now"),
     [
         # Found by the suite's contract test under load (2026-12-03): a 500, since turning
-        # these into UTC overflows Python's datetime.
-        "0001-01-01T00:53:01+08:08",
-        "9999-12-31T23:59:59-08:00",
-        "2026-12-03T08:00:00+01:00",
+        # these into UTC overflows Python's datetime. The earliest time is before every
+        # trace; the latest after every one.
+        ("0001-01-01T00:53:01+08:08", True),
+        ("9999-12-31T23:59:59-08:00", False),
+        ("2026-12-03T08:00:00+01:00", True),
     ],
 )
 def test_a_time_at_the_edge_of_utc_is_a_filter_not_a_500(
-    client: FlaskClient, auth: dict[str, str], since: str
+    app: Flask, client: FlaskClient, admin_token: str, since: str, includes_now: bool
 ) -> None:
-    answer = client.get("/api/v1/traces", query_string={"since": since}, headers=auth)
+    operation = f"tests.utc-edge-{uuid.uuid4().hex[:8]}"
+    with app.app_context():
+        db.session.add(Trace(id=str(uuid.uuid4()), operation=operation, status="succeeded"))
+        db.session.commit()
+    answer = client.get(
+        "/api/v1/traces",
+        query_string={"since": since, "operation": operation},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
     assert answer.status_code == 200, answer.get_data(as_text=True)
-    assert isinstance(answer.get_json()["items"], list)
+    found = [item["operation"] for item in answer.get_json()["items"]]
+    assert found == ([operation] if includes_now else [])
 
 
 def test_page_size_is_bounded_by_api_page_limit(
