@@ -207,7 +207,8 @@ class Segment(Base):
 
 # Parts of the search indexes no model describes, being dialect-specific: SQLite's FTS5
 # table (and its shadow tables; before migration j1 also sqlite-vec's), PostgreSQL's
-# generated tsvector column and its GIN index. Alembic's autogenerate must neither add nor drop them.
+# generated tsvector column and its GIN index. Alembic's autogenerate must neither add
+# nor drop them.
 SEARCH_INDEX_PREFIXES = ("dataset_segments_fts", "dataset_vectors_", "search_vector")
 
 
