@@ -35,24 +35,30 @@ ROWS = [
 ]
 
 
+def database_before_g1() -> None:
+    """Migrate to e1 and store one segment as the app then did: keywords and an embedding
+    as JSON (dataset 'd', document 'doc', VECTOR)."""
+    upgrade(revision="e1_notify_to")
+    for statement in ROWS:
+        db.session.execute(text(statement))
+    db.session.execute(
+        text(
+            "INSERT INTO dataset_segments (dataset_id, document_id, position, text, "
+            "word_count, keywords, embedding, created_at) VALUES ('d', 'doc', 0, "
+            "'The kraken rose', 3, :keywords, :embedding, '2026-01-01')"
+        ),
+        {"keywords": json.dumps({"kraken": 1, "rose": 1}), "embedding": json.dumps(VECTOR)},
+    )
+    db.session.commit()
+    db.session.remove()
+
+
 def test_segments_survive_the_upgrade_searchable_and_the_downgrade_intact(
     base_settings: dict[str, Any], tmp_path: Path
 ) -> None:
     app = create_app(make_settings(base_settings, DATABASE_URL=f"sqlite:///{tmp_path}/g1.db"))
     with app.app_context():
-        upgrade(revision="e1_notify_to")
-        for statement in ROWS:
-            db.session.execute(text(statement))
-        db.session.execute(
-            text(
-                "INSERT INTO dataset_segments (dataset_id, document_id, position, text, "
-                "word_count, keywords, embedding, created_at) VALUES ('d', 'doc', 0, "
-                "'The kraken rose', 3, :keywords, :embedding, '2026-01-01')"
-            ),
-            {"keywords": json.dumps({"kraken": 1, "rose": 1}), "embedding": json.dumps(VECTOR)},
-        )
-        db.session.commit()
-        db.session.remove()
+        database_before_g1()
         upgrade()
         [(segment_id, _)] = keyword_index.search("d", ["kraken"], 5)
         [(nearest, similarity)] = vector_index.search("d", VECTOR, 5)

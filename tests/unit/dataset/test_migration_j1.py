@@ -6,7 +6,6 @@ delete segments: a vec0 trigger left behind would fail every swap with "no such 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ from app.services.dataset import datasets
 from app.services.dataset import segments
 from app.services.dataset import vector_index
 from tests.conftest import make_settings
-from tests.unit.dataset.test_migration_g1 import ROWS
 from tests.unit.dataset.test_migration_g1 import VECTOR
+from tests.unit.dataset.test_migration_g1 import database_before_g1
 
 VEC0_OBJECTS = "SELECT count(*) FROM sqlite_master WHERE name LIKE 'dataset_vectors_%'"
 
@@ -32,19 +31,7 @@ def test_the_vec0_tables_go_the_vectors_stay_and_swaps_still_work(
     with app.app_context():
         # A database from before g1 with one stored vector: g1 indexes it in a vec0
         # table (and its shadow tables) with two triggers, as the app then did.
-        upgrade(revision="e1_notify_to")
-        for statement in ROWS:
-            db.session.execute(text(statement))
-        db.session.execute(
-            text(
-                "INSERT INTO dataset_segments (dataset_id, document_id, position, text, "
-                "word_count, keywords, embedding, created_at) VALUES ('d', 'doc', 0, "
-                "'The kraken rose', 3, '{}', :embedding, '2026-01-01')"
-            ),
-            {"embedding": json.dumps(VECTOR)},
-        )
-        db.session.commit()
-        db.session.remove()
+        database_before_g1()
         upgrade(revision="i2_generation_state")
         assert db.session.scalar(text(VEC0_OBJECTS)) > 0
         db.session.remove()
