@@ -4,6 +4,7 @@ keeps the database sink's copy; with one, a worker ships the span into the run's
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,11 +72,15 @@ def _hand_off_in_a_run_span(app: Flask, job_id: str) -> tuple[bool, str, str]:
 
 @contextmanager
 def _statements(app: Flask) -> Iterator[list[str]]:
-    """The SQL statements both engines (the app's and the ledger's) run inside the block."""
+    """The SQL statements both engines (the app's and the ledger's) run inside the block,
+    on this thread: the outbox relay's thread in this process runs its own claims at any
+    moment (one landed inside the block in a run under a CPU hog)."""
     seen: list[str] = []
+    here = threading.get_ident()
 
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
+        if threading.get_ident() == here:
+            seen.append(statement)
 
     engines = [db.engine, app.extensions["ledger_engine"]]
     for engine in engines:
