@@ -160,3 +160,28 @@ def test_log_records_leave_redacted_with_their_traceback(caplog: pytest.LogCaptu
     assert "RuntimeError" in line
     for secret in ("smtp-password-value", "db-password-value", "flask-secret-value"):
         assert secret not in line
+
+
+def test_log_extras_are_judged_whole_and_redacted_where_any_string_holds_a_secret() -> None:
+    """Celery's task lines carry a dict of strings: a clean one is left as it is (one scan
+    for all of them), one with a secret at any depth, or a key, is redacted throughout."""
+    redaction.configure(settings())
+    clean = {"id": "abc", "name": "system.canary", "args": ["1", {"k": "v"}], "runtime": 0.1}
+    nested = {"id": "abc", "kwargs": {"inner": ["ok", "token smtp-password-value"]}}
+    keyed = {"flask-secret-value": "x"}
+    failed = {"exc": RuntimeError("boom")}
+    records = []
+    for data in (clean, nested, keyed, failed):
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "done", None, None)
+        record.data = data
+        records.append(record)
+    try:
+        for record in records:
+            assert redaction.RedactingFilter().filter(record)
+    finally:
+        redaction.configure(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert records[0].data is clean
+    masked = f"token {redaction.FILTERED}"
+    assert records[1].data == {"id": "abc", "kwargs": {"inner": ["ok", masked]}}
+    assert records[2].data == {redaction.FILTERED: "x"}
+    assert records[3].data == {"exc": "RuntimeError('boom')"}
