@@ -78,7 +78,7 @@ class _Row:
 def _load(job_id: str) -> Job | None:
     """The job with its attempts in ONE statement (a join, not a second SELECT)."""
     return db.session.get(
-        Job, job_id, options=[joinedload(Job.attempt_log)], populate_existing=True
+        Job, job_id, options=[joinedload(Job.attempt_rows)], populate_existing=True
     )
 
 

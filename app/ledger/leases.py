@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Flask
@@ -33,7 +34,6 @@ from app.ledger.execute import run_sql
 from app.ledger.execute import transaction
 from app.ledger.per_process import PerProcess
 from app.models import Job
-from app.models import JobAttempt
 from app.models import JobState
 from app.models.base import utcnow
 from config import settings_of
@@ -214,19 +214,6 @@ def _recover_sqlite(engine: Engine, now: Any, limit: int) -> list[dict[str, Any]
                     error_message=st.GIVE_UP_MESSAGE,
                 )
             conn.execute(update(Job).where(Job.id == job_id).values(values))
-            conn.execute(
-                update(JobAttempt)
-                .where(
-                    JobAttempt.job_id == job_id,
-                    JobAttempt.number == job["attempts"],
-                    JobAttempt.finished_at.is_(None),
-                )
-                .values(
-                    finished_at=now,
-                    outcome="lost",
-                    error_type="WorkerLost",
-                    error_message=st.LOST_MESSAGE,
-                )
-            )
+            st.end_attempt(conn, job_id, SimpleNamespace(**job), now)
             moved.append({**dict(job), **values})
     return moved

@@ -48,7 +48,9 @@ class Start:
 
 def start_row(conn: Connection, start: Start) -> int | None:
     """Start the next attempt of a row that may run (SQLite, or PostgreSQL under the row's
-    lock); None when the row may not run now."""
+    lock); None when the row may not run now. Taking over a `started` job whose lease
+    expired ends its previous attempt as lost (that attempt's row is written now)."""
+    prior = conn.execute(st.PRIOR_ATTEMPT, {"p_id": start.job_id}).first()
     params = {
         "p_id": start.job_id,
         "p_queue": start.queue,
@@ -60,34 +62,10 @@ def start_row(conn: Connection, start: Start) -> int | None:
     row = conn.execute(st.START, params).first()
     if row is None:
         return None
+    if prior is not None and prior.state == JobState.STARTED:
+        st.end_attempt(conn, start.job_id, prior, start.now)
     number: int = row[0]
-    if number > 1:
-        close_attempt(conn, start.job_id, start.now, "lost", "WorkerLost", st.LOST_MESSAGE)
-    conn.execute(
-        st.INSERT_ATTEMPT,
-        {"p_id": start.job_id, "p_number": number, "p_worker": start.worker, "p_now": start.now},
-    )
     return number
-
-
-def close_attempt(
-    conn: Connection,
-    job_id: str,
-    now: datetime,
-    outcome: str,
-    error_type: str | None,
-    error_message: str | None,
-) -> None:
-    conn.execute(
-        st.CLOSE_OPEN_ATTEMPT,
-        {
-            "p_id": job_id,
-            "p_now": now,
-            "p_outcome": outcome,
-            "p_error_type": error_type,
-            "p_error_message": error_message,
-        },
-    )
 
 
 def begin_slow(engine: Engine, start: Start) -> int | None:
@@ -107,11 +85,12 @@ def begin_slow(engine: Engine, start: Start) -> int | None:
                 )
                 return None
             if job.cancel_requested_at is not None:
-                _settle(conn, job_id, JobState.CANCELLED, None, None, now)
+                _settle(conn, job, job_id, JobState.CANCELLED, None, None, now)
                 return None
             if job.attempts >= job.max_attempts:
                 _settle(
                     conn,
+                    job,
                     job_id,
                     JobState.FAILED,
                     "TooManyAttempts",
@@ -150,15 +129,12 @@ def _insert_started(conn: Connection, start: Start) -> int:
             "updated_at": start.now,
         },
     )
-    conn.execute(
-        st.INSERT_ATTEMPT,
-        {"p_id": start.job_id, "p_number": 1, "p_worker": start.worker, "p_now": start.now},
-    )
     return 1
 
 
 def _settle(
     conn: Connection,
+    job: Any,
     job_id: str,
     state: JobState,
     error_type: str | None,
@@ -177,4 +153,5 @@ def _settle(
     if error_type is not None:
         values.update(error_type=error_type, error_message=error_message)
     conn.execute(update(Job).where(Job.id == job_id).values(values))
-    close_attempt(conn, job_id, now, "lost", "WorkerLost", st.LOST_MESSAGE)
+    if JobState(job.state) == JobState.STARTED:
+        st.end_attempt(conn, job_id, job, now)

@@ -13,15 +13,18 @@ Every WHERE clause on `state` comes from the transition table (app/ledger/states
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BindParameter
 from sqlalchemy import bindparam
 from sqlalchemy import func
-from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 
 from app.ledger.states import OUTCOMES
 from app.ledger.states import Transition as T
@@ -44,25 +47,35 @@ _PG_SYNC = "set_config('synchronous_commit', %(sync)s, true) IS NOT NULL"
 
 # --- PostgreSQL ------------------------------------------------------------------------
 
+# The common start: one UPDATE of the job row, which holds the running attempt (number,
+# worker, start) until it ends; its `job_attempts` row is written then, by the statement
+# that ends it (the finish, the recovery loop, a takeover). Taking over a `started` job
+# whose lease expired is left to `starting.begin_slow`, under the row's lock, which also
+# writes the lost attempt's row. Writing the row at start too (an INSERT and its foreign-key
+# check, then an UPDATE at the end) took start + finish from 0.60 to 0.76 ms per job,
+# interleaved in one process against the local PostgreSQL.
 PG_START = f"""
-WITH s AS (
-  UPDATE jobs SET state = '{target(T.START).value}', attempts = attempts + 1,
-    worker = %(worker)s, queue = %(queue)s, started_at = %(now)s, finished_at = NULL,
-    updated_at = %(now)s, lease_owner = %(owner)s, lease_expires_at = %(lease)s,
-    published_at = COALESCE(published_at, %(now)s)
-  WHERE id = %(id)s AND state IN ({sources_sql(T.START)})
-    AND (state <> 'started' OR lease_expires_at < %(now)s)
-    AND attempts < max_attempts AND cancel_requested_at IS NULL
-  RETURNING id, attempts
-), lost AS (
-  UPDATE job_attempts SET finished_at = %(now)s, outcome = '{OUTCOMES[T.RECOVER]}',
-    error_type = 'WorkerLost', error_message = %(lost_message)s
-  FROM s WHERE job_attempts.job_id = s.id AND job_attempts.finished_at IS NULL
-), attempt AS (
-  INSERT INTO job_attempts (job_id, number, worker, started_at)
-  SELECT id, attempts, %(worker)s, %(now)s FROM s
-)
-SELECT attempts FROM s WHERE {_PG_SYNC}
+UPDATE jobs SET state = '{target(T.START).value}', attempts = attempts + 1,
+  worker = %(worker)s, queue = %(queue)s, started_at = %(now)s, finished_at = NULL,
+  updated_at = %(now)s, lease_owner = %(owner)s, lease_expires_at = %(lease)s,
+  published_at = COALESCE(published_at, %(now)s)
+WHERE id = %(id)s AND state IN ({sources_sql(T.START)}) AND state <> '{JobState.STARTED.value}'
+  AND attempts < max_attempts AND cancel_requested_at IS NULL AND {_PG_SYNC}
+RETURNING attempts
+"""
+
+# An attempt's row, written when it ends; ON CONFLICT finishes a row that a worker of an
+# older release opened at start, and never rewrites an ended one.
+_PG_END_ATTEMPT = """
+  INSERT INTO job_attempts
+    (job_id, number, worker, started_at, finished_at, outcome, error_type, error_message)
+  SELECT {source}.id, {source}.attempts, {source}.worker, {source}.started_at, %(now)s,
+    '{outcome}', {error_type}, {error_message}
+  FROM {source} WHERE {source}.attempts >= 1 AND {source}.started_at IS NOT NULL
+  ON CONFLICT (job_id, number) DO UPDATE SET finished_at = excluded.finished_at,
+    outcome = excluded.outcome, error_type = excluded.error_type,
+    error_message = excluded.error_message
+  WHERE job_attempts.finished_at IS NULL
 """
 
 _PG_FINISH_SET = {
@@ -78,19 +91,20 @@ _PG_FINISH_SET = {
 def _pg_finish(transition: T) -> str:
     # `number` NULL: the worker's main process records a child it killed (hard time limit)
     # and does not know the attempt; the current one is the child's.
+    attempt = _PG_END_ATTEMPT.format(
+        source="f",
+        outcome=OUTCOMES[transition],
+        error_type="%(error_type)s",
+        error_message="%(error_message)s",
+    )
     return f"""
 WITH f AS (
   UPDATE jobs SET state = '{target(transition).value}', {_PG_FINISH_SET[transition]},
     updated_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL
   WHERE id = %(id)s AND state IN ({sources_sql(transition)})
     AND (%(number)s::int IS NULL OR attempts = %(number)s::int)
-  RETURNING id, attempts
-), attempt AS (
-  UPDATE job_attempts SET finished_at = %(now)s, outcome = '{OUTCOMES[transition]}',
-    error_type = %(error_type)s, error_message = %(error_message)s
-  FROM f WHERE job_attempts.job_id = f.id AND job_attempts.number = f.attempts
-    AND job_attempts.finished_at IS NULL
-)
+  RETURNING id, attempts, worker, started_at
+), attempt AS ({attempt})
 SELECT attempts FROM f WHERE {_PG_SYNC}
 """
 
@@ -121,6 +135,12 @@ WHERE id = %(id)s AND state = 'started' AND lease_expires_at > %(now)s
 _REQUEUED = "j.cancel_requested_at IS NULL AND j.attempts < j.max_attempts"
 _GIVEN_UP = "j.cancel_requested_at IS NULL AND j.attempts >= j.max_attempts"
 _RETURNED = "id, state, task, queue, args, eta, priority, notify_to"
+_PG_LOST_ATTEMPT = _PG_END_ATTEMPT.format(
+    source="moved",
+    outcome=OUTCOMES[T.RECOVER],
+    error_type="'WorkerLost'",
+    error_message="%(lost_message)s",
+)
 PG_RECOVER = f"""
 WITH expired AS (
   SELECT id FROM jobs WHERE state = 'started' AND lease_expires_at < %(now)s
@@ -136,13 +156,9 @@ WITH expired AS (
     published_at = CASE WHEN {_REQUEUED} THEN NULL ELSE j.published_at END,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s
   FROM expired WHERE j.id = expired.id AND j.state = 'started'
-  RETURNING j.id, j.state, j.task, j.queue, j.args, j.eta, j.priority, j.notify_to, j.attempts
-), closed AS (
-  UPDATE job_attempts SET finished_at = %(now)s, outcome = '{OUTCOMES[T.RECOVER]}',
-    error_type = 'WorkerLost', error_message = %(lost_message)s
-  FROM moved WHERE job_attempts.job_id = moved.id AND job_attempts.number = moved.attempts
-    AND job_attempts.finished_at IS NULL
-)
+  RETURNING j.id, j.state, j.task, j.queue, j.args, j.eta, j.priority, j.notify_to, j.attempts,
+    j.worker, j.started_at
+), closed AS ({_PG_LOST_ATTEMPT})
 SELECT {_RETURNED} FROM moved
 """
 
@@ -200,23 +216,54 @@ START = (
     .returning(Job.attempts)
 )
 
-CLOSE_OPEN_ATTEMPT = (
-    update(JobAttempt)
-    .where(JobAttempt.job_id == _p("id", "job_id", JobAttempt), JobAttempt.finished_at.is_(None))
-    .values(
+
+def _end_attempt(build: Any) -> Any:
+    """The attempt row written when an attempt ends (see _PG_END_ATTEMPT), for one dialect."""
+    statement = build(JobAttempt).values(
+        job_id=_p("id", "job_id", JobAttempt),
+        number=_p("number", "number", JobAttempt),
+        worker=_p("worker", "worker", JobAttempt),
+        started_at=_p("started_at", "started_at", JobAttempt),
         finished_at=_p("now", "finished_at", JobAttempt),
         outcome=_p("outcome", "outcome", JobAttempt),
         error_type=_p("error_type", "error_type", JobAttempt),
         error_message=_p("error_message", "error_message", JobAttempt),
     )
-)
+    ended = ("finished_at", "outcome", "error_type", "error_message")
+    return statement.on_conflict_do_update(
+        index_elements=[JobAttempt.job_id, JobAttempt.number],
+        set_={name: statement.excluded[name] for name in ended},
+        where=JobAttempt.finished_at.is_(None),
+    )
 
-INSERT_ATTEMPT = insert(JobAttempt).values(
-    job_id=_p("id", "job_id", JobAttempt),
-    number=_p("number", "number", JobAttempt),
-    worker=_p("worker", "worker", JobAttempt),
-    started_at=_p("now", "started_at", JobAttempt),
-)
+
+END_ATTEMPT = {"postgresql": _end_attempt(pg_insert), "sqlite": _end_attempt(sqlite_insert)}
+
+
+def end_attempt(
+    conn: Connection,
+    job_id: str,
+    job: Any,
+    now: datetime,
+    outcome: str = OUTCOMES[T.RECOVER],
+    error_type: str | None = "WorkerLost",
+    error_message: str | None = LOST_MESSAGE,
+) -> None:
+    """Write the row of `job`'s attempt (its `attempts`, `worker`, `started_at`) as ended."""
+    conn.execute(
+        END_ATTEMPT[conn.dialect.name],
+        {
+            "p_id": job_id,
+            "p_number": job.attempts,
+            "p_worker": job.worker,
+            "p_started_at": job.started_at,
+            "p_now": now,
+            "p_outcome": outcome,
+            "p_error_type": error_type,
+            "p_error_message": error_message,
+        },
+    )
+
 
 _FINISH_VALUES: dict[T, dict[str, Any]] = {
     T.SUCCEED: {
@@ -252,7 +299,7 @@ FINISH = {
         lease_expires_at=None,
         **values,
     )
-    .returning(Job.attempts)
+    .returning(Job.attempts, Job.worker, Job.started_at)
     for transition, values in _FINISH_VALUES.items()
 }
 
@@ -331,6 +378,11 @@ CONFIRM = (
     .values(published_at=_p("now", "published_at"))
 )
 
+# What a takeover needs of the attempt it ends (SQLite's start, or PostgreSQL's under lock).
+PRIOR_ATTEMPT = select(Job.state, Job.attempts, Job.worker, Job.started_at).where(
+    Job.id == _p("id")
+)
+
 JOB_FOR_UPDATE = (
     select(
         Job.state,
@@ -339,6 +391,8 @@ JOB_FOR_UPDATE = (
         Job.lease_owner,
         Job.lease_expires_at,
         Job.cancel_requested_at,
+        Job.worker,
+        Job.started_at,
     )
     .where(Job.id == _p("id"))
     .with_for_update()

@@ -1,8 +1,9 @@
 """Worker-side transitions: a job row follows its task from start to its last state.
 
-Each transition is one statement on PostgreSQL (two in one transaction on SQLite) that also
-writes the attempt's `job_attempts` row. What an API reader sees is never older than the
-task's last transition.
+Each transition is one statement on PostgreSQL (two in one transaction on SQLite). The job
+row holds the running attempt (number, worker, start); the statement that ends an attempt
+writes its `job_attempts` row. What an API reader sees is never older than the task's last
+transition.
 
 On PostgreSQL the start and progress writes commit without waiting for the disk: if the
 server crashes and loses one, the message is still unacknowledged, and the job's finish sets
@@ -19,7 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 from psycopg.types.json import Json
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from app.ledger import leases
@@ -34,7 +34,6 @@ from app.ledger.execute import transaction
 from app.ledger.states import OUTCOMES
 from app.ledger.states import Transition as T
 from app.ledger.states import target
-from app.models import JobAttempt
 from app.models.base import utcnow
 from app.observability.redaction import redact
 from config import current_settings
@@ -85,7 +84,6 @@ def begin_attempt(
                 "now": now,
                 "owner": start.owner,
                 "lease": start.lease,
-                "lost_message": st.LOST_MESSAGE,
                 # A start lost in a PostgreSQL crash lets a second delivery run the job as
                 # the same attempt: LEDGER_SYNCHRONOUS_COMMIT makes starts durable too.
                 "sync": "on" if current_settings().ledger.synchronous_commit else "off",
@@ -181,19 +179,8 @@ def _finish(
                 },
             ).first()
             if found is not None:
-                conn.execute(
-                    update(JobAttempt)
-                    .where(
-                        JobAttempt.job_id == job_id,
-                        JobAttempt.number == found[0],
-                        JobAttempt.finished_at.is_(None),
-                    )
-                    .values(
-                        finished_at=now,
-                        outcome=OUTCOMES[transition],
-                        error_type=error_type,
-                        error_message=error_message,
-                    )
+                st.end_attempt(
+                    conn, job_id, found, now, OUTCOMES[transition], error_type, error_message
                 )
         finished = found is not None
     leases.release(job_id)

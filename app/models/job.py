@@ -148,10 +148,28 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    # Every attempt, oldest first; loaded only where asked for (GET /jobs/{id}).
-    attempt_log: Mapped[list[JobAttempt]] = relationship(
+    # Every ended attempt, oldest first; loaded only where asked for (GET /jobs/{id}). The
+    # running one lives in this row until it ends (app/ledger/statements.py): `attempt_log`.
+    attempt_rows: Mapped[list[JobAttempt]] = relationship(
         order_by="JobAttempt.number", viewonly=True
     )
+
+    @property
+    def attempt_log(self) -> list[JobAttempt]:
+        """Every attempt, oldest first: the ended ones' rows, then the running one's, which
+        the job row holds (number, worker, start) until the attempt ends."""
+        rows = list(self.attempt_rows)
+        running = self.state == JobState.STARTED and self.started_at is not None
+        if running and all(row.number != self.attempts for row in rows):
+            rows.append(
+                JobAttempt(
+                    job_id=self.id,
+                    number=self.attempts,
+                    worker=self.worker,
+                    started_at=self.started_at,
+                )
+            )
+        return rows
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.task} {self.state}>"

@@ -266,7 +266,7 @@ def same_request(existing: Job, request: Submission, project_id: int | None) -> 
 
 
 def get(job_id: str) -> Job:
-    job = db.session.get(Job, job_id, options=[selectinload(Job.attempt_log)])
+    job = db.session.get(Job, job_id, options=[selectinload(Job.attempt_rows)])
     if job is None:
         raise JobNotFound(f"no job with id {job_id!r}")
     return job
@@ -315,7 +315,7 @@ def list_jobs(
 
     With `project_id`, only that project's jobs; without, every job (admin keys).
     """
-    query = newest_first(Job).options(selectinload(Job.attempt_log))
+    query = newest_first(Job).options(selectinload(Job.attempt_rows))
     if project_id is not None:
         query = query.where(Job.project_id == project_id)
     if state:

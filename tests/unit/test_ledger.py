@@ -23,6 +23,7 @@ from app.ledger import states
 from app.ledger import transitions as ledger
 from app.ledger.execute import run_sql
 from app.models import Job
+from app.models import JobAttempt
 from app.models import JobState
 from app.models.base import utcnow
 from tests.support.jobs import job_row
@@ -68,6 +69,53 @@ def test_first_delivery_starts_the_job_records_the_attempt_and_takes_a_lease(ctx
     job = load(job_id)
     assert (job.state, job.lease_owner, job.lease_expires_at) == (JobState.SUCCEEDED, None, None)
     assert job.attempt_log[0].outcome == "succeeded" and job.attempt_log[0].finished_at
+
+
+def attempt_rows(job_id: str) -> list[tuple[int, str | None, str | None]]:
+    rows = db.session.execute(
+        select(JobAttempt.number, JobAttempt.worker, JobAttempt.outcome)
+        .where(JobAttempt.job_id == job_id)
+        .order_by(JobAttempt.number)
+    ).all()
+    db.session.rollback()
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def test_the_running_attempt_lives_in_the_job_row_and_its_row_is_written_when_it_ends(
+    ctx: None,
+) -> None:
+    """The start writes one row (the job's), the end writes the attempt's: the API's log
+    shows the running attempt either way."""
+    job_id = make_job()
+    assert begin(job_id) == 1
+    assert attempt_rows(job_id) == []
+    [running] = load(job_id).attempt_log
+    assert (running.number, running.worker, running.outcome, running.started_at) == (
+        1,
+        "w@h",
+        None,
+        load(job_id).started_at,
+    )
+    assert ledger.record_retry(job_id, RuntimeError("again"), None, 1)
+    assert attempt_rows(job_id) == [(1, "w@h", "retrying")]
+    assert begin(job_id) == 2
+    assert [(a.number, a.outcome) for a in load(job_id).attempt_log] == [(1, "retrying"), (2, None)]
+    assert ledger.record_failure(job_id, ValueError("no"), 2)
+    assert attempt_rows(job_id) == [(1, "w@h", "retrying"), (2, "w@h", "failed")]
+
+
+def test_an_attempt_row_an_older_worker_opened_at_start_is_finished_not_doubled(
+    ctx: None,
+) -> None:
+    """Workers of the previous release wrote an open row at start; a finish of this one
+    closes that row (ON CONFLICT) and the log shows the attempt once."""
+    job_id = make_job()
+    assert begin(job_id) == 1
+    db.session.add(JobAttempt(job_id=job_id, number=1, worker="w@h", started_at=utcnow()))
+    db.session.commit()
+    assert len(load(job_id).attempt_log) == 1
+    assert ledger.record_success(job_id, None, 1)
+    assert attempt_rows(job_id) == [(1, "w@h", "succeeded")]
 
 
 def test_a_job_that_did_not_come_through_the_api_gets_its_row(ctx: None) -> None:
