@@ -77,6 +77,7 @@ def drain_tasklane(
     queues: str,
     log_dir: Path,
     label: str = "tasklane (ledger on)",
+    prefetch: int | None = None,
     **worker_env: str,
 ) -> DrainResult:
     """N canary jobs through `jobs.submit` with no worker running, then a worker drains them.
@@ -114,6 +115,7 @@ def drain_tasklane(
         queues=queues,
         env=env,
         log_dir=log_dir,
+        prefetch=prefetch,
     )
     phase(f"{label}: starting worker: {' '.join(worker.command[1:])}")
     spawned = time.time()
@@ -180,5 +182,6 @@ def drain_as_asked(
         queues=queues,
         log_dir=log_dir,
         label=label,
+        prefetch=getattr(args, "prefetch", None),
         **worker_env,
     )

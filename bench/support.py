@@ -211,13 +211,17 @@ def celery_worker(
     queues: str,
     env: dict[str, str],
     log_dir: Path,
+    prefetch: int | None = None,
 ) -> WorkerProcess:
-    """A `celery worker` started as entrypoint.sh starts production ones (not spawned yet)."""
+    """A `celery worker` started as entrypoint.sh starts production ones (not spawned yet);
+    `prefetch` overrides the app's prefetch multiplier (both sides of a comparison alike)."""
     hostname = f"{name}-{secrets.token_hex(3)}@bench"
     command = [sys.executable, "-m", "celery", "-A", app_module, "worker", "-P", pool]
     command += ["-c", str(concurrency), "-Q", queues, "-n", hostname, "-l", "INFO"]
     if pool == "prefork":
         command += ["-O", "fair"]
+    if prefetch is not None:
+        command += ["--prefetch-multiplier", str(prefetch)]
     return WorkerProcess(hostname, command, env=env, log_dir=log_dir)
 
 

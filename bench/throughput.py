@@ -96,6 +96,7 @@ def drain_bare(services: support.Services, args: argparse.Namespace, tmp: Path) 
         queues=args.queues,
         env=dict(os.environ),
         log_dir=tmp,
+        prefetch=args.prefetch,
     )
     support.phase(f"bare celery: starting worker: {' '.join(worker.command[1:])}")
     spawned = time.time()
@@ -200,6 +201,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--pool", default="prefork", help="worker pool, both sides")
     parser.add_argument("--concurrency", type=int, default=2, help="worker concurrency")
     parser.add_argument("--queues", default="dataset", help="queue(s) the workers consume")
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        help="prefetch multiplier, both sides (default: each app's own, 1 on both)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 jobs, 200 requests")
     parser.add_argument(
         "--synchronous-commit",
