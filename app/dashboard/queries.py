@@ -76,7 +76,7 @@ class Attempt:
 
 
 def attempts(job: Job) -> list[Attempt]:
-    """Every attempt of a job, oldest first, from the ledger's `job_attempts` rows."""
+    """Every attempt of a job, oldest first: the ended ones' rows, then the running one."""
     return [
         Attempt(
             number=row.number,
