@@ -185,3 +185,27 @@ def test_log_extras_are_judged_whole_and_redacted_where_any_string_holds_a_secre
     assert records[1].data == {"id": "abc", "kwargs": {"inner": ["ok", masked]}}
     assert records[2].data == {redaction.FILTERED: "x"}
     assert records[3].data == {"exc": "RuntimeError('boom')"}
+
+
+def test_the_quick_shape_test_never_misses_what_the_shape_scan_finds() -> None:
+    """`maybe_shaped` stands in for MAYBE_SHAPED on ASCII text: it may say yes more often,
+    never less. Random lines built of the shapes' fragments in any case, and real shapes."""
+    import random
+
+    rng = random.Random(11)
+    fragments = [
+        "-----BEGIN", "Bearer ", "BASIC", "PassWord=", "passwd", "PWD", "Secret", "api_key",
+        "API-Key", "apikey", "Access_Token", "access-token", "://", "sk-", "PK-", "rk-",
+        "tl_", "AKIA", "asia", "AIza", "ya29.", "ghp_", "GHO_", "github_pat_", "xoxb-",
+        "eyJ", "a", "b", "-", "_", " ", ".", ":", "/", "=", "k", "e", "y", "x", "o", "1",
+    ]  # fmt: skip
+    lines = ["".join(rng.choice(fragments) for _ in range(rng.randint(1, 12))) for _ in range(5000)]
+    lines += [
+        "ordinary words about a password-less login",
+        "postgresql://u:pw@host/db",
+        "token sk-abcdefghijklmnop",
+        "Asian markets",
+    ]
+    for line in lines:
+        assert redaction.maybe_shaped(line) or not redaction.MAYBE_SHAPED.search(line), line
+    assert not redaction.maybe_shaped("Task system.canary[8f05e957] succeeded in 0.001s: None")
