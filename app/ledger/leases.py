@@ -16,7 +16,6 @@ import os
 import socket
 import threading
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from flask import Flask
@@ -214,6 +213,13 @@ def _recover_sqlite(engine: Engine, now: Any, limit: int) -> list[dict[str, Any]
                     error_message=st.GIVE_UP_MESSAGE,
                 )
             conn.execute(update(Job).where(Job.id == job_id).values(values))
-            st.end_attempt(conn, job_id, SimpleNamespace(**job), now)
+            st.end_attempt(
+                conn,
+                job_id,
+                number=job["attempts"],
+                worker=job["worker"],
+                started_at=job["started_at"],
+                now=now,
+            )
             moved.append({**dict(job), **values})
     return moved

@@ -46,11 +46,13 @@ class Start:
         return leases.owner(self.worker)
 
 
-def start_row(conn: Connection, start: Start) -> int | None:
+def start_row(conn: Connection, start: Start, prior: Any = None) -> int | None:
     """Start the next attempt of a row that may run (SQLite, or PostgreSQL under the row's
     lock); None when the row may not run now. Taking over a `started` job whose lease
-    expired ends its previous attempt as lost (that attempt's row is written now)."""
-    prior = conn.execute(st.PRIOR_ATTEMPT, {"p_id": start.job_id}).first()
+    expired ends its previous attempt as lost (that attempt's row is written now). `prior`:
+    the row as the caller already read it (state, attempts, worker, started_at)."""
+    if prior is None:
+        prior = conn.execute(st.PRIOR_ATTEMPT, {"p_id": start.job_id}).first()
     params = {
         "p_id": start.job_id,
         "p_queue": start.queue,
@@ -63,7 +65,7 @@ def start_row(conn: Connection, start: Start) -> int | None:
     if row is None:
         return None
     if prior is not None and prior.state == JobState.STARTED:
-        st.end_attempt(conn, start.job_id, prior, start.now)
+        _end_lost(conn, start.job_id, prior, start.now)
     number: int = row[0]
     return number
 
@@ -102,7 +104,7 @@ def begin_slow(engine: Engine, start: Start) -> int | None:
                 return None
             # The row changed between the two statements (a retry re-queued it): we hold its
             # lock now, so this start cannot race.
-            return start_row(conn, start)
+            return start_row(conn, start, prior=job)
     except IntegrityError:
         # Another delivery of the same message created the row first.
         return None
@@ -154,4 +156,16 @@ def _settle(
         values.update(error_type=error_type, error_message=error_message)
     conn.execute(update(Job).where(Job.id == job_id).values(values))
     if JobState(job.state) == JobState.STARTED:
-        st.end_attempt(conn, job_id, job, now)
+        _end_lost(conn, job_id, job, now)
+
+
+def _end_lost(conn: Connection, job_id: str, job: Any, now: datetime) -> None:
+    """The row of the attempt `job` (a row read from `jobs`) was running, ended as lost."""
+    st.end_attempt(
+        conn,
+        job_id,
+        number=job.attempts,
+        worker=job.worker,
+        started_at=job.started_at,
+        now=now,
+    )

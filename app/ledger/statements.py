@@ -243,20 +243,24 @@ END_ATTEMPT = {"postgresql": _end_attempt(pg_insert), "sqlite": _end_attempt(sql
 def end_attempt(
     conn: Connection,
     job_id: str,
-    job: Any,
+    *,
+    number: int,
+    worker: str | None,
+    started_at: datetime,
     now: datetime,
     outcome: str = OUTCOMES[T.RECOVER],
     error_type: str | None = "WorkerLost",
     error_message: str | None = LOST_MESSAGE,
 ) -> None:
-    """Write the row of `job`'s attempt (its `attempts`, `worker`, `started_at`) as ended."""
+    """Write the row of the job's attempt `number` (the job row's `attempts`, `worker`,
+    `started_at` while it ran) as ended; by default as lost with its worker."""
     conn.execute(
         END_ATTEMPT[conn.dialect.name],
         {
             "p_id": job_id,
-            "p_number": job.attempts,
-            "p_worker": job.worker,
-            "p_started_at": job.started_at,
+            "p_number": number,
+            "p_worker": worker,
+            "p_started_at": started_at,
             "p_now": now,
             "p_outcome": outcome,
             "p_error_type": error_type,

@@ -180,7 +180,15 @@ def _finish(
             ).first()
             if found is not None:
                 st.end_attempt(
-                    conn, job_id, found, now, OUTCOMES[transition], error_type, error_message
+                    conn,
+                    job_id,
+                    number=found.attempts,
+                    worker=found.worker,
+                    started_at=found.started_at,
+                    now=now,
+                    outcome=OUTCOMES[transition],
+                    error_type=error_type,
+                    error_message=error_message,
                 )
         finished = found is not None
     leases.release(job_id)

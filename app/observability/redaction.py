@@ -168,7 +168,7 @@ def redact_value(value: Any) -> Any:
     return value
 
 
-def _strings(value: Any) -> Iterator[str] | None:
+def _strings(value: Any) -> list[str] | None:
     """Every string in a JSON-like value (keys too); None when it holds anything else that
     `redact_value` would rewrite (an exception becomes its redacted repr)."""
     found: list[str] = []
@@ -184,7 +184,7 @@ def _strings(value: Any) -> Iterator[str] | None:
             pending.extend(item)
         elif isinstance(item, BaseException):
             return None
-    return iter(found)
+    return found
 
 
 def _extras_clean(values: list[Any]) -> bool:

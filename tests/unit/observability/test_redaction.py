@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 from typing import Any
 
@@ -190,8 +191,6 @@ def test_log_extras_are_judged_whole_and_redacted_where_any_string_holds_a_secre
 def test_the_quick_shape_test_never_misses_what_the_shape_scan_finds() -> None:
     """`maybe_shaped` stands in for MAYBE_SHAPED on ASCII text: it may say yes more often,
     never less. Random lines built of the shapes' fragments in any case, and real shapes."""
-    import random
-
     rng = random.Random(11)
     fragments = [
         "-----BEGIN", "Bearer ", "BASIC", "PassWord=", "passwd", "PWD", "Secret", "api_key",
