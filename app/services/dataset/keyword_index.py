@@ -2,13 +2,14 @@
 
 SQLite: an FTS5 table over `dataset_segments.search_text` (kept by triggers, migration
 g1), ranked by FTS5's `bm25()`. PostgreSQL: a generated `tsvector` column with a GIN
-index, ranked by `ts_rank`. Both index the pre-stemmed terms with a tokeniser that
-only splits words (unicode61, 'simple'), so stemming is the same on both. Documents
-being removed are hidden here, as everywhere in retrieval.
+index, ranked by `ts_rank` in two exact steps (`_pg_search`). Both index the pre-stemmed
+terms with a tokeniser that only splits words (unicode61, 'simple'), so stemming is the
+same on both. Documents being removed are hidden here, as everywhere in retrieval.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from sqlalchemy import TextClause
@@ -51,29 +52,80 @@ _SQLITE_TOP = text(_SQLITE_HITS.format(cut="LIMIT :depth"))
 _SQLITE_ALL = text(_SQLITE_HITS.format(cut=""))
 # Matches kept per wanted result before the dataset check (see above).
 SQLITE_DEPTH_FACTOR = 4
-# Normalisation 1 divides by 1 + log(length): without it long segments win on volume.
+# Normalisation 1 divides by log2(1 + length): without it long segments win on volume.
 # ts_rank (term frequencies) rather than ts_rank_cd (cover density, which walks every
 # position of every matched term): on the retrieval bench's 120 labelled queries, in
 # process, at 250k segments ts_rank put the answer first for 99.2% (ts_rank_cd, over
 # ts_rank's best 200, 98.3%) in 46 ms p50 against 57, and hybrid hit@3 rose from 0.99 to
 # 1.00 (the query lost was a long sentence whose query words stand far apart, which cover
-# density put third); at 25k both 99.2%, 4.2 ms against 5.0. With OR semantics a common
-# term matches thousands of segments: the cost is the match (the heap rows) and one
-# ts_rank per match.
+# density put third); at 25k both 99.2%, 4.2 ms against 5.0.
 # Documents being removed are few and short-lived: their ids are read once (an InitPlan)
 # rather than joined per matched row, which cost ~2 ms of ~14 at 25k segments.
-_POSTGRES = text(
-    """
-    SELECT s.id, ts_rank(s.search_vector, q, 1) AS score
+_PG_RANKED = """
+    SELECT s.id, ts_rank(s.search_vector, q, 1) AS score,
+           numnode(q) AS nodes, length(to_tsvector('simple', :match)) AS lexemes
     FROM dataset_segments AS s, to_tsquery('simple', :match) AS q
-    WHERE s.search_vector @@ q AND s.dataset_id = :dataset
+    WHERE s.search_vector @@ to_tsquery('simple', :candidates) AND s.dataset_id = :dataset
+      {short}
       AND s.document_id <> ALL (ARRAY(
           SELECT id FROM dataset_documents WHERE dataset_id = :dataset AND removing
       ))
     ORDER BY score DESC, s.id
     LIMIT :limit
-    """
-)
+"""
+_PG_ALL = text(_PG_RANKED.format(short=""))
+# Served by ix_dataset_segments_search_vector_length (migration k1).
+_PG_SHORT = text(_PG_RANKED.format(short="AND length(s.search_vector) < :short"))
+
+# Why PostgreSQL ranks in two steps. With OR semantics a common term matches thousands of
+# segments, and ts_rank must read each one's tsvector from its heap row (~3.5 us a match:
+# at 250k segments ~15k matches, 50-100 ms, ten times the 25k figure). Yet almost all of
+# them match a single query term, and such a segment scores little: ts_rank gives a term
+# with tf positions w * sum(1/j^2, j <= tf) / (pi^2/6) < w, sums over the matched terms,
+# divides by the query's n terms and (normalisation 1) by log2(1 + positions). The
+# generated column sets no weights, so every position weighs D (w = 0.1). So:
+#  1. rank the segments matching at least two terms (the GIN index finds them without
+#     the heap; their tsquery is "t1 & (t2 | ... | tn) | t2 & (t3 | ... ) | ...", which
+#     GIN evaluates in O(n) per posting, where all pairs would cost O(n^2));
+#  2. with T the last score of that best `limit`, a single-term segment with L positions
+#     scores < w / (n * log2(1 + L)), below T once L >= 2^(w / (n T)) - 1. Only the
+#     shorter ones can place, found by the (dataset, lexeme count) index (the lexeme
+#     count is at most the positions, so the cut keeps every candidate);
+#  3. the best `limit` of both is exactly ts_rank's best `limit` over all matches.
+# In process, the bench's 120 queries at 250k segments: 103 -> 9.1 ms p50 (25k: 7.8 ->
+# 5.9 ms), the same answers for all; random queries of 2-30 terms: faster at every n
+# (n = 30: 1.10 s -> 0.70 s). One term, fewer than `limit` multi-term matches, or a
+# bound too loose to help: the plain query (`_PG_ALL`).
+_D_WEIGHT = 0.1
+# Kept below T by a margin far above float4 rounding, so the cut only ever keeps more.
+_BOUND_MARGIN = 1e-4
+# A bound of 2^30 positions and more cuts no segment: the plain query is then cheaper.
+_MAX_EXPONENT = 30.0
+
+
+def _pg_search(params: dict[str, object], unique: list[str], limit: int) -> list[tuple[int, float]]:
+    match = " | ".join(unique)
+    everything = {**params, "match": match, "candidates": match}
+    n = len(unique)
+    if n < 2:
+        return _rows(_PG_ALL, everything)
+    nested = " | ".join(f"{unique[i]} & ({' | '.join(unique[i + 1 :])})" for i in range(n - 1))
+    multi = db.session.execute(_PG_ALL, {**params, "match": match, "candidates": nested}).all()
+    # The bound needs the query to be n distinct lexemes OR-ed: a term the parser split
+    # (more nodes), dropped (fewer) or folded into another (fewer lexemes) would change
+    # ts_rank's n, so such a query is ranked plainly.
+    plain = multi and (multi[0].nodes != 2 * n - 1 or multi[0].lexemes != n)
+    if plain or len(multi) < limit or multi[-1].score <= 0:
+        return _rows(_PG_ALL, everything)
+    threshold = float(multi[-1].score) * (1 - _BOUND_MARGIN)
+    exponent = _D_WEIGHT / (n * threshold)
+    if exponent > _MAX_EXPONENT:
+        return _rows(_PG_ALL, everything)
+    short = math.ceil(2**exponent - 1)
+    found = {int(row.id): float(row.score) for row in multi}
+    if short > 1:
+        found.update(_rows(_PG_SHORT, {**everything, "short": short}))
+    return sorted(found.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
 def search(dataset_id: str, query_terms: Sequence[str], limit: int) -> list[tuple[int, float]]:
@@ -87,7 +139,7 @@ def search(dataset_id: str, query_terms: Sequence[str], limit: int) -> list[tupl
         return []
     params = {"dataset": dataset_id, "limit": limit}
     if db.session.get_bind().dialect.name == "postgresql":
-        return _rows(_POSTGRES, {**params, "match": " | ".join(unique)})
+        return _pg_search(params, unique, limit)
     # Quoted: a term such as "and" or "near" would otherwise be an FTS5 operator.
     params["match"] = " OR ".join(f'"{term}"' for term in unique)
     depth = limit * SQLITE_DEPTH_FACTOR
@@ -99,4 +151,4 @@ def search(dataset_id: str, query_terms: Sequence[str], limit: int) -> list[tupl
 
 def _rows(statement: TextClause, params: dict[str, object]) -> list[tuple[int, float]]:
     rows = db.session.execute(statement, params)
-    return [(int(segment_id), float(score)) for segment_id, score in rows]
+    return [(int(row[0]), float(row[1])) for row in rows]

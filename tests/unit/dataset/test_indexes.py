@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,46 @@ def test_a_dataset_crowded_out_of_the_databases_best_matches_still_gets_its_own(
     assert len(keyword(crowd, "narwhal", limit=3)) == 3
     datasets.remove(mine)
     datasets.remove(crowd)
+
+
+def plain_ranking(dataset_id: str, query: str, limit: int) -> list[tuple[int, float]]:
+    """The back end's one-statement ranking of every match: what `search` must equal."""
+    unique = sorted(set(terms(query)))
+    params: dict[str, object] = {"dataset": dataset_id, "limit": limit}
+    if db.session.get_bind().dialect.name == "postgresql":
+        match = " | ".join(unique)
+        return keyword_index._rows(
+            keyword_index._PG_ALL, {**params, "match": match, "candidates": match}
+        )
+    match = " OR ".join(f'"{term}"' for term in unique)
+    return keyword_index._rows(keyword_index._SQLITE_ALL, {**params, "match": match})
+
+
+def test_keyword_search_ranks_exactly_as_ranking_every_match(ctx: None) -> None:
+    # Segments of 1 to 150 words, each with 0-4 of the query vocabulary among made-up
+    # words: short one-term segments that outrank long multi-term ones included, which a
+    # search ranking only the multi-term matches (PostgreSQL's first step) would miss.
+    rng = random.Random(10)
+    letters = "bcdfghjklmnpqrstvwxz"
+    made_up = ["".join(rng.choices(letters, k=rng.randint(5, 8))) for _ in range(300)]
+    vocabulary = ["".join(rng.choices(letters, k=6)) + "o" for _ in range(12)]
+    mine = datasets.create(name="exact").id
+    texts = []
+    for _ in range(400):
+        words = rng.choices(made_up, k=rng.choice([1, 2, 3, 8, 40, 150]))
+        for _ in range(rng.choice([0, 1, 1, 2, 3, 4])):
+            words[rng.randrange(len(words))] = rng.choice(vocabulary)
+        texts.append(" ".join(words) + ".")
+    add_document(mine, texts, vectors=False)
+    checked = 0
+    for _ in range(150):
+        query = " ".join(rng.sample(vocabulary, rng.randint(1, 6)))
+        limit = rng.choice([1, 3, 10, 25])
+        expected = plain_ranking(mine, query, limit)
+        assert keyword_index.search(mine, terms(query), limit) == expected, (query, limit)
+        checked += len(expected)
+    assert checked > 1000
+    datasets.remove(mine)
 
 
 def test_vector_search_ranks_by_cosine_and_follows_every_change(ctx: None) -> None:
