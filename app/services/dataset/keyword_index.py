@@ -73,9 +73,10 @@ _PG_RANKED = """
     ORDER BY score DESC, s.id
     LIMIT :limit
 """
-_PG_ALL = text(_PG_RANKED.format(short=""))
+# Ranks the matches of :candidates by ts_rank against :match (the same, but in step 1).
+_PG_RANK = text(_PG_RANKED.format(short=""))
 # Served by ix_dataset_segments_search_vector_length (migration k1).
-_PG_SHORT = text(_PG_RANKED.format(short="AND length(s.search_vector) < :short"))
+_PG_RANK_SHORT = text(_PG_RANKED.format(short="AND length(s.search_vector) < :short"))
 
 # Why PostgreSQL ranks in two steps. With OR semantics a common term matches thousands of
 # segments, and ts_rank must read each one's tsvector from its heap row (~3.5 us a match:
@@ -92,10 +93,10 @@ _PG_SHORT = text(_PG_RANKED.format(short="AND length(s.search_vector) < :short")
 #     shorter ones can place, found by the (dataset, lexeme count) index (the lexeme
 #     count is at most the positions, so the cut keeps every candidate);
 #  3. the best `limit` of both is exactly ts_rank's best `limit` over all matches.
-# In process, the bench's 120 queries at 250k segments: 103 -> 9.1 ms p50 (25k: 7.8 ->
-# 5.9 ms), the same answers for all; random queries of 2-30 terms: faster at every n
-# (n = 30: 1.10 s -> 0.70 s). One term, fewer than `limit` multi-term matches, or a
-# bound too loose to help: the plain query (`_PG_ALL`).
+# In process, the bench's 120 queries, top 10, 3 rounds: at 250k segments 109 -> 8.9 ms
+# p50, at 25k 9.6 -> 6.8 ms, the same answers for all 360; random queries of 2-30 terms at
+# 250k: faster at every n (n = 30: 1.10 s -> 0.70 s). One term, fewer than `limit`
+# multi-term matches, or a bound too loose to help: the one plain statement.
 _D_WEIGHT = 0.1
 # Kept below T by a margin far above float4 rounding, so the cut only ever keeps more.
 _BOUND_MARGIN = 1e-4
@@ -108,23 +109,23 @@ def _pg_search(params: dict[str, object], unique: list[str], limit: int) -> list
     everything = {**params, "match": match, "candidates": match}
     n = len(unique)
     if n < 2:
-        return _rows(_PG_ALL, everything)
+        return _rows(_PG_RANK, everything)
     nested = " | ".join(f"{unique[i]} & ({' | '.join(unique[i + 1 :])})" for i in range(n - 1))
-    multi = db.session.execute(_PG_ALL, {**params, "match": match, "candidates": nested}).all()
+    multi = db.session.execute(_PG_RANK, {**params, "match": match, "candidates": nested}).all()
     # The bound needs the query to be n distinct lexemes OR-ed: a term the parser split
     # (more nodes), dropped (fewer) or folded into another (fewer lexemes) would change
     # ts_rank's n, so such a query is ranked plainly.
     plain = multi and (multi[0].nodes != 2 * n - 1 or multi[0].lexemes != n)
     if plain or len(multi) < limit or multi[-1].score <= 0:
-        return _rows(_PG_ALL, everything)
+        return _rows(_PG_RANK, everything)
     threshold = float(multi[-1].score) * (1 - _BOUND_MARGIN)
     exponent = _D_WEIGHT / (n * threshold)
     if exponent > _MAX_EXPONENT:
-        return _rows(_PG_ALL, everything)
+        return _rows(_PG_RANK, everything)
     short = math.ceil(2**exponent - 1)
     found = {int(row.id): float(row.score) for row in multi}
     if short > 1:
-        found.update(_rows(_PG_SHORT, {**everything, "short": short}))
+        found.update(_rows(_PG_RANK_SHORT, {**everything, "short": short}))
     return sorted(found.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 

@@ -147,7 +147,7 @@ def plain_ranking(dataset_id: str, query: str, limit: int) -> list[tuple[int, fl
     if db.session.get_bind().dialect.name == "postgresql":
         match = " | ".join(unique)
         return keyword_index._rows(
-            keyword_index._PG_ALL, {**params, "match": match, "candidates": match}
+            keyword_index._PG_RANK, {**params, "match": match, "candidates": match}
         )
     match = " OR ".join(f'"{term}"' for term in unique)
     return keyword_index._rows(keyword_index._SQLITE_ALL, {**params, "match": match})
