@@ -225,8 +225,11 @@ def claim_due(engine: Engine, grace: float, limit: int = CLAIM_BATCH) -> list[di
     return [dict(row._mapping) for row in found]
 
 
-def relay_once(app: Flask, *, recover: bool = True) -> dict[str, int]:
-    """One relay pass: confirmations, due intents, expired leases. Counts what it did."""
+def relay_once(app: Flask, *, recover: bool = True, scan_broker: bool = True) -> dict[str, int]:
+    """One relay pass: confirmations, due intents, expired leases. Counts what it did.
+
+    `scan_broker`: also look for jobs whose message the broker lost (see VANISHED_SCANS).
+    """
     engine: Engine = app.extensions["ledger_engine"]
     celery_app: Celery = app.extensions["celery"]
     settings = settings_of(app)
@@ -238,7 +241,7 @@ def relay_once(app: Flask, *, recover: bool = True) -> dict[str, int]:
         moved = leases.recover_expired(engine)
         counts["failed"] = sum(1 for job in moved if job["state"] == JobState.FAILED)
         batches.append((True, [job for job in moved if job["state"] == JobState.QUEUED]))
-        batches.append((True, _reserved_by_the_dead(app, engine)))
+        batches.append((True, _reserved_by_the_dead(app, engine, scan_broker=scan_broker)))
         # A retry whose message the broker lost: published again, like a lost attempt.
         grace = float(settings.ledger.reserved_grace)
         batches.append((True, reserved.overdue_retries(engine, grace)))
@@ -259,7 +262,9 @@ def relay_once(app: Flask, *, recover: bool = True) -> dict[str, int]:
     return counts
 
 
-def _reserved_by_the_dead(app: Flask, engine: Engine) -> list[dict[str, Any]]:
+def _reserved_by_the_dead(
+    app: Flask, engine: Engine, *, scan_broker: bool = True
+) -> list[dict[str, Any]]:
     client = reserved.broker_client(str(app.extensions["celery"].conf.broker_url or ""))
     if client is None:
         return []
@@ -267,6 +272,8 @@ def _reserved_by_the_dead(app: Flask, engine: Engine) -> list[dict[str, Any]]:
     try:
         ids = reserved.stale_reserved_ids(client, grace)
         claimed = reserved.claim(engine, ids, grace)
+        if not scan_broker:
+            return claimed
         return claimed + reserved.vanished(client, engine, list(QUEUES), grace)
     except RedisError as exc:
         log.warning("relay: could not read the broker's reserved messages (%s)", exc)
@@ -282,6 +289,12 @@ def _aware(job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
+# Scans for vanished messages per reserved grace: one reads every waiting message. With
+# 4,000 jobs queued for over a grace, 55 ms of CPU per scan in each process with a relay:
+# 5.5% of a core each once a second, 0.4% once per 15 s (a lost message found within 75 s).
+VANISHED_SCANS = 4
+
+
 class Relay:
     """The relay loop as a daemon thread (a greenlet under gevent) of this process."""
 
@@ -293,6 +306,7 @@ class Relay:
         # After the database was away, leases get one TTL to be renewed before recovery
         # treats them as lost: their workers could not renew them either.
         self.recover_after = time.monotonic()
+        self.next_broker_scan = time.monotonic()
 
     def start(self) -> Relay:
         self.thread.start()
@@ -308,8 +322,15 @@ class Relay:
         interval = float(settings.ledger.relay_interval)
         while not self.stopping.wait(interval) and self.pid == os.getpid():
             try:
+                now = time.monotonic()
+                scan = now >= self.next_broker_scan
+                if scan:
+                    grace = float(settings.ledger.reserved_grace)
+                    self.next_broker_scan = now + grace / VANISHED_SCANS
                 with self.app.app_context():
-                    counts = relay_once(self.app, recover=time.monotonic() >= self.recover_after)
+                    counts = relay_once(
+                        self.app, recover=now >= self.recover_after, scan_broker=scan
+                    )
                 if counts["published"] or counts["recovered"] or counts["failed"]:
                     log.info(
                         "relay: published %(published)d unconfirmed, sent %(recovered)d lost "

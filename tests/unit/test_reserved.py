@@ -13,6 +13,7 @@ from flask import Flask
 from sqlalchemy import delete
 
 from app.extensions.ext_database import db
+from app.ledger import outbox
 from app.ledger import reserved
 from app.models import Job
 from app.models import JobState
@@ -138,4 +139,35 @@ def test_a_queued_job_whose_message_is_nowhere_is_claimed_and_one_in_the_broker_
         client.hdel(reserved.UNACKED, tag)
         with app.app_context():
             db.session.execute(delete(Job).where(Job.id.in_(ids)))
+            db.session.commit()
+
+
+def test_a_relay_pass_without_the_broker_scan_leaves_a_vanished_job_to_the_next_scan(
+    app: Flask,
+) -> None:
+    # The relay loop reads the whole backlog for vanished messages only every
+    # VANISHED_SCANS-th of a grace; the passes between must neither find nor claim them.
+    client = reserved.broker_client(str(app.extensions["celery"].conf.broker_url))
+    if client is None:
+        pytest.skip("Redis brokers only")
+    long_ago = utcnow() - timedelta(minutes=10)
+    with app.app_context():
+        lost = job_row(JobState.QUEUED, published_at=long_ago, created_at=long_ago)
+        db.session.add(lost)
+        db.session.commit()
+        lost_id = lost.id
+    engine = app.extensions["ledger_engine"]
+    try:
+        between = outbox._reserved_by_the_dead(app, engine, scan_broker=False)
+        assert lost_id not in [job["id"] for job in between]
+        with app.app_context():
+            untouched = db.session.get_one(Job, lost_id)
+            assert untouched.published_at is not None
+            assert untouched.published_at < utcnow() - timedelta(minutes=5)
+            db.session.rollback()
+        scanned = outbox._reserved_by_the_dead(app, engine, scan_broker=True)
+        assert lost_id in [job["id"] for job in scanned]
+    finally:
+        with app.app_context():
+            db.session.execute(delete(Job).where(Job.id == lost_id))
             db.session.commit()
