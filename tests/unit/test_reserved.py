@@ -21,11 +21,16 @@ from app.models.base import utcnow
 from tests.support.jobs import job_row
 
 
-def test_a_long_reserved_queued_job_is_claimed_once_and_a_started_one_never(app: Flask) -> None:
-    broker_url = str(app.extensions["celery"].conf.broker_url)
-    client = reserved.broker_client(broker_url)
+def redis_broker(app: Flask) -> redis.Redis:
+    """The session broker's client; the test is skipped on a broker that is not Redis."""
+    client = reserved.broker_client(str(app.extensions["celery"].conf.broker_url))
     if client is None:
         pytest.skip("Redis brokers only")
+    return client
+
+
+def test_a_long_reserved_queued_job_is_claimed_once_and_a_started_one_never(app: Flask) -> None:
+    client = redis_broker(app)
     long_ago = utcnow() - timedelta(minutes=10)
     with app.app_context():
         stuck = job_row(JobState.QUEUED, published_at=long_ago, created_at=long_ago)
@@ -106,9 +111,7 @@ def test_an_overdue_retrying_job_is_claimed_once_and_a_fresh_one_never(app: Flas
 def test_a_queued_job_whose_message_is_nowhere_is_claimed_and_one_in_the_broker_never(
     app: Flask,
 ) -> None:
-    client = reserved.broker_client(str(app.extensions["celery"].conf.broker_url))
-    if client is None:
-        pytest.skip("Redis brokers only")
+    client = redis_broker(app)
     long_ago = utcnow() - timedelta(minutes=10)
     with app.app_context():
         lost, listed, held = (
@@ -147,9 +150,7 @@ def test_a_relay_pass_without_the_broker_scan_leaves_a_vanished_job_to_the_next_
 ) -> None:
     # The relay loop reads the whole backlog for vanished messages only every
     # VANISHED_SCANS-th of a grace; the passes between must neither find nor claim them.
-    client = reserved.broker_client(str(app.extensions["celery"].conf.broker_url))
-    if client is None:
-        pytest.skip("Redis brokers only")
+    redis_broker(app)
     long_ago = utcnow() - timedelta(minutes=10)
     with app.app_context():
         lost = job_row(JobState.QUEUED, published_at=long_ago, created_at=long_ago)
