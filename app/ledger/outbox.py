@@ -323,14 +323,14 @@ class Relay:
         while not self.stopping.wait(interval) and self.pid == os.getpid():
             try:
                 now = time.monotonic()
-                scan = now >= self.next_broker_scan
+                recover = now >= self.recover_after
+                # The scan is part of recovery: a pass without recovery does not use it up.
+                scan = recover and now >= self.next_broker_scan
                 if scan:
                     grace = float(settings.ledger.reserved_grace)
                     self.next_broker_scan = now + grace / VANISHED_SCANS
                 with self.app.app_context():
-                    counts = relay_once(
-                        self.app, recover=now >= self.recover_after, scan_broker=scan
-                    )
+                    counts = relay_once(self.app, recover=recover, scan_broker=scan)
                 if counts["published"] or counts["recovered"] or counts["failed"]:
                     log.info(
                         "relay: published %(published)d unconfirmed, sent %(recovered)d lost "
