@@ -135,6 +135,12 @@ class BareSide(Side):
         bare.app.conf.broker_url = services.redis_url
         self.redis = redis.Redis.from_url(services.redis_url)
         self.redis.delete(bare.COUNT_KEY, bare.FIRST_KEY, bare.LAST_KEY, bare.FAILED_KEY)
+        # A stopped worker hands its unacknowledged messages back (a run counts itself
+        # before its ack): left in the queue they would run, and count, in this round.
+        # Its priority lists are named after it too (kombu's Redis transport).
+        leftover = list(self.redis.scan_iter(match=f"{self.queue}*"))
+        if leftover:
+            self.redis.delete(*leftover)
         self.submitted = 0
 
     def submit(self, n: int) -> None:
