@@ -2,8 +2,8 @@
 
 Each transition is one statement on PostgreSQL (two in one transaction on SQLite). The job
 row holds the running attempt (number, worker, start); the statement that ends an attempt
-writes its `job_attempts` row. What an API reader sees is never older than the task's last
-transition.
+writes its `job_attempts` row, except a success, whose attempt stays in the job row for
+good. What an API reader sees is never older than the task's last transition.
 
 On PostgreSQL the start and progress writes commit without waiting for the disk: if the
 server crashes and loses one, the message is still unacknowledged, and the job's finish sets
@@ -178,7 +178,7 @@ def _finish(
                     "p_eta": eta,
                 },
             ).first()
-            if found is not None:
+            if found is not None and transition in st.KEEPS_ATTEMPT_ROW:
                 st.end_attempt(
                     conn,
                     job_id,

@@ -100,8 +100,9 @@ class Job(Base):
         Enum(
             JobState, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]
         ),
+        # No index of its own: ix_jobs_state_finished_at begins with it, and every transition
+        # writes an entry into each index of this table (migration l1).
         default=JobState.QUEUED,
-        index=True,
     )
     args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     priority: Mapped[int | None]
@@ -156,20 +157,32 @@ class Job(Base):
 
     @property
     def attempt_log(self) -> list[JobAttempt]:
-        """Every attempt, oldest first: the ended ones' rows, then the running one's, which
-        the job row holds (number, worker, start) until the attempt ends."""
-        rows = list(self.attempt_rows)
-        running = self.state == JobState.STARTED and self.started_at is not None
-        if running and all(row.number != self.attempts for row in rows):
-            rows.append(
-                JobAttempt(
-                    job_id=self.id,
-                    number=self.attempts,
-                    worker=self.worker,
-                    started_at=self.started_at,
-                )
+        """Every attempt, oldest first: the ended ones' rows, then the one the job row holds
+        (number, worker, start): the running attempt, or the one that succeeded, which never
+        gets a row of its own (app/ledger/statements.py, PG_SUCCEED)."""
+        held = self._held_attempt()
+        if held is None:
+            return list(self.attempt_rows)
+        # A row an older release opened at start for the same attempt is this one.
+        return [row for row in self.attempt_rows if row.number != held.number] + [held]
+
+    def _held_attempt(self) -> JobAttempt | None:
+        if self.started_at is None or self.attempts < 1:
+            return None
+        if self.state == JobState.STARTED:
+            return JobAttempt(
+                job_id=self.id, number=self.attempts, worker=self.worker, started_at=self.started_at
             )
-        return rows
+        if self.state == JobState.SUCCEEDED:
+            return JobAttempt(
+                job_id=self.id,
+                number=self.attempts,
+                worker=self.worker,
+                started_at=self.started_at,
+                finished_at=self.finished_at,
+                outcome=JobState.SUCCEEDED.value,
+            )
+        return None
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.task} {self.state}>"

@@ -107,15 +107,48 @@ def test_the_running_attempt_lives_in_the_job_row_and_its_row_is_written_when_it
 def test_an_attempt_row_an_older_worker_opened_at_start_is_finished_not_doubled(
     ctx: None,
 ) -> None:
-    """Workers of the previous release wrote an open row at start; a finish of this one
-    closes that row (ON CONFLICT) and the log shows the attempt once."""
+    """Workers of the previous release wrote an open row at start. A failure of this one
+    closes that row (ON CONFLICT); a success leaves it and the job row stands for it: the
+    log shows the attempt once either way."""
+    outcomes = []
+    for finish in (
+        lambda job_id: ledger.record_failure(job_id, ValueError("no"), 1),
+        lambda job_id: ledger.record_success(job_id, None, 1),
+    ):
+        job_id = make_job()
+        assert begin(job_id) == 1
+        db.session.add(JobAttempt(job_id=job_id, number=1, worker="w@h", started_at=utcnow()))
+        db.session.commit()
+        assert len(load(job_id).attempt_log) == 1
+        assert finish(job_id)
+        [attempt] = load(job_id).attempt_log
+        assert attempt.finished_at is not None
+        outcomes.append((attempt.outcome, attempt_rows(job_id)))
+    assert outcomes == [
+        ("failed", [(1, "w@h", "failed")]),
+        ("succeeded", [(1, "w@h", None)]),
+    ]
+
+
+def test_a_success_keeps_its_attempt_in_the_job_row_and_writes_no_attempt_row(
+    ctx: None,
+) -> None:
+    """Nothing leaves `succeeded`, so its attempt needs no row: the finish is one UPDATE,
+    and the log still shows every attempt, the succeeded one from the job row."""
     job_id = make_job()
     assert begin(job_id) == 1
-    db.session.add(JobAttempt(job_id=job_id, number=1, worker="w@h", started_at=utcnow()))
-    db.session.commit()
-    assert len(load(job_id).attempt_log) == 1
-    assert ledger.record_success(job_id, None, 1)
-    assert attempt_rows(job_id) == [(1, "w@h", "succeeded")]
+    assert ledger.record_retry(job_id, RuntimeError("again"), None, 1)
+    assert begin(job_id) == 2
+    assert ledger.record_success(job_id, {"ok": True}, 2)
+    assert attempt_rows(job_id) == [(1, "w@h", "retrying")]
+    job = load(job_id)
+    assert [(a.number, a.worker, a.outcome) for a in job.attempt_log] == [
+        (1, "w@h", "retrying"),
+        (2, "w@h", "succeeded"),
+    ]
+    last = job.attempt_log[-1]
+    assert (last.started_at, last.finished_at) == (job.started_at, job.finished_at)
+    assert last.error_type is None and last.finished_at is not None
 
 
 def test_a_job_that_did_not_come_through_the_api_gets_its_row(ctx: None) -> None:
