@@ -1,7 +1,8 @@
 """The bare Celery app `bench/generation.py` compares a `worker io` process against.
 
 No Flask, no ledger, no rows: a gevent task that makes the same streaming chat-completions
-call with httpx against the same local OpenAI-compatible server, reads the stream to its
+call with httpx2 (the HTTP client of the `openai` package, which Tasklane streams through)
+against the same local OpenAI-compatible server, reads the stream to its
 end, and counts the run in Redis with one pipelined round trip (the counterpart of the
 ledger's started_at/finished_at); the run that reaches the number queued so far stamps the end.
 
@@ -19,7 +20,7 @@ import json
 import os
 import time
 
-import httpx
+import httpx2
 import redis
 from celery import Celery
 
@@ -57,13 +58,15 @@ def _redis() -> redis.Redis:
     return client  # type: ignore[return-value]
 
 
-def _http() -> httpx.Client:
-    # One pooled client for the process, as Tasklane's provider registry keeps one.
+def _http() -> httpx2.Client:
+    # One pooled client for the process, the library and limits of Tasklane's provider
+    # registry. With httpx 0.28 instead, httpcore's pool re-checked every connection at
+    # each response's end: half of this worker's CPU at C = 500 (py-spy, 2026-12-07).
     client = _clients.get("http")
     if client is None:
-        limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200)
+        limits = httpx2.Limits(max_connections=2000, max_keepalive_connections=200)
         headers = {"Authorization": f"Bearer {PROVIDER_KEY}"}
-        client = _clients["http"] = httpx.Client(limits=limits, timeout=120, headers=headers)
+        client = _clients["http"] = httpx2.Client(limits=limits, timeout=120, headers=headers)
     return client  # type: ignore[return-value]
 
 

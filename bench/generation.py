@@ -16,8 +16,9 @@ and then streams a short answer with usage:
   streaming, through the `openai` client. Traces off (TRACE_SINKS empty): the ops_trace
   hand-off is measured by bench/tracing_overhead.py.
 - **bare**: C x WAVES messages for `bench/bare_generation_app.py`, a plain Celery gevent
-  task that streams the same call with httpx and counts itself in Redis; `celery worker
-  -P gevent -c C`, the io profile's prefetch multiplier.
+  task that streams the same call with httpx2 (the `openai` package's client, which
+  Tasklane streams through) and counts itself in Redis; `celery worker -P gevent -c C`,
+  the io profile's prefetch multiplier.
 
 Rounds interleave the two sides (ABBA), each with a fresh worker; each side's rate is
 generations / (first start -> last finish), worker start-up excluded, and the table shows
