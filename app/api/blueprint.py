@@ -14,6 +14,14 @@ NO_REFUSALS: Mapping[int, str] = {}
 
 
 class ApiBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest is untyped
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Callable[[View], View]:
+        """flask-smorest's, with one schema instance per view: given a class, webargs builds
+        an instance for every request (marshmallow's Schema() is most of a small body's
+        parsing cost), and a schema keeps no state between loads."""
+        instance = schema() if isinstance(schema, type) else schema
+        decorator: Callable[[View], View] = super().arguments(instance, *args, **kwargs)
+        return decorator
+
     def answers(
         self,
         status: int,
