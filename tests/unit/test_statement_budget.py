@@ -14,6 +14,7 @@ from sqlalchemy import event
 
 from app.extensions.ext_database import db
 from app.ledger import execute
+from app.ledger import requests
 from app.ledger import transitions
 
 
@@ -46,7 +47,10 @@ def trips(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]
         counts["ledger"] += 1
         return real(engine, sql, params)
 
+    # Plain SQL on the driver fires no engine event: count it where the ledger calls it
+    # (the hot transitions, and the one-row INSERT of POST /jobs).
     monkeypatch.setattr(transitions, "run_sql", plain)
+    monkeypatch.setattr(requests, "run_sql", plain)
     try:
         yield counts
     finally:
