@@ -32,6 +32,7 @@ from app.models.base import new_id
 from app.models.base import utcnow
 from app.models.job import DEFAULT_MAX_ATTEMPTS
 from app.observability.ledger_trace import current_trace_id
+from app.observability.ledger_trace import statement_span
 
 AnySession = Session | scoped_session[Any]
 
@@ -74,7 +75,8 @@ def create_all(engine: Engine, jobs: Sequence[Job]) -> Sequence[Job]:
         # parameter handling, result) cost as much CPU as the round trip itself (cProfile).
         sql, processors = _pg_insert(engine.dialect)
         row = rows[0]
-        run_sql(engine, sql, {k: (p(row[k]) if p else row[k]) for k, p in processors})
+        with statement_span(engine, "INSERT", "jobs", sql):
+            run_sql(engine, sql, {k: (p(row[k]) if p else row[k]) for k, p in processors})
         return jobs
     for last_try in (False, True):
         try:
