@@ -154,8 +154,11 @@ def start(settings: Settings, role: str, engine: Engine, *, prometheus: bool = F
     quiet = NoOpMeterProvider()
     CeleryInstrumentor().instrument(meter_provider=quiet)  # type: ignore[no-untyped-call]
     # Its declared range stops below SQLAlchemy 2.1, whose engine events it uses are unchanged.
-    # Only the app's engine: the ledger engine's two writes per job are bookkeeping that every
-    # job repeats (the task span's duration includes them); as spans they cost more than they tell.
+    # It instruments this engine and wraps create_engine, so engines made later (the ledger's)
+    # are instrumented too. The ledger's hot statements bypass SQLAlchemy (plain SQL on the
+    # driver, app/ledger/execute.py): a job's start and finish are bookkeeping every job
+    # repeats (the task span's duration includes them) and are no spans; POST /jobs's INSERT
+    # makes its own (app/observability/ledger_trace.py).
     SQLAlchemyInstrumentor().instrument(engine=engine, meter_provider=quiet, skip_dep_check=True)
     RedisInstrumentor().instrument()
     RequestsInstrumentor().instrument()
