@@ -13,5 +13,6 @@ Callers use these functions, nothing else writes job state:
 `app.ledger.starting` holds the statements behind `begin_attempt`.
 
 Which state may follow which is `app.ledger.states`; the statements, built once per
-dialect, are `app.ledger.statements`.
+dialect, are `app.ledger.statements` (PostgreSQL's plain SQL) and
+`app.ledger.core_statements` (SQLAlchemy Core: SQLite, and the rare paths of both).
 """

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
+from app.ledger import core_statements as core
 from app.ledger import notify
 from app.ledger import statements as st
 from app.ledger.errors import DATABASE_ERRORS
@@ -111,7 +112,7 @@ def renew(engine: Engine, lease_owner: str, ttl: float) -> None:
     if is_postgres(engine):
         run_sql(engine, st.PG_HEARTBEAT, {"owner": lease_owner, "lease": lease, "sync": "off"})
     else:
-        run(engine, st.HEARTBEAT, {"p_owner": lease_owner, "p_lease": lease})
+        run(engine, core.HEARTBEAT, {"p_owner": lease_owner, "p_lease": lease})
 
 
 def _prune_dead(process: _Process) -> None:
@@ -154,7 +155,7 @@ def expire(engine: Engine, job_id: str) -> None:
     if is_postgres(engine):
         run_sql(engine, st.PG_EXPIRE, {"id": job_id, "now": now})
     else:
-        run(engine, st.EXPIRE, {"p_id": job_id, "p_now": now})
+        run(engine, core.EXPIRE, {"p_id": job_id, "p_now": now})
 
 
 def recover_expired(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
@@ -172,8 +173,8 @@ def recover_expired(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
                 {
                     "now": now,
                     "limit": limit,
-                    "lost_message": st.LOST_MESSAGE,
-                    "give_up_message": st.GIVE_UP_MESSAGE,
+                    "lost_message": core.LOST_MESSAGE,
+                    "give_up_message": core.GIVE_UP_MESSAGE,
                 },
             )
             columns = [c[0] for c in cursor.description or ()]
@@ -191,7 +192,7 @@ def recover_expired(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
 def _recover_sqlite(engine: Engine, now: Any, limit: int) -> list[dict[str, Any]]:
     moved: list[dict[str, Any]] = []
     with transaction(engine) as conn:
-        ids = [row.id for row in conn.execute(st.EXPIRED, {"p_now": now, "p_limit": limit})]
+        ids = [row.id for row in conn.execute(core.EXPIRED, {"p_now": now, "p_limit": limit})]
         for job_id in ids:
             job = conn.execute(select(*Job.__table__.c).where(Job.id == job_id)).mappings().first()
             if job is None or job["state"] != JobState.STARTED:
@@ -210,10 +211,10 @@ def _recover_sqlite(engine: Engine, now: Any, limit: int) -> list[dict[str, Any]
                     state=JobState.FAILED,
                     finished_at=now,
                     error_type="WorkerLost",
-                    error_message=st.GIVE_UP_MESSAGE,
+                    error_message=core.GIVE_UP_MESSAGE,
                 )
             conn.execute(update(Job).where(Job.id == job_id).values(values))
-            st.end_attempt(
+            core.end_attempt(
                 conn,
                 job_id,
                 number=job["attempts"],

@@ -36,6 +36,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 
+from app.ledger import core_statements as core
 from app.ledger import leases
 from app.ledger import reserved
 from app.ledger import statements as st
@@ -192,7 +193,7 @@ def flush(engine: Engine, ids: Iterable[str]) -> None:
     if is_postgres(engine):
         run_sql(engine, st.PG_CONFIRM, {"ids": ids, "now": utcnow()})
     else:
-        run(engine, st.CONFIRM, {"p_ids": ids, "p_now": utcnow()})
+        run(engine, core.CONFIRM, {"p_ids": ids, "p_now": utcnow()})
 
 
 def _flush_forever(pending: _Confirmations, engine: Engine) -> None:
@@ -221,7 +222,7 @@ def claim_due(engine: Engine, grace: float, limit: int = CLAIM_BATCH) -> list[di
             return rows
         finally:
             conn.close()
-    found = run_all(engine, st.CLAIM, {"p_now": now, "p_due": due, "p_limit": limit})
+    found = run_all(engine, core.CLAIM, {"p_now": now, "p_due": due, "p_limit": limit})
     return [dict(row._mapping) for row in found]
 
 

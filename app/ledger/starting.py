@@ -18,8 +18,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from app.ledger import core_statements as core
 from app.ledger import leases
-from app.ledger import statements as st
 from app.ledger.execute import transaction
 from app.models import Job
 from app.models import JobState
@@ -52,7 +52,7 @@ def start_row(conn: Connection, start: Start, prior: Any = None) -> int | None:
     expired ends its previous attempt as lost (that attempt's row is written now). `prior`:
     the row as the caller already read it (state, attempts, worker, started_at)."""
     if prior is None:
-        prior = conn.execute(st.PRIOR_ATTEMPT, {"p_id": start.job_id}).first()
+        prior = conn.execute(core.PRIOR_ATTEMPT, {"p_id": start.job_id}).first()
     params = {
         "p_id": start.job_id,
         "p_queue": start.queue,
@@ -61,7 +61,7 @@ def start_row(conn: Connection, start: Start, prior: Any = None) -> int | None:
         "p_now": start.now,
         "p_lease": start.lease,
     }
-    row = conn.execute(st.START, params).first()
+    row = conn.execute(core.START, params).first()
     if row is None:
         return None
     if prior is not None and prior.state == JobState.STARTED:
@@ -75,7 +75,7 @@ def begin_slow(engine: Engine, start: Start) -> int | None:
     job_id, now = start.job_id, start.now
     try:
         with transaction(engine) as conn:
-            job = conn.execute(st.JOB_FOR_UPDATE, {"p_id": job_id}).first()
+            job = conn.execute(core.JOB_FOR_UPDATE, {"p_id": job_id}).first()
             if job is None:
                 return _insert_started(conn, start)
             state = JobState(job.state)
@@ -161,7 +161,7 @@ def _settle(
 
 def _end_lost(conn: Connection, job_id: str, job: Any, now: datetime) -> None:
     """The row of the attempt `job` (a row read from `jobs`) was running, ended as lost."""
-    st.end_attempt(
+    core.end_attempt(
         conn,
         job_id,
         number=job.attempts,

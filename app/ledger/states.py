@@ -1,7 +1,8 @@
 """The transition table: which state a job may move to from which, and by which transition.
 
-Every statement in `app.ledger.statements` takes its WHERE clause from this table, so a
-transition the table does not list matches no row: it is refused, never half-applied.
+Every statement in `app.ledger.statements` and `app.ledger.core_statements` takes its WHERE
+clause from this table, so a transition the table does not list matches no row: it is
+refused, never half-applied.
 """
 
 from __future__ import annotations

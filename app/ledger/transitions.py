@@ -22,6 +22,7 @@ from typing import Any
 from psycopg.types.json import Json
 from sqlalchemy.engine import Engine
 
+from app.ledger import core_statements as core
 from app.ledger import leases
 from app.ledger import notify
 from app.ledger import starting
@@ -117,7 +118,7 @@ def record_progress(job_id: str, current: int, total: int | None, message: str |
         return bool(row and row[0])
     found = run(
         engine,
-        st.PROGRESS,
+        core.PROGRESS,
         {"p_id": job_id, "p_current": current, "p_total": total, "p_message": text, "p_now": now},
     )
     if found is not None:
@@ -130,7 +131,7 @@ def cancel_requested(job_id: str) -> bool:
     if is_postgres(engine):
         row = run_sql(engine, st.PG_CANCEL_REQUESTED, {"id": job_id})
         return bool(row and row[0])
-    found = run(engine, st.CANCEL_REQUESTED, {"p_id": job_id})
+    found = run(engine, core.CANCEL_REQUESTED, {"p_id": job_id})
     return found is not None and found.cancel_requested_at is not None
 
 
@@ -167,7 +168,7 @@ def _finish(
     else:
         with transaction(engine) as conn:
             found = conn.execute(
-                st.FINISH[transition],
+                core.FINISH[transition],
                 {
                     "p_id": job_id,
                     "p_number": number,
@@ -179,7 +180,7 @@ def _finish(
                 },
             ).first()
             if found is not None and transition in st.KEEPS_ATTEMPT_ROW:
-                st.end_attempt(
+                core.end_attempt(
                     conn,
                     job_id,
                     number=found.attempts,
@@ -229,4 +230,4 @@ def record_cancelled(job_id: str, number: int | None = None) -> bool:
 
 def record_sentry_event(engine: Engine, job_id: str, event_id: str) -> None:
     """Store the id of the Sentry error event a run ended with (any app context or none)."""
-    run(engine, st.SENTRY_EVENT, {"p_id": job_id, "p_sentry_event_id": event_id})
+    run(engine, core.SENTRY_EVENT, {"p_id": job_id, "p_sentry_event_id": event_id})
