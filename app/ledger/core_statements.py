@@ -76,7 +76,7 @@ START = (
 
 
 def _end_attempt(build: Any) -> Any:
-    """The attempt row written when an attempt ends (see _PG_END_ATTEMPT), for one dialect."""
+    """The attempt row written when an attempt ends (statements._PG_END_ATTEMPT), per dialect."""
     statement = build(JobAttempt).values(
         job_id=_p("id", "job_id", JobAttempt),
         number=_p("number", "number", JobAttempt),

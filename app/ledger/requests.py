@@ -72,7 +72,7 @@ def create_all(engine: Engine, jobs: Sequence[Job]) -> Sequence[Job]:
     rows = [_row(job) for job in jobs]
     if len(rows) == 1 and is_postgres(engine):
         # The API's POST /jobs: SQLAlchemy's execution of a one-row INSERT (its context,
-        # parameter handling, result) cost as much CPU as the round trip itself (cProfile).
+        # parameter handling, result) cost nearly as much CPU as the round trip (cProfile).
         sql, processors = _pg_insert(engine.dialect)
         row = rows[0]
         with statement_span(engine, "INSERT", "jobs", sql):
