@@ -159,7 +159,7 @@ class Job(Base):
     def attempt_log(self) -> list[JobAttempt]:
         """Every attempt, oldest first: the ended ones' rows, then the one the job row holds
         (number, worker, start): the running attempt, or the one that succeeded, which never
-        gets a row of its own (app/ledger/statements.py, PG_SUCCEED)."""
+        gets a row of its own (app/ledger/statements.py, KEEPS_ATTEMPT_ROW)."""
         held = self._held_attempt()
         if held is None:
             return list(self.attempt_rows)
@@ -169,20 +169,17 @@ class Job(Base):
     def _held_attempt(self) -> JobAttempt | None:
         if self.started_at is None or self.attempts < 1:
             return None
-        if self.state == JobState.STARTED:
-            return JobAttempt(
-                job_id=self.id, number=self.attempts, worker=self.worker, started_at=self.started_at
-            )
-        if self.state == JobState.SUCCEEDED:
-            return JobAttempt(
-                job_id=self.id,
-                number=self.attempts,
-                worker=self.worker,
-                started_at=self.started_at,
-                finished_at=self.finished_at,
-                outcome=JobState.SUCCEEDED.value,
-            )
-        return None
+        if self.state not in (JobState.STARTED, JobState.SUCCEEDED):
+            return None
+        succeeded = self.state == JobState.SUCCEEDED
+        return JobAttempt(
+            job_id=self.id,
+            number=self.attempts,
+            worker=self.worker,
+            started_at=self.started_at,
+            finished_at=self.finished_at if succeeded else None,
+            outcome=JobState.SUCCEEDED.value if succeeded else None,
+        )
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.task} {self.state}>"

@@ -46,12 +46,14 @@ def statement_span(engine: Engine, operation: str, table: str, sql: str) -> Iter
     url = engine.url
     attributes: dict[str, str | int] = {
         "db.system": engine.dialect.name,
-        "db.name": url.database or "",
         "db.operation": operation,
         "db.statement": sql,
-        "net.peer.name": url.host or "",
-        "net.peer.port": url.port or 5432,
     }
+    for name, value in (("db.name", url.database), ("net.peer.name", url.host)):
+        if value:
+            attributes[name] = value
+    if url.port:
+        attributes["net.peer.port"] = url.port
     tracer = trace.get_tracer(__name__)
     with tracer.start_as_current_span(
         f"{operation} {table}", kind=SpanKind.CLIENT, attributes=attributes
