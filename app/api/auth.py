@@ -8,6 +8,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from app.api import access
 from app.api.blueprint import ApiBlueprint
+from app.extensions.ext_database import reads_only
 from app.services import api_keys
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -18,6 +19,8 @@ def require_api_key() -> None:
 
     Then the key's scopes and project decide the rest (app.api.access): 403 or 404.
     """
+    if request.method in access.READ_METHODS:
+        reads_only()  # no API read writes: its statements run autocommitted
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import weakref
 from functools import cache
 from typing import Any
 
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import create_engine
 from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 
 from app.models.base import Base
@@ -18,7 +21,54 @@ from app.settings import reveal
 from config import Settings
 from config import settings_of
 
-db = SQLAlchemy(model_class=Base)
+# Session.info key: this session only reads (an API GET), see ReadAwareSession.
+READS_ONLY = "tasklane.reads_only"
+
+
+class ReadAwareSession(FlaskSession):
+    """Flask-SQLAlchemy's session; one marked `reads_only()` runs autocommitted.
+
+    Under READ COMMITTED every statement takes its own snapshot, inside a transaction or not,
+    so a request that only reads gains nothing from one; it paid for it with two round trips
+    (psycopg sends BEGIN before the first statement and the pool a ROLLBACK at the end), as
+    many as the reads themselves of a GET /jobs/{id}.
+    """
+
+    def get_bind(
+        self,
+        mapper: Any | None = None,
+        clause: Any | None = None,
+        bind: Engine | Connection | None = None,
+        **kwargs: Any,
+    ) -> Engine | Connection:
+        found = super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+        if self.info.get(READS_ONLY) and isinstance(found, Engine):
+            return _autocommitting(found)
+        return found
+
+
+_AUTOCOMMITTING: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def _autocommitting(engine: Engine) -> Engine:
+    """`engine` with DBAPI autocommit: the same pool; the level is reset when a connection
+    goes back to it."""
+    found = _AUTOCOMMITTING.get(engine)
+    if found is None:
+        found = _AUTOCOMMITTING[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return found
+
+
+def reads_only() -> None:
+    """Mark this app context's session as one that only reads (before its first statement).
+
+    A write through it would commit at once, statement by statement: call this only where
+    nothing writes (the API's GET, HEAD and OPTIONS requests).
+    """
+    db.session.info[READS_ONLY] = True
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": ReadAwareSession})
 # At most this much of an SQLite file is read through a memory map (see _sqlite_pragmas).
 SQLITE_MMAP_BYTES = 1 << 30
 

@@ -16,6 +16,7 @@ from sqlalchemy import Select
 from sqlalchemy import exists
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from app.extensions.ext_database import db
 from app.models import Dataset
@@ -101,6 +102,10 @@ def project_named(name: str) -> Project:
     return project
 
 
+# Session.info key: rows an ownership check read for the view that follows (_keep).
+KEPT_ROWS = "tasklane.kept_rows"
+
+
 # Row ids are at most 36 characters and never hold NUL (which PostgreSQL would refuse):
 # such an id names nothing, so it is not worth a query.
 def _plausible(row_id: str) -> bool:
@@ -113,12 +118,33 @@ def owns_job(job_id: str, project_id: int) -> bool:
     )
 
 
+def owns_job_read(job_id: str, project_id: int) -> bool:
+    """owns_job for a request that reads the job next: the row itself with its attempts,
+    in one statement, so the view's own read is answered by the session's identity map.
+
+    Not for a write: its statements change the row, and this copy would then be stale.
+    """
+    if not _plausible(job_id):
+        return False
+    job = db.session.get(Job, job_id, options=[joinedload(Job.attempt_rows)])
+    _keep(job)
+    return job is not None and job.project_id == project_id
+
+
+def _keep(row: object | None) -> None:
+    """Hold `row` for the rest of the session: its identity map holds rows weakly, and one
+    nothing refers to is gone before the view asks for it (a second SELECT)."""
+    if row is not None:
+        db.session.info.setdefault(KEPT_ROWS, []).append(row)
+
+
 def owns_dataset(dataset_id: str, project_id: int) -> bool:
     # The row itself, not EXISTS: the view looks the dataset up next, and the session's
     # identity map then answers without a second query.
     if not _plausible(dataset_id):
         return False
     dataset = db.session.get(Dataset, dataset_id)
+    _keep(dataset)
     return dataset is not None and dataset.project_id == project_id
 
 
