@@ -68,9 +68,10 @@ class Client:
         path: str,
         body: dict[str, Any] | None = None,
         ok: tuple[int, ...] = (),
+        headers: dict[str, str] | None = None,
     ) -> Any:
         data = json.dumps(body) if body is not None else None
-        self.conn.request(method, path, body=data, headers=self.headers)
+        self.conn.request(method, path, body=data, headers={**self.headers, **(headers or {})})
         response = self.conn.getresponse()
         answer = json.loads(response.read())
         if response.status >= 300 and response.status not in ok:

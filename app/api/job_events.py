@@ -1,12 +1,13 @@
-"""Following a job: GET /api/v1/jobs/<id>/events (Server-Sent Events) and `?wait=` long-polls.
+"""Following a job: GET /api/v1/jobs/<id>/events (Server-Sent Events).
 
-Both follow the ledger's notifications (app/ledger/notify.py, fanned out by this process's
-one listener, app/extensions/ext_notify.py) instead of reading the row on a timer. A
-follower registers first and reads the row once after, so a change committed before it
-listened is in that read and one after it arrives as a message. It reads the row again only
-when the job ended (the final row carries the result), when a message says "re-read", or
-while the listener is down (then at FALLBACK_INTERVAL, so a Redis outage makes it slower,
-never wrong, never a 500). Between reads it holds no database connection.
+A stream follows the ledger's notifications (app/ledger/notify.py, fanned out by this
+process's one listener, app/extensions/ext_notify.py) instead of reading the row on a timer,
+as the long-polls do (app/api/waiting.py). A follower registers first and reads the row
+once after, so a change committed before it listened is in that read and one after it
+arrives as a message. It reads the row again only when the job ended (the final row carries
+the result), when a message says "re-read", or while the listener is down (then at
+FALLBACK_INTERVAL, so a Redis outage makes it slower, never wrong, never a 500).
+Between reads it holds no database connection.
 
 The stream sends a `state` event when the state changes, `progress` when progress does, a
 comment line as a keep-alive after KEEPALIVE_INTERVAL of quiet, and ends with an `end`
@@ -25,10 +26,9 @@ from typing import Any
 from flask import Response
 from flask import stream_with_context
 from flask.views import MethodView
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from app.api import auth
+from app.api import waiting
 from app.api.schemas import JobSchema
 from app.extensions import ext_notify
 from app.extensions.ext_database import db
@@ -37,7 +37,6 @@ from app.extensions.ext_notify import Follower
 from app.extensions.ext_notify import Update
 from app.ledger import notify
 from app.models import Job
-from app.models import JobState
 from app.services.jobs import JobNotFound
 from config import current_settings
 
@@ -60,14 +59,6 @@ def _snapshot(job: Job) -> dict[str, Any]:
     return dumped
 
 
-def _final(state: str | None) -> bool:
-    return state is not None and JobState(state).terminal
-
-
-def _needs_read(update: Update) -> bool:
-    return update.reread or _final(update.state)
-
-
 @dataclass
 class _Row:
     snapshot: dict[str, Any]
@@ -75,17 +66,10 @@ class _Row:
     final: dict[str, Any] | None  # the whole job, once it is final
 
 
-def _load(job_id: str) -> Job | None:
-    """The job with its attempts in ONE statement (a join, not a second SELECT)."""
-    return db.session.get(
-        Job, job_id, options=[joinedload(Job.attempt_rows)], populate_existing=True
-    )
-
-
 def _read(job_id: str) -> _Row | None:
     """The row now, dumped; the read transaction ends at once (no connection is held)."""
     try:
-        job = _load(job_id)
+        job = waiting.load(job_id)
         if job is None:
             return None
         final = JobSchema().dump(job) if job.state.terminal else None
@@ -119,7 +103,7 @@ class _Stream:
         """Events for `updates`, in their order; reads the row once if one asks for it."""
         read = False
         for update in updates:
-            if _needs_read(update):
+            if waiting.needs_read(update):
                 read = True
                 continue
             if update.at is not None:
@@ -194,44 +178,6 @@ def stream(job_id: str) -> Response:
     # A client gone before the first chunk never starts the generator: leave here too.
     response.call_on_close(follower.close)
     return response
-
-
-def _state(job_id: str) -> JobState | None:
-    state: JobState | None = db.session.scalar(select(Job.state).where(Job.id == job_id))
-    return state
-
-
-def _until_final(follower: Follower, seconds: float) -> None:
-    """Wait until a message says the job ended (or to re-read it), or `seconds` passed."""
-    deadline = time.monotonic() + seconds
-    while (remaining := deadline - time.monotonic()) > 0:
-        if any(_needs_read(update) for update in follower.wait(remaining)):
-            return
-
-
-def wait_final(job_id: str, seconds: float) -> Job:
-    """The job once it is final, or after `seconds` as it is then (long-poll `?wait=`).
-
-    Statements: the state alone after subscribing, then the whole job once it is final (or
-    when told to re-read, or at the end of the wait).
-    """
-    deadline = time.monotonic() + seconds
-    with ext_notify.hub().follow(job_id) as follower:
-        state = _state(job_id)  # after subscribing: nothing falls between the two
-        job = None
-        while state is not None and not state.terminal:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            db.session.rollback()  # hold no connection while waiting
-            _until_final(follower, remaining)
-            job = _load(job_id)
-            state = job.state if job is not None else None
-        if state is not None and job is None:
-            job = _load(job_id)
-        if job is None:
-            raise JobNotFound(f"no job with id {job_id!r}")
-        return job
 
 
 @blp.route("/<id:job_id>/events")

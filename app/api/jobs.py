@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g
+from flask import request
 from flask.views import MethodView
 from werkzeug.exceptions import Conflict
 from werkzeug.exceptions import HTTPException
@@ -12,7 +13,8 @@ from werkzeug.exceptions import UnprocessableEntity
 
 from app.api import access
 from app.api import auth
-from app.api.job_events import wait_final
+from app.api import waiting
+from app.api.schemas import MAX_WAIT_SECONDS
 from app.api.schemas import JobBatchAcceptedSchema
 from app.api.schemas import JobBatchSchema
 from app.api.schemas import JobGetQuerySchema
@@ -25,8 +27,10 @@ from app.api.submitting import accepted
 from app.api.submitting import broker_timeout
 from app.api.submitting import celery
 from app.api.submitting import job_location
+from app.extensions.ext_database import reads_only
 from app.models import Job
 from app.models import JobState
+from app.models.base import new_id
 from app.services import bulk_submit
 from app.services import jobs
 from app.services.bulk_submit import BatchRefused
@@ -45,22 +49,58 @@ BATCH_REFUSALS = {
     409: "An item's idempotency key was used for another job",
     422: "An item names an unknown task or invalid arguments",
 }
+FINISHED_WITHIN_WAIT = "With `Prefer: wait=N`: the job ended within the wait (its outcome)"
+PREFER_WAIT = {
+    "in": "header",
+    "name": "Prefer",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": (
+        "RFC 7240. `wait=N`: answer once the job ended, waiting at most N seconds (capped at "
+        f"{MAX_WAIT_SECONDS}; `Preference-Applied` says what was applied); other preferences "
+        "are ignored"
+    ),
+}
 ITEM_REFUSALS = {404: "No such job", 422: "`wait` is not a number of seconds from 0 to 60"}
 
 
 @blp.route("")
 class JobCollection(MethodView):
     @blp.answers(202, JobSchema, SUBMIT_REFUSALS, takes=JobSubmitSchema)
+    @blp.alt_response(200, schema=JobSchema, description=FINISHED_WITHIN_WAIT)
+    @blp.doc(parameters=[PREFER_WAIT])
     def post(self, body: dict[str, Any]) -> Accepted:
-        """Submit a job; answers at once with the queued job."""
-        # `standalone`: one autocommitted INSERT, the 202 built from it (nothing read back).
-        job, created = jobs.submit(
-            celery(), _submission(body), broker_timeout=broker_timeout(), standalone=True
-        )
+        """Submit a job; answers at once with the queued job.
+
+        With `Prefer: wait=N` (RFC 7240) the answer waits up to N seconds (at most 60) for
+        the job to end: 200 with the final job, or 202 with the job as it is then.
+        """
+        wait = waiting.preferred_wait(request.headers.getlist("Prefer"))
+        submission = _submission(body, job_id=new_id() if wait else None)
+        # Followed before it is published: its end cannot pass before anyone listens.
+        follower = waiting.follow_new(submission.job_id) if submission.job_id else None
+        try:
+            # `standalone`: one autocommitted INSERT, the 202 built from it (nothing read back).
+            job, created = jobs.submit(
+                celery(), submission, broker_timeout=broker_timeout(), standalone=True
+            )
+        except BaseException:
+            if follower is not None:
+                follower.close()
+            raise
         headers = job_location(job)
         if not created:
             headers["Idempotent-Replayed"] = "true"
-        return job, 202, headers
+        if follower is None or wait is None:
+            return job, 202, headers
+        headers["Preference-Applied"] = f"wait={wait}"
+        reads_only()  # nothing writes from here on: the final read needs no transaction
+        if created:
+            job = waiting.wait_new(follower, wait)
+        else:
+            follower.close()
+            job = waiting.wait_final(job.id, wait)
+        return job, 200 if job.state.terminal else 202, headers
 
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobPageSchema)
@@ -70,7 +110,7 @@ class JobCollection(MethodView):
         return {"items": items, "next_cursor": next_cursor}
 
 
-def _submission(body: dict[str, Any]) -> Submission:
+def _submission(body: dict[str, Any], job_id: str | None = None) -> Submission:
     """The checked request of one job (POST /jobs, or one item of a batch)."""
     settings = current_settings()
     countdown = body.get("countdown")
@@ -88,6 +128,7 @@ def _submission(body: dict[str, Any]) -> Submission:
         api_key_id=g.api_key_id,
         project_id=access.current().project_id,
         notify_to=body.get("notify"),
+        job_id=job_id,
     )
 
 
@@ -136,7 +177,7 @@ class JobItem(MethodView):
         """
         seconds = query.get("wait")
         if seconds:
-            return wait_final(job_id, seconds)
+            return waiting.wait_final(job_id, seconds)
         return jobs.get(job_id)
 
 

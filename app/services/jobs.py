@@ -87,6 +87,9 @@ class Submission:
     parent_id: str | None = None
     # Addresses mailed once the job finished; validated by the caller (the API).
     notify_to: list[str] | None = None
+    # The new job's id, when the caller must know it before the job is published (a submit
+    # that waits follows it first); else one is drawn.
+    job_id: str | None = None
 
 
 def public_task(celery_app: Celery, name: str) -> Task:
@@ -170,7 +173,7 @@ def build(celery_app: Celery, request: Submission, project_id: int | None) -> Jo
     now = utcnow()
     return Job(
         # Its id at once: a later item of the same batch that reuses its key names it.
-        id=new_id(),
+        id=request.job_id or new_id(),
         task=task.name,
         queue=queues.queue(request.queue or task.tasklane_queue).name,
         args=request.args,

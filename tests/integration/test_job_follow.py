@@ -15,11 +15,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from app.api import job_events
+from app.api import waiting
 from app.extensions import ext_notify
 from app.ledger import transitions
+from app.models import Job
+from app.models import JobState
+from app.services import jobs as jobs_service
 from tests.support.api import Api
 from tests.support.api import sse_events
 from tests.support.redis_control import RedisServer
@@ -157,6 +162,117 @@ def test_wait_on_an_unknown_job_is_a_404(api: Api) -> None:
     assert status == 404 and body["status"] == 404
 
 
+def _post_waiting(
+    api: Api, prefer: str, **body: Any
+) -> tuple[int, dict[str, Any], dict[str, str], float]:
+    began = time.monotonic()
+    response = api.client.post("/api/v1/jobs", json=body, headers={**api.auth, "Prefer": prefer})
+    took = time.monotonic() - began
+    return response.status_code, dict(response.get_json()), dict(response.headers), took
+
+
+def test_a_submit_with_prefer_wait_answers_with_the_outcome(api: Api, markers: Path) -> None:
+    args = {"count": 3, "interval": 0.2, "marker_dir": str(markers)}
+
+    status, body, headers, took = _post_waiting(api, "wait=60", task="tests.steps", args=args)
+
+    assert status == 200
+    assert body["state"] == "succeeded" and body["result"] == {"steps": 3}
+    assert headers["Preference-Applied"] == "wait=60"
+    assert headers["Location"].endswith(f"/api/v1/jobs/{body['id']}")
+    assert took < 60  # it answered when the job ended
+    # The row is the one GET shows.
+    assert api.client.get(headers["Location"], headers=api.auth).get_json() == body
+
+
+def test_a_failed_job_is_an_outcome_too(api: Api) -> None:
+    status, body, _, _ = _post_waiting(
+        api, "respond-async, wait=60", task="tests.fail", args={"message": "no"}
+    )
+
+    assert status == 200
+    assert body["state"] == "failed" and "no" in body["error"]["message"]
+
+
+def test_a_submit_whose_wait_runs_out_is_a_202_with_the_job_then(api: Api) -> None:
+    status, body, headers, took = _post_waiting(
+        api, "wait=1", task="tests.echo", args={"value": "later"}, countdown=60
+    )
+    try:
+        assert status == 202
+        assert body["state"] == "queued"
+        assert headers["Preference-Applied"] == "wait=1"
+        assert took >= 1  # it did wait
+    finally:
+        api.post(f"/jobs/{body['id']}/cancel", expect=202)
+
+
+@pytest.mark.parametrize("prefer", ["wait=abc", "wait=-1", "return=minimal", "wait"])
+def test_a_preference_not_understood_is_ignored(api: Api, prefer: str) -> None:
+    """RFC 7240: the request is answered as without it (at once, 202, nothing applied)."""
+    status, body, headers, _ = _post_waiting(
+        api, prefer, task="tests.echo", args={"value": "x"}, countdown=60
+    )
+    try:
+        assert status == 202 and body["state"] == "queued"
+        assert "Preference-Applied" not in headers
+    finally:
+        api.post(f"/jobs/{body['id']}/cancel", expect=202)
+
+
+def test_a_wait_over_the_limit_is_capped(api: Api) -> None:
+    status, body, headers, _ = _post_waiting(
+        api, "wait=3600", task="tests.echo", args={"value": "capped"}
+    )
+
+    assert status == 200 and body["result"] == {"value": "capped"}
+    assert headers["Preference-Applied"] == "wait=60"
+
+
+def test_a_replayed_submit_waits_for_the_earlier_job(api: Api) -> None:
+    first = api.submit("tests.echo", args={"value": "once"}, idempotency_key="prefer-replay")
+
+    status, body, headers, _ = _post_waiting(
+        api, "wait=60", task="tests.echo", args={"value": "once"}, idempotency_key="prefer-replay"
+    )
+
+    assert status == 200 and body["id"] == first["id"] and body["state"] == "succeeded"
+    assert headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_submit_that_waits_hears_a_job_that_ends_before_the_answer(
+    app: Flask, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job ends (and is announced) the moment it is published, before the view waits.
+
+    Had the view followed the job only after publishing it, the announcement would pass
+    unheard and the request would sit out its 60 s; following it first, it hears it.
+    """
+    hub: ext_notify.Hub = app.extensions["notify_hub"]
+    real_publish = jobs_service.publish_after_commit
+
+    def publish_then_finish(celery_app: Any, message: dict[str, Any], *, timeout: float) -> None:
+        real_publish(celery_app, message, timeout=timeout)
+        job_id = message["id"]
+        with app.extensions["ledger_engine"].connect() as connection:
+            query = select(Job.state).where(Job.id == job_id)
+            wait_for(
+                lambda: connection.scalar(query) == JobState.SUCCEEDED,
+                what="the job to end before the view waits",
+            )
+        wait_for(lambda: hub.received >= 2, what="its notifications to arrive")
+
+    monkeypatch.setattr(jobs_service, "publish_after_commit", publish_then_finish)
+    with hub.follow("nobody"):  # the listener is up: its notifications reach this process
+        wait_for(lambda: hub.live, what="the notification listener to subscribe")
+    hub.received = 0
+
+    status, body, _, took = _post_waiting(api, "wait=60", task="tests.echo", args={"value": "r"})
+
+    assert status == 200 and body["state"] == "succeeded"
+    assert took < 60
+
+
 def test_a_change_before_the_follower_listened_is_read_from_the_row(
     app: Flask, api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -168,7 +284,7 @@ def test_a_change_before_the_follower_listened_is_read_from_the_row(
     """
     job = api.submit("tests.echo", args={"value": "raced"}, countdown=60)
     hub: ext_notify.Hub = app.extensions["notify_hub"]
-    real_state = job_events._state
+    real_state = waiting._state
     finished = threading.Event()
 
     def read_then_finish(job_id: str) -> Any:
@@ -184,7 +300,7 @@ def test_a_change_before_the_follower_listened_is_read_from_the_row(
             wait_for(lambda: hub.received >= before + 2, what="the notifications to arrive")
         return found
 
-    monkeypatch.setattr(job_events, "_state", read_then_finish)
+    monkeypatch.setattr(waiting, "_state", read_then_finish)
 
     status, body, took = _get(api, job["id"], "?wait=60")
 
