@@ -16,6 +16,7 @@ from kombu import Exchange
 from kombu import Queue
 
 from app import beat
+from app import broker_redis
 from app import hooks
 from app import queues
 from app.extensions.ext_database import db
@@ -68,7 +69,11 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "max_connections": settings.broker.max_connections,
         "socket_connect_timeout": settings.broker.submit_timeout,
     }
-    return {
+    config: dict[str, Any] = {}
+    if str(broker_url).startswith("redis://"):
+        # kombu's Redis transport, without a client built per command (app/broker_redis.py).
+        config["broker_transport"] = broker_redis.TRANSPORT
+    return config | {
         "broker_url": broker_url,
         "result_backend": app.config["CELERY_RESULT_BACKEND"],
         "broker_transport_options": transport,
