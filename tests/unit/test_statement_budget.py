@@ -87,3 +87,34 @@ def test_submit_start_and_finish_stay_within_their_round_trips(
     assert number == 1
     if postgres:  # SQLite: two statements in one transaction each
         assert (started, finished) == (1, 1)
+
+
+@pytest.mark.parametrize("query", ["", "?wait=30"])
+def test_a_job_read_is_one_select_outside_any_transaction(
+    app: Flask, auth: dict[str, str], trips: Counter[str], query: str
+) -> None:
+    """GET /jobs/{id}: the access check reads the job with its attempts, the view shows that
+    row (4 statements and 6 round trips before: EXISTS, the job, its attempts, BEGIN and
+    ROLLBACK). A final job's long-poll answers from the same read."""
+    client = app.test_client()
+    body = {"task": "tests.echo", "args": {"value": 1}, "countdown": 3600}
+    job_id = client.post("/api/v1/jobs", json=body, headers=auth).get_json()["id"]
+    client.post(f"/api/v1/jobs/{job_id}/cancel", headers=auth)  # final, for the long-poll
+    client.get(f"/api/v1/jobs/{job_id}", headers=auth)  # warm: compiled statements
+    with app.app_context():
+        engine = db.engine
+    levels: list[str | None] = []
+
+    def on_execute(conn: Any, *_args: Any) -> None:
+        levels.append(conn.get_execution_options().get("isolation_level"))
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    trips.clear()
+    try:
+        response = client.get(f"/api/v1/jobs/{job_id}{query}", headers=auth)
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+
+    assert response.status_code == 200 and response.get_json()["state"] == "cancelled"
+    assert trips == Counter(app=2), trips  # the pool's ping (checkout) and one SELECT
+    assert levels == ["AUTOCOMMIT"]  # no BEGIN before it, no ROLLBACK after
