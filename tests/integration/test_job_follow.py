@@ -1,4 +1,4 @@
-"""Following jobs on the ledger's notifications: `/events` and `GET /jobs/{id}?wait=`.
+"""Following jobs on notifications: `/events`, `GET /jobs/{id}?wait=` and `Prefer: wait` on POST.
 
 Real workers, the real Redis the ledger publishes on; a private redis-server where a test
 takes the notifications away.
