@@ -77,9 +77,9 @@ def tasklane_prefer_latencies(port: int, token: str, jobs: int) -> list[float]:
     client = Client(port, token)
     took = []
     prefer = {"Prefer": f"wait={WAIT}"}
+    body = {"task": support.CANARY, "args": {"token": "bench"}}
     for _ in range(jobs):
         began = time.perf_counter()
-        body = {"task": support.CANARY, "args": {"token": "bench"}}
         job = client.call("POST", "/api/v1/jobs", body, headers=prefer)
         took.append(time.perf_counter() - began)
         if job["state"] != "succeeded":
@@ -104,7 +104,7 @@ def _ms(values: list[float], q: float) -> float:
 
 def wait_benchmark(
     app: Flask, services: support.Services, args: argparse.Namespace, tmp: Path, token: str
-) -> list[tuple[float, float]]:
+) -> list[tuple[float, float, float]]:
     """Per round (tasklane POST + ?wait= p50, bare p50, tasklane POST Prefer: wait p50), in s."""
     os.environ["BENCH_BROKER_URL"] = services.redis_url
     from bench import bare_results_app as bare

@@ -27,6 +27,7 @@ from app.api.submitting import accepted
 from app.api.submitting import broker_timeout
 from app.api.submitting import celery
 from app.api.submitting import job_location
+from app.extensions import ext_notify
 from app.extensions.ext_database import reads_only
 from app.models import Job
 from app.models import JobState
@@ -76,30 +77,18 @@ class JobCollection(MethodView):
         the job to end: 200 with the final job, or 202 with the job as it is then.
         """
         wait = waiting.preferred_wait(request.headers.getlist("Prefer"))
-        submission = _submission(body, job_id=new_id() if wait else None)
-        # Followed before it is published: its end cannot pass before anyone listens.
-        follower = waiting.follow_new(submission.job_id) if submission.job_id else None
-        try:
-            # `standalone`: one autocommitted INSERT, the 202 built from it (nothing read back).
-            job, created = jobs.submit(
-                celery(), submission, broker_timeout=broker_timeout(), standalone=True
-            )
-        except BaseException:
-            if follower is not None:
-                follower.close()
-            raise
-        headers = job_location(job)
-        if not created:
-            headers["Idempotent-Replayed"] = "true"
-        if follower is None or wait is None:
+        if not wait:
+            job, _created, headers = _submit(_submission(body))
             return job, 202, headers
-        headers["Preference-Applied"] = f"wait={wait}"
-        reads_only()  # nothing writes from here on: the final read needs no transaction
-        if created:
-            job = waiting.wait_new(follower, wait)
-        else:
-            follower.close()
-            job = waiting.wait_final(job.id, wait)
+        job_id = new_id()
+        submission = _submission(body, job_id=job_id)
+        # Followed before its message is published: its end cannot pass unheard.
+        with ext_notify.hub().follow(job_id) as follower:
+            job, created, headers = _submit(submission)
+            headers["Preference-Applied"] = f"wait={wait}"
+            reads_only()  # nothing writes from here on: the final read needs no transaction
+            # A replayed submit waits for the earlier job, which someone else created.
+            job = waiting.wait_new(follower, wait) if created else waiting.wait_final(job.id, wait)
         return job, 200 if job.state.terminal else 202, headers
 
     @blp.arguments(JobListQuerySchema, location="query")
@@ -108,6 +97,18 @@ class JobCollection(MethodView):
         """List jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
         items, next_cursor = jobs.list_jobs(**query, project_id=access.project_filter())
         return {"items": items, "next_cursor": next_cursor}
+
+
+def _submit(submission: Submission) -> tuple[Job, bool, dict[str, str]]:
+    """Create and publish one job: the job, whether it is new, the 202's headers."""
+    # `standalone`: one autocommitted INSERT, the job built from it (nothing read back).
+    job, created = jobs.submit(
+        celery(), submission, broker_timeout=broker_timeout(), standalone=True
+    )
+    headers = job_location(job)
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return job, created, headers
 
 
 def _submission(body: dict[str, Any], job_id: str | None = None) -> Submission:

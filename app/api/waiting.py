@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import joinedload
 
 from app.api.schemas import MAX_WAIT_SECONDS
@@ -24,19 +23,20 @@ from app.extensions.ext_database import db
 from app.extensions.ext_notify import Follower
 from app.extensions.ext_notify import Update
 from app.ledger.execute import ledger_engine
+from app.ledger.execute import once_more_if_dropped
 from app.models import Job
 from app.models import JobState
 from app.services.jobs import JobNotFound
 
 
-def final(state: str | None) -> bool:
+def _final(state: str | None) -> bool:
     return state is not None and JobState(state).terminal
 
 
 def needs_read(update: Update) -> bool:
     """Whether a follower must read the row: told to, or told the job ended (the final row
     carries the result, which a notification does not)."""
-    return update.reread or final(update.state)
+    return update.reread or _final(update.state)
 
 
 def load(job_id: str) -> Job | None:
@@ -47,20 +47,16 @@ def load(job_id: str) -> Job | None:
     (a third of that read's time in a gevent API process). A connection the server dropped
     fails the read and is invalidated; the read then runs once more on a fresh one.
     """
-    for last_try in (False, True):
-        try:
-            return db.session.get(
-                Job,
-                job_id,
-                options=[joinedload(Job.attempt_rows)],
-                populate_existing=True,
-                bind_arguments={"bind": ledger_engine()},
-            )
-        except DBAPIError as exc:
-            db.session.rollback()
-            if last_try or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
+    return once_more_if_dropped(
+        lambda: db.session.get(
+            Job,
+            job_id,
+            options=[joinedload(Job.attempt_rows)],
+            populate_existing=True,
+            bind_arguments={"bind": ledger_engine()},
+        ),
+        reset=db.session.rollback,
+    )
 
 
 def _state(job_id: str) -> JobState | None:
@@ -108,16 +104,10 @@ def wait_final(job_id: str, seconds: float) -> Job:
         return _follow(follower, _state(job_id), deadline)
 
 
-def follow_new(job_id: str) -> Follower:
-    """A follower of a job not created yet: register it before the job's message goes out."""
-    return ext_notify.hub().follow(job_id)
-
-
 def wait_new(follower: Follower, seconds: float) -> Job:
-    """The job `follower` followed since before it was published, once final or after
-    `seconds`: one read, at the end. Closes the follower."""
-    with follower:
-        return _follow(follower, JobState.QUEUED, time.monotonic() + seconds)
+    """The job `follower` has followed since before its message was published, once final
+    or after `seconds`: nothing read until then (its state was its own INSERT's, `queued`)."""
+    return _follow(follower, JobState.QUEUED, time.monotonic() + seconds)
 
 
 def preferred_wait(values: list[str]) -> int | None:

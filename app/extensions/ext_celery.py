@@ -69,12 +69,13 @@ def celery_config(app: Flask, settings: Settings) -> dict[str, Any]:
         "max_connections": settings.broker.max_connections,
         "socket_connect_timeout": settings.broker.submit_timeout,
     }
-    config: dict[str, Any] = {}
-    if str(broker_url).startswith("redis://"):
-        # kombu's Redis transport, without a client built per command (app/broker_redis.py).
-        config["broker_transport"] = broker_redis.TRANSPORT
-    return config | {
+    return {
         "broker_url": broker_url,
+        # redis://: kombu's Redis transport without a client built per command
+        # (app/broker_redis.py); any other URL, kombu's transport for its scheme.
+        "broker_transport": (
+            broker_redis.TRANSPORT if str(broker_url).startswith("redis://") else None
+        ),
         "result_backend": app.config["CELERY_RESULT_BACKEND"],
         "broker_transport_options": transport,
         "result_backend_transport_options": {

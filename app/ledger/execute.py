@@ -8,9 +8,11 @@ invalidated; the statement then runs once more on a fresh connection.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from typing import TypeVar
 
 from flask import current_app
 from sqlalchemy import Executable
@@ -18,6 +20,8 @@ from sqlalchemy import Row
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+
+T = TypeVar("T")
 
 
 def ledger_engine() -> Engine:
@@ -67,29 +71,39 @@ def run_sql(engine: Engine, sql: str, params: dict[str, Any]) -> tuple[Any, ...]
     raise AssertionError("unreachable")
 
 
+def once_more_if_dropped(call: Callable[[], T], *, reset: Callable[[], None] | None = None) -> T:
+    """`call()`, and once more when it failed on a pooled connection the server had dropped
+    (a restart: SQLAlchemy invalidated the pool, the second call gets a fresh connection).
+    `reset` runs in between (a session must roll back first). Any other error is raised."""
+    try:
+        return call()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    if reset is not None:
+        reset()
+    return call()
+
+
 def run(engine: Engine, statement: Executable, params: dict[str, Any]) -> Row[Any] | None:
     """One statement in its own transaction; its first row, if it returns rows."""
-    for last_try in (False, True):
-        try:
-            with engine.begin() as conn:
-                result = conn.execute(statement, params)
-                return result.first() if result.returns_rows else None
-        except DBAPIError as exc:
-            if last_try or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
+
+    def once() -> Row[Any] | None:
+        with engine.begin() as conn:
+            result = conn.execute(statement, params)
+            return result.first() if result.returns_rows else None
+
+    return once_more_if_dropped(once)
 
 
 def run_all(engine: Engine, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
     """`run`, returning every row."""
-    for last_try in (False, True):
-        try:
-            with engine.begin() as conn:
-                return list(conn.execute(statement, params))
-        except DBAPIError as exc:
-            if last_try or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
+
+    def once() -> list[Row[Any]]:
+        with engine.begin() as conn:
+            return list(conn.execute(statement, params))
+
+    return once_more_if_dropped(once)
 
 
 @contextmanager

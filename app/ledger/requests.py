@@ -16,12 +16,12 @@ from sqlalchemy import update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import scoped_session
 
 from app.ledger import notify
 from app.ledger.execute import is_postgres
+from app.ledger.execute import once_more_if_dropped
 from app.ledger.execute import run_sql
 from app.ledger.states import TABLE
 from app.ledger.states import Transition as T
@@ -78,18 +78,16 @@ def create_all(engine: Engine, jobs: Sequence[Job]) -> Sequence[Job]:
         with statement_span(engine, "INSERT", "jobs", sql):
             run_sql(engine, sql, {k: (p(row[k]) if p else row[k]) for k, p in processors})
         return jobs
-    for last_try in (False, True):
-        try:
-            with engine.begin() as conn:
-                options = conn.execution_options(insertmanyvalues_page_size=MAX_ROWS_PER_INSERT)
-                options.execute(insert(Job), rows)
-            return jobs
-        except DBAPIError as exc:
-            # A dropped pooled connection (a server restart): once more on a fresh one. If
-            # the first did commit, the second clashes on the id; the caller sees that.
-            if last_try or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
+
+    def insert_rows() -> None:
+        with engine.begin() as conn:
+            options = conn.execution_options(insertmanyvalues_page_size=MAX_ROWS_PER_INSERT)
+            options.execute(insert(Job), rows)
+
+    # If a first try on a dropped connection did commit, the second clashes on the id; the
+    # caller sees that.
+    once_more_if_dropped(insert_rows)
+    return jobs
 
 
 Processor = Callable[[Any], Any] | None
