@@ -18,10 +18,12 @@ from an expired lease.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from datetime import datetime
 from datetime import timedelta
@@ -45,6 +47,7 @@ from app.ledger.execute import is_postgres
 from app.ledger.execute import run
 from app.ledger.execute import run_all
 from app.ledger.execute import run_sql
+from app.ledger.message_copies import Copies
 from app.ledger.per_process import PerProcess
 from app.models import JobState
 from app.models.base import utcnow
@@ -126,28 +129,43 @@ def publish(
 
 
 def publish_all(
-    celery_app: Celery, jobs: list[dict[str, Any]], *, timeout: float, sent: list[str]
+    celery_app: Celery,
+    jobs: list[dict[str, Any]],
+    *,
+    timeout: float,
+    sent: list[str],
+    before_flush: Callable[[], None] | None = None,
 ) -> None:
     """Send many jobs' messages in ONE pipelined publish on one pooled producer.
 
     kombu's producer batch buffers every message (and its task-sent event) and writes
     them in one Redis pipeline when the block ends; transports without batches publish
-    each at once. The ids are added to `sent` only once the whole batch went out: after
-    one of BROKER_ERRORS, what may have gone is published again by the relay, which a job
-    tolerates (an attempt starts only from `queued`).
+    each at once. Celery builds the first message of each shape, the others are its
+    copies (app/ledger/message_copies.py). The ids are added to `sent` only once the whole
+    batch went out: after one of BROKER_ERRORS, what may have gone is published again by
+    the relay, which a job tolerates (an attempt starts only from `queued`).
+    `before_flush` runs once every message is built; an error from it discards them all.
     """
     with celery_app.producer_or_acquire() as producer:
         # Per message: its LPUSH and its event's PUBLISH (and a PEXPIRE per priority step
         # for queues with an expiry): room for all, so the batch is one flush.
         bound: dict[str, list[Queue]] = {}
         with producer.batch(max_size=max(1, 16 * len(jobs))):
+            copies = Copies(celery_app, producer)
             for job in jobs:
                 queue = job["queue"]
                 if queue not in bound:
                     # Bound to the producer's channel once: kombu would otherwise copy
                     # the queue and its exchange to bind them, for every message.
                     bound[queue] = [celery_app.amqp.queues[queue].bind(producer.channel)]
-                publish(celery_app, job, timeout=timeout, producer=producer, declare=bound[queue])
+                copies.publish(
+                    job,
+                    functools.partial(
+                        publish, celery_app, job, declare=bound[queue], timeout=timeout
+                    ),
+                )
+            if before_flush is not None:
+                before_flush()
     sent.extend(job["id"] for job in jobs)
 
 

@@ -11,6 +11,7 @@ index, and nothing is created: a client retries the corrected batch with the sam
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,8 @@ MAX_BATCH = 1000
 
 @dataclass(frozen=True)
 class Accepted:
-    job: Job
+    # The new job's row, or the columns of the earlier job its idempotency key names.
+    job: dict[str, Any]
     replayed: bool
 
 
@@ -51,11 +53,12 @@ def submit_batch(
     """Create and publish every item's job, or none (BatchRefused)."""
     if not 1 <= len(items) <= MAX_BATCH:
         raise ValueError(f"a batch holds 1 to {MAX_BATCH} jobs")
-    built: list[Job] = []
+    built: list[dict[str, Any]] = []
     invalid: dict[int, list[str]] = {}
     for index, item in enumerate(items):
         try:
-            built.append(jobs.build(celery_app, item, item.project_id))
+            # Rows, not ORM objects: building 1,000 `Job`s was a fifth of a batch's time.
+            built.append(jobs.new_row(celery_app, item, item.project_id))
         except JobError as exc:
             invalid[index] = [str(exc)]
     if invalid:
@@ -65,41 +68,51 @@ def submit_batch(
         accepted = _resolve_keys(items, built)
         new = [a.job for a in accepted if not a.replayed]
         try:
-            requests.create_all(engine, new)
-            break
+            # The INSERT runs while the messages are built; they leave once it committed.
+            jobs.publish_all_after_commit(
+                celery_app,
+                [requests.row_message(row) for row in new],
+                timeout=broker_timeout,
+                commit=functools.partial(requests.create_rows, engine, new),
+            )
+            return accepted
         except IntegrityError:
             # A concurrent request took one of the keys meanwhile: look again, once.
             db.session.rollback()
             if last_try:
                 raise
-    jobs.publish_all_after_commit(
-        celery_app, [requests.message(job) for job in new], timeout=broker_timeout
-    )
-    return accepted
+    raise AssertionError("unreachable")
 
 
-def _resolve_keys(items: list[Submission], built: list[Job]) -> list[Accepted]:
+# What a replayed item answers with, and what its key's request is compared by.
+_EARLIER = (Job.id, Job.task, Job.queue, Job.state, Job.args, Job.project_id, Job.created_at)
+
+
+def _resolve_keys(items: list[Submission], built: list[dict[str, Any]]) -> list[Accepted]:
     """Each item's job: new, or the earlier job of its idempotency key (one SELECT)."""
     keys = {item.idempotency_key for item in items if item.idempotency_key}
-    earlier: dict[str, Job] = {}
+    earlier: dict[str, dict[str, Any]] = {}
     if keys:
-        found = db.session.scalars(select(Job).where(Job.idempotency_key.in_(keys)))
-        earlier = {job.idempotency_key: job for job in found if job.idempotency_key}
+        found = db.session.execute(
+            select(Job.idempotency_key, *_EARLIER).where(Job.idempotency_key.in_(keys))
+        )
+        earlier = {row.idempotency_key: dict(row._mapping) for row in found}
     accepted: list[Accepted] = []
     conflicts: dict[int, list[str]] = {}
-    for index, (item, job) in enumerate(zip(items, built, strict=True)):
+    for index, (item, row) in enumerate(zip(items, built, strict=True)):
         key = item.idempotency_key
         if key is None:
-            accepted.append(Accepted(job, replayed=False))
+            accepted.append(Accepted(row, replayed=False))
             continue
         previous = earlier.get(key)
         if previous is None:
             # Its first use; a later item of this batch with the same key replays it.
-            earlier[key] = job
-            accepted.append(Accepted(job, replayed=False))
+            earlier[key] = row
+            accepted.append(Accepted(row, replayed=False))
             continue
         try:
-            accepted.append(Accepted(jobs.same_request(previous, item, item.project_id), True))
+            jobs.refuse_other_request(previous, item, item.project_id)
+            accepted.append(Accepted(previous, replayed=True))
         except JobError as exc:
             conflicts[index] = [str(exc)]
     if conflicts:
@@ -111,12 +124,12 @@ def describe(accepted: list[Accepted]) -> list[dict[str, Any]]:
     """The 202 body's items, built from what was inserted: nothing is read back."""
     return [
         {
-            "id": a.job.id,
-            "task": a.job.task,
-            "queue": a.job.queue,
-            "state": a.job.state,
-            "idempotency_key": a.job.idempotency_key,
-            "created_at": a.job.created_at,
+            "id": a.job["id"],
+            "task": a.job["task"],
+            "queue": a.job["queue"],
+            "state": a.job["state"],
+            "idempotency_key": a.job["idempotency_key"],
+            "created_at": a.job["created_at"],
             "replayed": a.replayed,
         }
         for a in accepted

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,6 +38,7 @@ from app.models.base import new_id
 from app.models.base import utcnow
 from app.services import api_keys
 from app.services import pagination
+from app.services.beside import beside
 from app.services.errors import JobError
 from app.services.pagination import newest_first
 from config import current_settings
@@ -137,56 +139,79 @@ def publish_after_commit(celery_app: Celery, job: dict[str, Any], *, timeout: fl
 
 
 def publish_all_after_commit(
-    celery_app: Celery, messages: list[dict[str, Any]], *, timeout: float
+    celery_app: Celery,
+    messages: list[dict[str, Any]],
+    *,
+    timeout: float,
+    commit: Callable[[], object] | None = None,
 ) -> None:
-    """Publish committed jobs on one producer; what the broker did not take, the relay does."""
+    """Publish committed jobs on one producer; what the broker did not take, the relay does.
+
+    `commit` (a batch's INSERT) writes the jobs' rows beside the building of their
+    messages, which leave only once it returned: its error discards them and is raised.
+    """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = settings_of(app)
     if settings.ledger.relay_in_api and not outbox.in_worker():
         outbox.ensure_relay(app)
-    if not messages or time.monotonic() < _BrokerState.down_until:
-        return
-    sent: list[str] = []
-    try:
-        outbox.publish_all(celery_app, messages, timeout=timeout, sent=sent)
-    except BROKER_ERRORS as exc:
-        with _BrokerState.lock:
-            _BrokerState.down_until = time.monotonic() + float(settings.ledger.relay_grace)
-        log.warning(
-            "broker unreachable (%s); %d of %d jobs (first %s) stay queued and the relay "
-            "publishes them when the broker is back",
-            type(exc).__name__,
-            len(messages) - len(sent),
-            len(messages),
-            messages[len(sent)]["id"],
-        )
+    with beside(commit) as committed:
+        if not messages or time.monotonic() < _BrokerState.down_until:
+            committed()
+            return
+        sent: list[str] = []
+        try:
+            outbox.publish_all(
+                celery_app, messages, timeout=timeout, sent=sent, before_flush=committed
+            )
+        except BROKER_ERRORS as exc:
+            committed()  # the rows stand; their messages are the relay's now
+            with _BrokerState.lock:
+                _BrokerState.down_until = time.monotonic() + float(settings.ledger.relay_grace)
+            log.warning(
+                "broker unreachable (%s); %d of %d jobs (first %s) stay queued and the relay "
+                "publishes them when the broker is back",
+                type(exc).__name__,
+                len(messages) - len(sent),
+                len(messages),
+                messages[len(sent)]["id"],
+            )
     if sent:
         outbox.confirm(app, *sent)
 
 
 def build(celery_app: Celery, request: Submission, project_id: int | None) -> Job:
     """The new job, transient and complete: checked, but neither written nor published."""
+    return Job(**new_values(celery_app, request, project_id))
+
+
+def new_row(celery_app: Celery, request: Submission, project_id: int | None) -> dict[str, Any]:
+    """`build`'s job as its row, every column set (a batch's items: no ORM object)."""
+    return requests.completed(new_values(celery_app, request, project_id))
+
+
+def new_values(celery_app: Celery, request: Submission, project_id: int | None) -> dict[str, Any]:
+    """The checked values a submission sets on its new job."""
     task = celery_app.tasks.get(request.task)
     if task is None:
         raise UnknownTask(f"no task named {request.task!r}")
     check_arguments(task, request.args)
     now = utcnow()
-    return Job(
+    return {
         # Its id at once: a later item of the same batch that reuses its key names it.
-        id=request.job_id or new_id(),
-        task=task.name,
-        queue=queues.queue(request.queue or task.tasklane_queue).name,
-        args=request.args,
-        priority=request.priority,
-        eta=now + timedelta(seconds=request.countdown) if request.countdown else None,
-        idempotency_key=request.idempotency_key,
-        api_key_id=request.api_key_id,
-        project_id=project_id,
-        parent_id=request.parent_id,
-        notify_to=request.notify_to or None,
-        max_attempts=attempt_budget(task),
-        created_at=now,
-    )
+        "id": request.job_id or new_id(),
+        "task": task.name,
+        "queue": queues.queue(request.queue or task.tasklane_queue).name,
+        "args": request.args,
+        "priority": request.priority,
+        "eta": now + timedelta(seconds=request.countdown) if request.countdown else None,
+        "idempotency_key": request.idempotency_key,
+        "api_key_id": request.api_key_id,
+        "project_id": project_id,
+        "parent_id": request.parent_id,
+        "notify_to": request.notify_to or None,
+        "max_attempts": attempt_budget(task),
+        "created_at": now,
+    }
 
 
 def submit(
@@ -255,17 +280,34 @@ def _existing(job: Job) -> Job | None:
 
 
 def same_request(existing: Job, request: Submission, project_id: int | None) -> Job:
-    if existing.project_id != project_id:
+    refuse_other_request(
+        {
+            "id": existing.id,
+            "project_id": existing.project_id,
+            "task": existing.task,
+            "args": existing.args,
+        },
+        request,
+        project_id,
+    )
+    return existing
+
+
+def refuse_other_request(
+    existing: dict[str, Any], request: Submission, project_id: int | None
+) -> None:
+    """IdempotencyConflict unless the job of the request's key (its `id`, `project_id`,
+    `task`, `args`) is this very request."""
+    if existing["project_id"] != project_id:
         # Keys are unique across projects; never hand out (or name) another project's job.
         raise IdempotencyConflict(
             f"idempotency key {request.idempotency_key!r} is already in use; use a new key"
         )
-    if existing.task != request.task or existing.args != request.args:
+    if existing["task"] != request.task or existing["args"] != request.args:
         raise IdempotencyConflict(
-            f"idempotency key {request.idempotency_key!r} was used for job {existing.id} "
+            f"idempotency key {request.idempotency_key!r} was used for job {existing['id']} "
             "with a different task or arguments; use a new key for a new job"
         )
-    return existing
 
 
 def get(job_id: str) -> Job:

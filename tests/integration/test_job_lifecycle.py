@@ -110,3 +110,17 @@ def test_progress_is_visible_while_the_job_runs(api: Api, markers: Path) -> None
     assert midway["progress"]["total"] == 40
     done = api.wait(job["id"])
     assert done["progress"] == {"current": 40, "total": 40, "message": "done"}
+
+
+def test_every_job_of_a_batch_runs_once_with_its_own_arguments(api: Api) -> None:
+    # All but the first message of a shape are copies of the first (message_copies.py):
+    # a real worker must take each as the job it names, with that job's arguments.
+    items = [{"task": "tests.echo", "args": {"value": n}} for n in range(20)]
+    items += [{"task": "tests.echo", "args": {"value": "urgent"}, "priority": 9}] * 2
+    accepted = api.post("/jobs/batch", 202, {"jobs": items})["jobs"]
+
+    done = [api.wait(job["id"]) for job in accepted]
+
+    assert [job["state"] for job in done] == ["succeeded"] * len(items)
+    assert [job["result"]["value"] for job in done] == [*range(20), "urgent", "urgent"]
+    assert [job["attempts"] for job in done] == [1] * len(items)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
+from kombu import Producer
+from kombu.transport.redis import PublishBatch
 from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from app.extensions.ext_database import db
-from app.ledger import outbox
+from app.ledger import requests
 from app.models import Job
 from app.services import jobs
 from app.services.bulk_submit import MAX_BATCH
@@ -48,21 +52,24 @@ def _count_keys(app: Flask, keys: list[str]) -> int:
 
 
 @pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
-    """(job id, id of the producer it went out on) for every message published."""
-    sent: list[tuple[str, int]] = []
-    real = outbox.publish
+def published(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int, Any]]]:
+    """(job id, id of the producer, the kwargs) of every task message kombu published."""
+    sent: list[tuple[str, int, Any]] = []
+    real = Producer.publish
 
-    def recording(celery_app: Any, job: dict[str, Any], **kwargs: Any) -> None:
-        real(celery_app, job, **kwargs)
-        sent.append((job["id"], id(kwargs.get("producer"))))
+    def recording(producer: Producer, body: Any, **kwargs: Any) -> Any:
+        answer = real(producer, body, **kwargs)
+        headers = kwargs.get("headers") or {}
+        if "task" in headers:
+            sent.append((headers["id"], id(producer), body[1]))
+        return answer
 
-    monkeypatch.setattr(outbox, "publish", recording)
+    monkeypatch.setattr(Producer, "publish", recording)
     yield sent
 
 
 def test_a_batch_commits_every_row_and_publishes_all_on_one_producer(
-    app: Flask, auth: dict[str, str], published: list[tuple[str, int]]
+    app: Flask, auth: dict[str, str], published: list[tuple[str, int, Any]]
 ) -> None:
     marker = uuid.uuid4().hex
     items = [_echo(f"{marker}-{i}") for i in range(25)]
@@ -77,12 +84,14 @@ def test_a_batch_commits_every_row_and_publishes_all_on_one_producer(
     rows = _rows(app, ids)
     # In the order submitted, each row holding its own item's arguments.
     assert [rows[i].args["value"] for i in ids] == [f"{marker}-{i}" for i in range(25)]
-    assert [job_id for job_id, _ in published] == ids
-    assert len({producer for _, producer in published}) == 1
+    assert [job_id for job_id, _, _ in published] == ids
+    assert len({producer for _, producer, _ in published}) == 1
+    # Each message its own job's arguments (all but the first are copies of its message).
+    assert [kwargs["value"] for _, _, kwargs in published] == [f"{marker}-{i}" for i in range(25)]
 
 
 def test_one_refused_item_refuses_the_whole_batch_and_names_its_index(
-    app: Flask, auth: dict[str, str], published: list[tuple[str, int]]
+    app: Flask, auth: dict[str, str], published: list[tuple[str, int, Any]]
 ) -> None:
     keys = [f"all-or-none-{uuid.uuid4().hex}-{i}" for i in range(3)]
     items = [_echo(1, keys[0]), _echo(2, keys[1]), _echo(3, keys[2])]
@@ -160,7 +169,9 @@ def test_a_batch_sent_again_whole_replays_every_item_and_writes_nothing(
     assert _count_keys(app, keys) == 2
 
 
-def test_a_batch_is_one_insert_and_touches_no_session(app: Flask, auth: dict[str, str]) -> None:
+def test_a_batch_is_one_insert_and_touches_no_session(
+    app: Flask, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = app.test_client()
     client.post(BATCH, json={"jobs": [_echo(0)]}, headers=auth)  # warm: key cache, pools
     statements: list[str] = []
@@ -169,11 +180,25 @@ def test_a_batch_is_one_insert_and_touches_no_session(app: Flask, auth: dict[str
 
     request_thread = threading.get_ident()
 
+    def of_the_request() -> bool:
+        # The request's thread, and the one its INSERT runs in beside the publish; not the
+        # process's relay and flusher, which run in threads of their own.
+        here = threading.current_thread()
+        return here.ident == request_thread or here.name == "tasklane-beside"
+
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        # The request's own statements: the process's relay and flusher run in threads of their own.
-        if threading.get_ident() == request_thread:
+        if of_the_request():
             statements.append(statement.split()[0].upper())
 
+    real = requests.run_sql
+
+    def plain(engine: Any, sql: str, params: dict[str, Any]) -> Any:
+        # Plain SQL on the driver (PostgreSQL's batch INSERT) fires no engine event.
+        if of_the_request():
+            statements.append(sql.split()[0].upper())
+        return real(engine, sql, params)
+
+    monkeypatch.setattr(requests, "run_sql", plain)
     for engine in engines:
         event.listen(engine, "before_cursor_execute", on_execute)
     try:
@@ -191,6 +216,50 @@ def test_a_batch_larger_than_the_limit_is_refused_whole(app: Flask, auth: dict[s
     response = app.test_client().post(BATCH, json={"jobs": items}, headers=auth)
     assert response.status_code == 422
     assert "jobs" in response.get_json()["errors"]["json"]
+
+
+def test_no_message_leaves_when_the_rows_did_not_commit(
+    app: Flask,
+    auth: dict[str, str],
+    published: list[tuple[str, int, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The INSERT runs beside the building of the messages; they are flushed only once it
+    # committed. Here it fails after they were built, as a database going away would.
+    def fails(*_args: Any) -> None:
+        time.sleep(0.2)  # long after the messages were built
+        raise OperationalError("INSERT INTO jobs", {}, ConnectionError("server closed"))
+
+    monkeypatch.setattr(requests, "create_rows", fails)
+    # What kombu's Redis batch sends (its commands at each flush) and throws away.
+    flushed: list[int] = []
+    discarded: list[int] = []
+    real_flush, real_discard = PublishBatch.flush, PublishBatch.discard
+
+    def flush(batch: PublishBatch) -> None:
+        flushed.append(batch._buffered)
+        real_flush(batch)
+
+    def discard(batch: PublishBatch) -> None:
+        discarded.append(batch._buffered)
+        real_discard(batch)
+
+    monkeypatch.setattr(PublishBatch, "flush", flush)
+    monkeypatch.setattr(PublishBatch, "discard", discard)
+    marker = uuid.uuid4().hex
+    keys = [f"{marker}-{i}" for i in range(5)]
+
+    response = app.test_client().post(
+        BATCH, json={"jobs": [_echo(i, key) for i, key in enumerate(keys)]}, headers=auth
+    )
+
+    assert response.status_code == 503, response.get_json()
+    assert response.headers["Retry-After"]
+    # All five were built (the first by Celery, four copies), none was sent.
+    assert [job_id for job_id, _, _ in published] and len(published) == 5
+    assert sum(flushed) == 0
+    assert discarded == [5]
+    assert _count_keys(app, keys) == 0
 
 
 def test_with_the_broker_away_a_batch_is_accepted_and_left_to_the_relay(
