@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response
 from flask import g
+from flask import jsonify
 from flask import request
 from flask.views import MethodView
 from werkzeug.exceptions import Conflict
@@ -136,7 +138,7 @@ def _submission(body: dict[str, Any], job_id: str | None = None) -> Submission:
 @blp.route("/batch")
 class JobBatch(MethodView):
     @blp.answers(202, JobBatchAcceptedSchema, BATCH_REFUSALS, takes=JobBatchSchema)
-    def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    def post(self, body: dict[str, Any]) -> tuple[Response, int]:
         """Submit up to 1,000 jobs at once: all of them, or none.
 
         The rows commit in one transaction and the messages go out in one publish. An
@@ -158,7 +160,9 @@ class JobBatch(MethodView):
             queued = bulk_submit.submit_batch(celery(), items, broker_timeout=broker_timeout())
         except BatchRefused as exc:
             raise _refusal(exc) from None
-        return {"jobs": bulk_submit.describe(queued)}, 202
+        # The items are JSON already, as JobBatchAcceptedSchema dumps them (a unit test
+        # holds the two equal): marshmallow's dump of 1,000 items was 7 % of a batch.
+        return jsonify({"jobs": bulk_submit.describe(queued)}), 202
 
 
 def _refusal(exc: BatchRefused) -> HTTPException:

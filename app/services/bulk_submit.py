@@ -121,15 +121,16 @@ def _resolve_keys(items: list[Submission], built: list[dict[str, Any]]) -> list[
 
 
 def describe(accepted: list[Accepted]) -> list[dict[str, Any]]:
-    """The 202 body's items, built from what was inserted: nothing is read back."""
+    """The 202 body's items as JSON values, built from what was inserted: nothing is read
+    back."""
     return [
         {
             "id": a.job["id"],
             "task": a.job["task"],
             "queue": a.job["queue"],
-            "state": a.job["state"],
+            "state": str(a.job["state"]),
             "idempotency_key": a.job["idempotency_key"],
-            "created_at": a.job["created_at"],
+            "created_at": a.job["created_at"].isoformat(),
             "replayed": a.replayed,
         }
         for a in accepted

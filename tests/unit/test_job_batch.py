@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from app.api.schemas import JobBatchAcceptedSchema
 from app.extensions.ext_database import db
 from app.ledger import requests
 from app.models import Job
@@ -300,3 +302,19 @@ def test_a_single_submit_with_a_used_key_replays_or_conflicts(
     assert again.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
     assert _count_keys(app, [item["idempotency_key"]]) == 1
+
+
+def test_the_answer_is_what_its_schema_dumps(app: Flask, auth: dict[str, str]) -> None:
+    # The view answers with JSON it builds itself (bulk_submit.describe), not through
+    # marshmallow's dump: the two must not drift apart.
+    key = f"answer-{uuid.uuid4().hex}"
+    client = app.test_client()
+    first = client.post(BATCH, json={"jobs": [_echo(1, key)]}, headers=auth)
+    assert first.status_code == 202
+    response = client.post(BATCH, json={"jobs": [_echo(2), _echo(1, key)]}, headers=auth)
+    assert response.status_code == 202
+    answered = response.get_json()["jobs"]
+    assert [a["replayed"] for a in answered] == [False, True]
+
+    as_values = [{**a, "created_at": datetime.fromisoformat(a["created_at"])} for a in answered]
+    assert JobBatchAcceptedSchema().dump({"jobs": as_values})["jobs"] == answered
