@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC
@@ -39,6 +38,8 @@ from flask import has_app_context
 
 from app.ledger.per_process import PerProcess
 from app.models import JobState
+from app.unanswered_redis import SEND_ERRORS
+from app.unanswered_redis import Unanswered
 
 log = logging.getLogger(__name__)
 
@@ -121,51 +122,26 @@ def publish_many(items: Iterable[tuple[str, str]]) -> None:
 
 
 class _Publisher:
-    """This process's reply-less connection to Redis, opened on first use (never at import,
-    and afresh after a fork: a parent's socket must not carry two processes' commands)."""
+    """This process's reply-less connection to Redis (PerProcess: afresh after a fork)."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        # Greenlets of a gevent worker share the connection. This lock is a greenlet lock there:
-        # `celery -P gevent` patches before importing the app, and gunicorn's gevent workers
-        # patch after the fork, where PerProcess builds this afresh.
-        self._lock = threading.Lock()
-        # redis.Connection; Any, as redis-py leaves its connection methods untyped.
-        self._conn: Any = None
-        self._client: redis.Redis | None = None
+        self._unanswered = Unanswered()
 
     def send(self, client: redis.Redis, pending: list[tuple[str, str]]) -> None:
         global _down_until
-        with self._lock:
-            try:
-                conn = self._connection(client)
-                commands = [("PUBLISH", channel(job_id), body) for job_id, body in pending]
-                conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-            except (redis.RedisError, OSError) as exc:
-                self._close()
-                _down_until = time.monotonic() + BACKOFF_SECONDS
-                # The job is recorded; its followers fall back to reading the row.
-                log.warning(
-                    "could not publish %d job notification(s) (%s); skipping them for %.0fs",
-                    len(pending),
-                    exc,
-                    BACKOFF_SECONDS,
-                )
-
-    def _connection(self, client: redis.Redis) -> Any:
-        if self._conn is None or self._client is not client:
-            self._close()
-            pool = client.connection_pool
-            conn = pool.connection_class(**pool.connection_kwargs)
-            conn.connect()  # the handshake (AUTH, SELECT) still reads its replies
-            conn.send_command("CLIENT", "REPLY", "OFF", check_health=False)
-            self._conn, self._client = conn, client
-        return self._conn
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.disconnect()
-        self._conn = None
+        commands = [("PUBLISH", channel(job_id), body) for job_id, body in pending]
+        try:
+            self._unanswered.send(client.connection_pool, commands)
+        except SEND_ERRORS as exc:
+            _down_until = time.monotonic() + BACKOFF_SECONDS
+            # The job is recorded; its followers fall back to reading the row.
+            log.warning(
+                "could not publish %d job notification(s) (%s); skipping them for %.0fs",
+                len(pending),
+                exc,
+                BACKOFF_SECONDS,
+            )
 
 
 _publisher = PerProcess(_Publisher)

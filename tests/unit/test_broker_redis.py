@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import pytest
+import redis
 from flask import Flask
 from kombu import Connection
 
 from app import broker_redis
 from app.extensions.ext_celery import celery_config
+from app.unanswered_redis import Unanswered
 from config import settings_of
+from tests.support.waiting import wait_for
 
 
 def test_a_redis_broker_uses_it_and_others_keep_kombus(app: Flask) -> None:
@@ -53,3 +58,55 @@ def test_a_new_pool_gets_a_new_client(redis_url: str) -> None:
         assert after is not before
         assert after.connection_pool is channel.pool
         assert after.ping()
+
+
+def _reserved(redis_url: str, tag: str) -> bool:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        in_hash = client.hexists("unacked", tag)
+        in_index = client.zscore("unacked_index", tag) is not None
+        assert in_hash == in_index, "kombu's unacked hash and index disagree"
+        return bool(in_hash)
+    finally:
+        client.close()
+
+
+def test_reserved_messages_are_recorded_and_acked_without_a_reply(redis_url: str) -> None:
+    with Connection(redis_url, transport=broker_redis.TRANSPORT) as connection:
+        channel: Any = connection.default_channel
+        queue = connection.SimpleQueue(f"tasklane-test-unanswered-{uuid.uuid4().hex}")
+        try:
+            queue.put({"n": 1})
+            message = queue.get(timeout=5)
+            tag = message.delivery_tag
+            # Recorded for kombu's restore (shutdown, visibility timeout) as kombu records it.
+            wait_for(lambda: _reserved(redis_url, tag), what="the reserved message's record")
+            message.ack()
+            wait_for(lambda: not _reserved(redis_url, tag), what="the record's removal")
+            # Both went out on the reply-less connection, and not one answer waits there.
+            unanswered = channel._unanswered._connection(channel.pool)
+            assert not unanswered.can_read(timeout=0.2)
+        finally:
+            queue.queue.delete()
+            queue.close()
+
+
+def test_when_the_unanswered_write_fails_kombus_answered_one_records_it(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: Any) -> None:
+        raise redis.ConnectionError("connection reset")
+
+    monkeypatch.setattr(Unanswered, "send", broken)
+    with Connection(redis_url, transport=broker_redis.TRANSPORT) as connection:
+        queue = connection.SimpleQueue(f"tasklane-test-unanswered-{uuid.uuid4().hex}")
+        try:
+            queue.put({"n": 1})
+            message = queue.get(timeout=5)
+            # Answered: written by the time the message is handed over, no wait needed.
+            assert _reserved(redis_url, message.delivery_tag)
+            message.ack()
+            assert not _reserved(redis_url, message.delivery_tag)
+        finally:
+            queue.queue.delete()
+            queue.close()

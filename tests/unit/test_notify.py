@@ -11,6 +11,7 @@ import redis
 from flask import Flask
 
 from app.ledger import notify
+from app.unanswered_redis import Unanswered
 from tests.support.waiting import wait_for
 
 
@@ -39,7 +40,8 @@ def test_notifications_arrive_in_order_and_redis_sends_no_replies(app: Flask) ->
     assert received == list(range(50))
     # 50 PUBLISHes, and not one reply waits on the publishing connection.
     with app.app_context():
-        connection = notify._publisher()._connection(app.extensions["notify_redis"])
+        pool = app.extensions["notify_redis"].connection_pool
+        connection = notify._publisher()._unanswered._connection(pool)
     assert not connection.can_read(timeout=0.2)
 
 
@@ -51,13 +53,13 @@ def test_with_redis_away_a_publish_neither_raises_nor_waits_again(
     monkeypatch.setitem(app.extensions, "notify_redis", away)
     monkeypatch.setattr(notify, "_down_until", 0.0)
     connects: list[int] = []
-    real = notify._Publisher._connection
+    real = Unanswered._connection
 
-    def counted(self: notify._Publisher, client: redis.Redis) -> object:
+    def counted(self: Unanswered, pool: redis.ConnectionPool) -> object:
         connects.append(1)
-        return real(self, client)
+        return real(self, pool)
 
-    monkeypatch.setattr(notify._Publisher, "_connection", counted)
+    monkeypatch.setattr(Unanswered, "_connection", counted)
     with app.app_context():
         notify.publish_many([("a-job", "{}")])
         assert notify._down_until > time.monotonic()
