@@ -23,6 +23,7 @@ from app.extensions.ext_database import db
 from app.extensions.ext_database import dispose_engine_after_fork
 from app.ledger import leases
 from app.ledger import outbox
+from app.ledger import publishing
 from app.ledger.errors import DATABASE_ERRORS
 from app.observability import metrics
 from app.observability import sentry_tasks
@@ -43,7 +44,7 @@ TASK_MODULES = [
 ]
 
 # Highest priority a job may ask for; RabbitMQ queues are declared with this maximum.
-MAX_PRIORITY = outbox.MAX_PRIORITY
+MAX_PRIORITY = publishing.MAX_PRIORITY
 
 
 def task_queues() -> list[Queue]:

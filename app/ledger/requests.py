@@ -38,7 +38,7 @@ from app.observability.ledger_trace import statement_span
 
 AnySession = Session | scoped_session[Any]
 
-# The fields a job's message is built from (app.ledger.outbox.publish).
+# The fields a job's message is built from (app.ledger.publishing.publish).
 MESSAGE_COLUMNS = (Job.id, Job.task, Job.queue, Job.args, Job.eta, Job.priority, Job.notify_to)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions.ext_database import db
 from app.ledger import requests
 from app.models import Job
+from app.services import job_publishing
 from app.services import jobs
 from app.services.errors import JobError
 from app.services.jobs import Submission
@@ -69,7 +70,7 @@ def submit_batch(
         new = [a.job for a in accepted if not a.replayed]
         try:
             # The INSERT runs while the messages are built; they leave once it committed.
-            jobs.publish_all_after_commit(
+            job_publishing.publish_all_after_commit(
                 celery_app,
                 [requests.row_message(row) for row in new],
                 timeout=broker_timeout,

@@ -11,10 +11,6 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import logging
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,25 +24,21 @@ from sqlalchemy.orm import selectinload
 
 from app import queues
 from app.extensions.ext_database import db
-from app.ledger import outbox
 from app.ledger import requests
-from app.ledger.outbox import BROKER_ERRORS
-from app.ledger.outbox import NOTIFY_HEADER
+from app.ledger.publishing import BROKER_ERRORS
+from app.ledger.publishing import NOTIFY_HEADER
 from app.models import Job
 from app.models import JobState
 from app.models.base import new_id
 from app.models.base import utcnow
 from app.services import api_keys
 from app.services import pagination
-from app.services.beside import beside
 from app.services.errors import JobError
+from app.services.job_publishing import publish_after_commit
 from app.services.pagination import newest_first
 from config import current_settings
-from config import settings_of
 
 __all__ = ["BROKER_ERRORS", "NOTIFY_HEADER"]
-
-log = logging.getLogger(__name__)
 
 
 class UnknownTask(JobError):
@@ -124,59 +116,6 @@ def attempt_budget(task: Task) -> int:
     """Attempts a job of `task` gets: its retries, the redeliveries of a lost worker, one."""
     settings = current_settings()
     return int(task.max_retries or 0) + int(settings.broker.task_max_redeliveries) + 1
-
-
-class _BrokerState:
-    """After a failed publish, requests leave publishing to the relay for a while."""
-
-    lock = threading.Lock()
-    down_until = 0.0
-
-
-def publish_after_commit(celery_app: Celery, job: dict[str, Any], *, timeout: float) -> None:
-    """Publish a committed job; if the broker is away, the relay publishes it later."""
-    publish_all_after_commit(celery_app, [job], timeout=timeout)
-
-
-def publish_all_after_commit(
-    celery_app: Celery,
-    messages: list[dict[str, Any]],
-    *,
-    timeout: float,
-    commit: Callable[[], object] | None = None,
-) -> None:
-    """Publish committed jobs on one producer; what the broker did not take, the relay does.
-
-    `commit` (a batch's INSERT) writes the jobs' rows beside the building of their
-    messages, which leave only once it returned: its error discards them and is raised.
-    """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    settings = settings_of(app)
-    if settings.ledger.relay_in_api and not outbox.in_worker():
-        outbox.ensure_relay(app)
-    with beside(commit) as committed:
-        if not messages or time.monotonic() < _BrokerState.down_until:
-            committed()
-            return
-        sent: list[str] = []
-        try:
-            outbox.publish_all(
-                celery_app, messages, timeout=timeout, sent=sent, before_flush=committed
-            )
-        except BROKER_ERRORS as exc:
-            committed()  # the rows stand; their messages are the relay's now
-            with _BrokerState.lock:
-                _BrokerState.down_until = time.monotonic() + float(settings.ledger.relay_grace)
-            log.warning(
-                "broker unreachable (%s); %d of %d jobs (first %s) stay queued and the relay "
-                "publishes them when the broker is back",
-                type(exc).__name__,
-                len(messages) - len(sent),
-                len(messages),
-                messages[len(sent)]["id"],
-            )
-    if sent:
-        outbox.confirm(app, *sent)
 
 
 def build(celery_app: Celery, request: Submission, project_id: int | None) -> Job:

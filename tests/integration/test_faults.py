@@ -197,8 +197,8 @@ def test_api_killed_between_commit_and_publish_is_published_by_the_relay(
     script = (
         "import json, os, signal, sys\n"
         "from app import create_app\n"
-        "from app.ledger import outbox\n"
-        "outbox.publish = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "from app.ledger import publishing\n"
+        "publishing.publish = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
         "client = create_app().test_client()\n"
         "client.post('/api/v1/jobs', json=json.loads(sys.argv[1]),"
         " headers={'Authorization': 'Bearer ' + sys.argv[2]})\n"

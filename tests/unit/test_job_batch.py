@@ -22,7 +22,7 @@ from app.api.schemas import JobBatchAcceptedSchema
 from app.extensions.ext_database import db
 from app.ledger import requests
 from app.models import Job
-from app.services import jobs
+from app.services import job_publishing
 from app.services.bulk_submit import MAX_BATCH
 from tests.conftest import app_without_broker
 
@@ -268,7 +268,7 @@ def test_with_the_broker_away_a_batch_is_accepted_and_left_to_the_relay(
     base_settings: dict[str, Any], app: Flask, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The failed publish marks the broker down for this process; undone after the test.
-    monkeypatch.setattr(jobs._BrokerState, "down_until", 0.0)
+    monkeypatch.setattr(job_publishing._BrokerState, "down_until", 0.0)
     # The intents stay: this app runs no relay of its own.
     down = app_without_broker(base_settings)
     try:

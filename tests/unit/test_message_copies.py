@@ -15,7 +15,7 @@ from celery import signals
 from flask import Flask
 from kombu import Producer
 
-from app.ledger import outbox
+from app.ledger import publishing
 from app.ledger.message_copies import Copies
 from app.models.base import new_id
 
@@ -53,11 +53,11 @@ def _both_ways(app: Flask, sent: Sent, jobs: list[dict[str, Any]]) -> tuple[Sent
     with app.app_context(), celery.producer_or_acquire() as producer:
         copies = Copies(celery, producer)
         for job in jobs:
-            copies.publish(job, functools.partial(outbox.publish, celery, job, timeout=1))
+            copies.publish(job, functools.partial(publishing.publish, celery, job, timeout=1))
         through_copies = list(sent)
         sent.clear()
         for job in jobs:
-            outbox.publish(celery, job, timeout=1, producer=producer)
+            publishing.publish(celery, job, timeout=1, producer=producer)
         return through_copies, list(sent)
 
 

@@ -19,7 +19,7 @@ from flask import current_app
 
 from app.extensions.ext_database import db
 from app.hooks import Outcome
-from app.ledger.outbox import NOTIFY_HEADER
+from app.ledger.publishing import NOTIFY_HEADER
 from app.models import Job
 from app.models.mail import Mail
 from app.services.mail import mails

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.extensions.ext_database import db
 from app.hooks import Outcome
-from app.ledger.outbox import NOTIFY_HEADER
+from app.ledger.publishing import NOTIFY_HEADER
 from app.models import Job
 from app.models import JobState
 from app.models.mail import Mail
