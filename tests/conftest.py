@@ -65,6 +65,7 @@ def base_settings(
         # suite stays well under PostgreSQL's max_connections of 100.
         "SQLALCHEMY_POOL_SIZE": "2",
         "SQLALCHEMY_MAX_OVERFLOW": "2",
+        "LEDGER_POOL_SIZE": "2",
         # Files a run writes stay in its temporary folder, never in the checkout's instance/.
         "MAIL_OUTBOX_DIR": str(session_tmp / "outbox"),
         "DATASET_STORAGE_DIR": str(session_tmp / "uploads"),

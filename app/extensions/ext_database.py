@@ -137,14 +137,17 @@ def ledger_engine_options(url: str, settings: Settings) -> dict[str, Any]:
     No pre-ping: it would double the round trips of a write that is a single statement.
     A connection the server dropped is instead detected by the failing statement, which
     invalidates the pool, and the ledger runs the statement once more on a fresh one.
-    No overflow: a transition holds its connection for one round trip, so a few serve
-    a whole gevent worker without crowding the server.
+    No overflow, and a pool of its own size (LEDGER_POOL_SIZE): a transition holds its
+    connection for one round trip, so a few serve a whole gevent worker without crowding
+    the server.
     """
     options = engine_options(url, settings)
     if "pool_pre_ping" not in options:
         # SQLite: transitions that write a job and its attempt are one transaction of two.
         return options
-    options.update(pool_pre_ping=False, max_overflow=0)
+    options.update(
+        pool_pre_ping=False, pool_size=settings.database.ledger_pool_size, max_overflow=0
+    )
     return {**options, "isolation_level": "AUTOCOMMIT"}
 
 
