@@ -23,7 +23,8 @@ SEND_ERRORS = (redis.RedisError, OSError)
 class Unanswered:
     """One reply-less connection, opened on first use from a pool's settings (never at
     import, and afresh after a fork: a parent's socket must not carry two processes'
-    commands). Greenlets and threads share it: a lock keeps each write whole."""
+    commands). Greenlets and threads share it: a lock keeps each write whole; a forked
+    child takes a new lock too, as the parent's may be held by a thread it did not inherit."""
 
     def __init__(self) -> None:
         # A gevent lock under gevent: `celery -P gevent` patches before it imports the app.
@@ -37,6 +38,9 @@ class Unanswered:
         """Write `commands` on the connection made from `pool`'s settings. Raises one of
         SEND_ERRORS when the connection could not be opened or the write failed (it is
         closed then, and the next send opens another)."""
+        if self._pid != os.getpid():
+            # The parent's socket and lock: forget them without closing the parent's socket.
+            self._lock, self._conn, self._pid = threading.Lock(), None, os.getpid()
         with self._lock:
             try:
                 conn = self._connection(pool)
@@ -50,9 +54,6 @@ class Unanswered:
             self._close()
 
     def _connection(self, pool: redis.ConnectionPool) -> Any:
-        if self._pid != os.getpid():
-            # The parent's socket: forget it without closing it under the parent.
-            self._conn, self._pid = None, os.getpid()
         if self._conn is None or self._pool is not pool:
             self._close()
             conn = pool.connection_class(**pool.connection_kwargs)

@@ -113,18 +113,14 @@ class Copies:
     def publish(self, job: dict[str, Any], whole: Callable[..., None]) -> None:
         """Publish `job`: a copy when its shape has a template, else `whole(producer=...)`."""
         shape = shape_of(job) if self.enabled else None
-        if shape is None:
-            whole(producer=self.producer)
-            return
-        if shape in self.templates:
-            template = self.templates[shape]
-            if template is None:
-                whole(producer=self.producer)
-                return
+        template = self.templates.get(shape) if shape is not None else None
+        if template is not None:
             kwargsrepr = saferepr(job["args"] or {}, self.maxsize, maxlevels=self.maxlevels)
             body, options = template.message(job, kwargsrepr)
             self.producer.publish(body, **options)
-            return
-        recording = _Recording(self.producer)
-        whole(producer=recording)
-        self.templates[shape] = _Template.of(recording, job)
+        elif shape is None or shape in self.templates:
+            whole(producer=self.producer)  # not copyable
+        else:
+            recording = _Recording(self.producer)
+            whole(producer=recording)
+            self.templates[shape] = _Template.of(recording, job)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Iterable
 from datetime import UTC
@@ -36,7 +35,6 @@ import redis
 from flask import current_app
 from flask import has_app_context
 
-from app.ledger.per_process import PerProcess
 from app.models import JobState
 from app.unanswered_redis import SEND_ERRORS
 from app.unanswered_redis import Unanswered
@@ -114,37 +112,27 @@ def publish_many(items: Iterable[tuple[str, str]]) -> None:
     any notification). So the connection is put in `CLIENT REPLY OFF`: Redis answers
     nothing on it, and a PUBLISH is one socket write, in commit order, with no reply to await.
     """
+    global _down_until
     pending = list(items)
     client = _client()
     if not pending or client is None or time.monotonic() < _down_until:
         return
-    _publisher().send(client, pending)
+    commands = [("PUBLISH", channel(job_id), body) for job_id, body in pending]
+    try:
+        _unanswered.send(client.connection_pool, commands)
+    except SEND_ERRORS as exc:
+        _down_until = time.monotonic() + BACKOFF_SECONDS
+        # The job is recorded; its followers fall back to reading the row.
+        log.warning(
+            "could not publish %d job notification(s) (%s); skipping them for %.0fs",
+            len(pending),
+            exc,
+            BACKOFF_SECONDS,
+        )
 
 
-class _Publisher:
-    """This process's reply-less connection to Redis (PerProcess: afresh after a fork)."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self._unanswered = Unanswered()
-
-    def send(self, client: redis.Redis, pending: list[tuple[str, str]]) -> None:
-        global _down_until
-        commands = [("PUBLISH", channel(job_id), body) for job_id, body in pending]
-        try:
-            self._unanswered.send(client.connection_pool, commands)
-        except SEND_ERRORS as exc:
-            _down_until = time.monotonic() + BACKOFF_SECONDS
-            # The job is recorded; its followers fall back to reading the row.
-            log.warning(
-                "could not publish %d job notification(s) (%s); skipping them for %.0fs",
-                len(pending),
-                exc,
-                BACKOFF_SECONDS,
-            )
-
-
-_publisher = PerProcess(_Publisher)
+# This process's reply-less connection to Redis (afresh in a forked child).
+_unanswered = Unanswered()
 
 
 def changed(job_ids: Iterable[str]) -> None:

@@ -41,7 +41,7 @@ def test_notifications_arrive_in_order_and_redis_sends_no_replies(app: Flask) ->
     # 50 PUBLISHes, and not one reply waits on the publishing connection.
     with app.app_context():
         pool = app.extensions["notify_redis"].connection_pool
-        connection = notify._publisher()._unanswered._connection(pool)
+        connection = notify._unanswered._connection(pool)
     assert not connection.can_read(timeout=0.2)
 
 
